@@ -1,0 +1,1 @@
+"""knet: Kubernetes networking and service routing, emulated."""
