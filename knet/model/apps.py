@@ -1,0 +1,69 @@
+"""Workload kinds: Deployment, ReplicaSet, StatefulSet, DaemonSet, Job.
+
+The pod template is kept as the API mapping (``template``): controllers turn it into Pods
+through knet.manifests, exactly as a user's Pod manifest is turned into a Pod, so both paths
+validate and default the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from knet.model.meta import LabelSelector, ObjectMeta
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    metadata: ObjectMeta
+    selector: LabelSelector
+    template: Mapping[str, Any] = field(hash=False)
+    replicas: int = 1
+    strategy_type: str = "RollingUpdate"  # RollingUpdate, Recreate
+    max_surge: int | str = "25%"
+    max_unavailable: int | str = "25%"
+    min_ready_seconds: int = 0
+    revision_history_limit: int = 10
+    paused: bool = False
+    kind = "Deployment"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaSet:
+    metadata: ObjectMeta
+    selector: LabelSelector
+    template: Mapping[str, Any] = field(hash=False)
+    replicas: int = 1
+    kind = "ReplicaSet"
+
+
+@dataclass(frozen=True, slots=True)
+class StatefulSet:
+    metadata: ObjectMeta
+    selector: LabelSelector
+    template: Mapping[str, Any] = field(hash=False)
+    service_name: str = ""
+    replicas: int = 1
+    pod_management_policy: str = "OrderedReady"  # OrderedReady, Parallel
+    ordinals_start: int = 0
+    update_strategy_type: str = "RollingUpdate"
+    kind = "StatefulSet"
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonSet:
+    metadata: ObjectMeta
+    selector: LabelSelector
+    template: Mapping[str, Any] = field(hash=False)
+    kind = "DaemonSet"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    metadata: ObjectMeta
+    template: Mapping[str, Any] = field(hash=False)
+    selector: LabelSelector | None = None
+    completions: int | None = 1
+    parallelism: int = 1
+    backoff_limit: int = 6
+    kind = "Job"
