@@ -1,0 +1,58 @@
+"""The ``knet`` command line: data on stdout, diagnostics on stderr; exit 0 ok, 1 problems
+found, 2 usage error. ``main(argv)`` is callable from tests.
+
+Each command lives in its own module and registers on ``cli``; imports of heavy layers happen
+inside the commands so that ``knet --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+import click
+
+from knet.errors import KnetError, ManifestError, UsageError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """knet: Kubernetes networking and service routing, emulated."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from knet.cli import commands  # noqa: F401  (registers the commands)
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        rv = cli.main(args=args, prog_name="knet", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelp as e:
+        click.echo(e.ctx.get_help() if e.ctx else str(e), err=True)
+        return 2
+    except click.UsageError as e:
+        e.show()
+        return 2
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except UsageError as e:
+        click.echo(f"error: {e}", err=True)
+        return 2
+    except ManifestError as e:
+        for p in e.problems:
+            click.echo(str(p), err=True)
+        n = len(e.problems)
+        click.echo(f"{n} problem{'s' if n != 1 else ''} found; nothing applied", err=True)
+        return 1
+    except KnetError as e:
+        click.echo(f"error: {e}", err=True)
+        return 1
+    except BrokenPipeError:
+        return 0
+    return rv if isinstance(rv, int) else 0
+
+
+def entry() -> None:  # console script
+    sys.exit(main())

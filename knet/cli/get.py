@@ -1,0 +1,379 @@
+"""``knet get``: kubectl's table columns (pkg/printers/internalversion/printers.go), plus
+``-o yaml|json|name`` of the converged objects as manifests knet can load again."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Iterable
+
+import yaml
+
+from knet.errors import NotFound, UsageError
+from knet.model import (
+    DaemonSet, Deployment, EndpointSlice, Ingress, IngressClass, Job, Node, Pod, ReplicaSet,
+    Service, StatefulSet,
+)
+
+# kind → (resource name for "kind/name", model type, namespaced)
+KINDS: dict[str, tuple[str, type, bool]] = {
+    "pods": ("pod", Pod, True),
+    "services": ("service", Service, True),
+    "nodes": ("node", Node, False),
+    "endpointslices": ("endpointslice.discovery.k8s.io", EndpointSlice, True),
+    "deployments": ("deployment.apps", Deployment, True),
+    "replicasets": ("replicaset.apps", ReplicaSet, True),
+    "statefulsets": ("statefulset.apps", StatefulSet, True),
+    "daemonsets": ("daemonset.apps", DaemonSet, True),
+    "jobs": ("job.batch", Job, True),
+    "ingresses": ("ingress.networking.k8s.io", Ingress, True),
+    "ingressclasses": ("ingressclass.networking.k8s.io", IngressClass, False),
+}
+ALIASES = {
+    "po": "pods", "pod": "pods", "svc": "services", "service": "services", "no": "nodes",
+    "node": "nodes", "endpointslice": "endpointslices", "deploy": "deployments",
+    "deployment": "deployments", "rs": "replicasets", "replicaset": "replicasets",
+    "sts": "statefulsets", "statefulset": "statefulsets", "ds": "daemonsets",
+    "daemonset": "daemonsets", "job": "jobs", "ing": "ingresses", "ingress": "ingresses",
+    "ingressclass": "ingressclasses",
+}
+# kubectl get all: the categories "all" covers, in kubectl's order.
+ALL_KINDS = ["pods", "services", "daemonsets", "deployments", "replicasets", "statefulsets", "jobs"]
+
+
+def resolve_kind(kind: str) -> str:
+    k = kind.lower()
+    k = ALIASES.get(k, k)
+    if k not in KINDS and k != "all":
+        raise UsageError(f'the server doesn\'t have a resource type "{kind}"')
+    return k
+
+
+def run_get(cluster: Any, kind: str, name: str | None, namespace: str | None,
+            all_namespaces: bool, output: str | None) -> str:
+    k = resolve_kind(kind)
+    kinds = ALL_KINDS if k == "all" else [k]
+    ns = None if all_namespaces else (namespace or "default")
+    selected: list[tuple[str, list[Any]]] = []
+    for kk in kinds:
+        objs = [o for o in cluster.objects(KINDS[kk][1].kind)
+                if not KINDS[kk][2] or ns is None or o.metadata.namespace == ns]
+        if name is not None:
+            objs = [o for o in objs if o.metadata.name == name]
+        objs.sort(key=lambda o: (o.metadata.namespace, o.metadata.name))
+        selected.append((kk, objs))
+    if name is not None and not any(objs for _, objs in selected):
+        raise NotFound(f'{KINDS[kinds[0]][0]} "{name}" not found')
+    if output in ("yaml", "json"):
+        from knet.manifests import to_manifest
+
+        items = [to_manifest(o) for _, objs in selected for o in objs]
+        data: Any = items[0] if name is not None and len(items) == 1 else {
+            "apiVersion": "v1", "kind": "List", "items": items, "metadata": {"resourceVersion": ""}}
+        if output == "json":
+            return json.dumps(data, indent=4) + "\n"
+        return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+    if output == "name":
+        return "".join(f"{KINDS[kk][0]}/{o.metadata.name}\n" for kk, objs in selected for o in objs)
+    out: list[str] = []
+    for kk, objs in selected:
+        if not objs:
+            continue
+        header, rowfn = PRINTERS[kk]
+        wide = output == "wide"
+        cols = list(header(wide))
+        rows = [rowfn(cluster, o, wide) for o in objs]
+        if ns is None and KINDS[kk][2]:
+            cols.insert(0, "NAMESPACE")
+            rows = [[o.metadata.namespace, *r] for o, r in zip(objs, rows)]
+        if k == "all":
+            prefix = KINDS[kk][0]
+            idx = 1 if ns is None and KINDS[kk][2] else 0
+            for r in rows:
+                r[idx] = f"{prefix}/{r[idx]}"
+        out.append(table(cols, rows))
+    if not out:
+        where = f" in {ns} namespace" if ns is not None else ""
+        raise NotFound(f"No resources found{where}.")
+    return "\n".join(out)
+
+
+def table(cols: list[str], rows: Iterable[list[str]]) -> str:
+    """Like kubectl's tabwriter: columns padded to the widest cell plus three spaces."""
+    rows = [list(map(str, r)) for r in rows]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
+    lines = []
+    for r in [cols, *rows]:
+        cells = [c.ljust(widths[i]) if i < len(r) - 1 else c for i, c in enumerate(r)]
+        lines.append("   ".join(cells).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def age(cluster: Any, obj: Any) -> str:
+    fn = getattr(cluster, "age", None)
+    if fn is None:
+        return "<unknown>"
+    seconds = fn(obj)
+    return "<unknown>" if seconds is None else human_duration(seconds)
+
+
+def human_duration(seconds: float) -> str:
+    """k8s.io/apimachinery/pkg/util/duration.HumanDuration."""
+    s = int(seconds)
+    if s < 0:
+        return "<invalid>"
+    if s < 120:
+        return f"{s}s"
+    m = s // 60
+    if m < 10:
+        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
+    if m < 180:
+        return f"{m}m"
+    h = s // 3600
+    if h < 8:
+        return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
+    if h < 48:
+        return f"{h}h"
+    d = h // 24
+    if h < 24 * 8:
+        return f"{d}d{h % 24}h" if h % 24 else f"{d}d"
+    if d < 365 * 2:
+        return f"{d}d"
+    return f"{d // 365}y{d % 365}d" if d % 365 else f"{d // 365}y"
+
+
+def _selector_str(sel: Any) -> str:
+    if sel is None:
+        return "<none>"
+    labels = getattr(sel, "match_labels", sel)
+    parts = [f"{k}={v}" for k, v in labels.items()]
+    for r in getattr(sel, "match_expressions", ()):
+        parts.append(f"{r.key} {r.operator.lower()} ({','.join(r.values)})")
+    return ",".join(parts) or "<none>"
+
+
+# --- pods -------------------------------------------------------------------------------------
+
+def _pod_header(wide: bool) -> list[str]:
+    h = ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    return h + ["IP", "NODE", "NOMINATED NODE", "READINESS GATES"] if wide else h
+
+
+def _pod_status(pod: Pod) -> str:
+    if pod.terminating:
+        return "Terminating"
+    st = pod.status
+    if st.reason:
+        return st.reason
+    for cs in st.init_container_statuses:
+        if cs.state == "terminated" and cs.reason not in ("", "Completed"):
+            return f"Init:{cs.reason}"
+        if cs.state == "waiting" and cs.reason:
+            return f"Init:{cs.reason}"
+        if cs.state != "terminated":
+            n = len(pod.spec.init_containers)
+            done = sum(1 for c in st.init_container_statuses if c.state == "terminated")
+            return f"Init:{done}/{n}"
+    for cs in st.container_statuses:
+        if cs.state == "waiting" and cs.reason:
+            return cs.reason
+        if cs.state == "terminated" and cs.reason:
+            return cs.reason
+    return st.phase
+
+
+def _pod_row(cluster: Any, pod: Pod, wide: bool) -> list[str]:
+    n = len(pod.spec.containers)
+    ready = sum(1 for c in pod.status.container_statuses if c.ready)
+    restarts = sum(c.restart_count for c in pod.status.container_statuses)
+    row = [pod.metadata.name, f"{ready}/{n}", _pod_status(pod), str(restarts), age(cluster, pod)]
+    if wide:
+        row += [str(pod.ip) if pod.ip else "<none>", pod.spec.node_name or "<none>",
+                pod.status.nominated_node_name or "<none>",
+                f"{0}/{len(pod.spec.readiness_gates)}" if pod.spec.readiness_gates else "<none>"]
+    return row
+
+
+# --- services ---------------------------------------------------------------------------------
+
+def _svc_header(wide: bool) -> list[str]:
+    h = ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
+    return h + ["SELECTOR"] if wide else h
+
+
+def _svc_row(cluster: Any, svc: Service, wide: bool) -> list[str]:
+    spec = svc.spec
+    if spec.type == "ExternalName":
+        external = spec.external_name
+    else:
+        lb = [i.ip or i.hostname for i in svc.load_balancer_ingress]
+        ext = list(spec.external_ips)
+        if spec.type == "LoadBalancer":
+            external = ",".join(lb + ext) if (lb or ext) else "<pending>"
+        else:
+            external = ",".join(ext) if ext else "<none>"
+    ports = ",".join(
+        (f"{p.port}:{p.node_port}/{p.protocol}" if p.node_port else f"{p.port}/{p.protocol}")
+        for p in spec.ports) or "<none>"
+    row = [svc.metadata.name, str(spec.type), spec.cluster_ip or "<none>", external, ports,
+           age(cluster, svc)]
+    if wide:
+        row.append(_selector_str(spec.selector) if spec.selector else "<none>")
+    return row
+
+
+# --- nodes ------------------------------------------------------------------------------------
+
+def _node_header(wide: bool) -> list[str]:
+    h = ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    return h + ["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION",
+                "CONTAINER-RUNTIME"] if wide else h
+
+
+def _node_row(cluster: Any, node: Node, wide: bool) -> list[str]:
+    roles = sorted(k.split("/", 1)[1] for k in node.labels
+                   if k.startswith("node-role.kubernetes.io/"))
+    status = "Ready" if node.ready else "NotReady"
+    if node.unschedulable:
+        status += ",SchedulingDisabled"
+    info = node.extra.get("nodeInfo", {}) if node.extra else {}
+    row = [node.name, status, ",".join(roles) or "<none>", age(cluster, node),
+           info.get("kubeletVersion", "v1.32.0")]
+    if wide:
+        internal = [a.address for a in node.addresses if a.type == "InternalIP"]
+        external = [a.address for a in node.addresses if a.type == "ExternalIP"]
+        row += [",".join(internal) or "<none>", ",".join(external) or "<none>",
+                info.get("osImage", "Debian GNU/Linux 12 (bookworm)"),
+                info.get("kernelVersion", "knet"),
+                info.get("containerRuntimeVersion", "knet://0.1.0")]
+    return row
+
+
+# --- endpointslices ---------------------------------------------------------------------------
+
+def _eps_header(wide: bool) -> list[str]:
+    return ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"]
+
+
+def _eps_row(cluster: Any, s: EndpointSlice, wide: bool) -> list[str]:
+    ports = ",".join(str(p.port) for p in s.ports if p.port) or "<unset>"
+    addrs = [a for e in s.endpoints for a in e.addresses[:1]]
+    shown = ",".join(addrs[:3]) + (f" + {len(addrs) - 3} more..." if len(addrs) > 3 else "")
+    return [s.metadata.name, s.address_type, ports, shown or "<unset>", age(cluster, s)]
+
+
+# --- workloads --------------------------------------------------------------------------------
+
+def _containers(template: Any) -> tuple[str, str]:
+    cs = (template or {}).get("spec", {}).get("containers", []) or []
+    return (",".join(c.get("name", "") for c in cs), ",".join(c.get("image", "") for c in cs))
+
+
+def _owned_pods(cluster: Any, obj: Any) -> list[Pod]:
+    fn = getattr(cluster, "owned_pods", None)
+    if fn is not None:
+        return list(fn(obj))
+    return [p for p in cluster.objects("Pod") if p.metadata.namespace == obj.metadata.namespace
+            and obj.selector.matches(p.metadata.labels)]
+
+
+def _ready(pods: list[Pod]) -> int:
+    return sum(1 for p in pods if p.status.ready and not p.terminating)
+
+
+def _deploy_header(wide: bool) -> list[str]:
+    h = ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    return h + ["CONTAINERS", "IMAGES", "SELECTOR"] if wide else h
+
+
+def _deploy_row(cluster: Any, d: Deployment, wide: bool) -> list[str]:
+    pods = _owned_pods(cluster, d)
+    r = _ready(pods)
+    row = [d.metadata.name, f"{r}/{d.replicas}", str(len(pods)), str(r), age(cluster, d)]
+    return row + [*_containers(d.template), _selector_str(d.selector)] if wide else row
+
+
+def _rs_header(wide: bool) -> list[str]:
+    h = ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]
+    return h + ["CONTAINERS", "IMAGES", "SELECTOR"] if wide else h
+
+
+def _rs_row(cluster: Any, rs: ReplicaSet, wide: bool) -> list[str]:
+    pods = _owned_pods(cluster, rs)
+    row = [rs.metadata.name, str(rs.replicas), str(len(pods)), str(_ready(pods)), age(cluster, rs)]
+    return row + [*_containers(rs.template), _selector_str(rs.selector)] if wide else row
+
+
+def _sts_header(wide: bool) -> list[str]:
+    h = ["NAME", "READY", "AGE"]
+    return h + ["CONTAINERS", "IMAGES"] if wide else h
+
+
+def _sts_row(cluster: Any, s: StatefulSet, wide: bool) -> list[str]:
+    pods = _owned_pods(cluster, s)
+    row = [s.metadata.name, f"{_ready(pods)}/{s.replicas}", age(cluster, s)]
+    return row + list(_containers(s.template)) if wide else row
+
+
+def _ds_header(wide: bool) -> list[str]:
+    h = ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"]
+    return h + ["CONTAINERS", "IMAGES", "SELECTOR"] if wide else h
+
+
+def _ds_row(cluster: Any, d: DaemonSet, wide: bool) -> list[str]:
+    pods = _owned_pods(cluster, d)
+    r = _ready(pods)
+    sel = (d.template or {}).get("spec", {}).get("nodeSelector") or {}
+    row = [d.metadata.name, str(len(pods)), str(len(pods)), str(r), str(len(pods)), str(r),
+           ",".join(f"{k}={v}" for k, v in sel.items()) or "<none>", age(cluster, d)]
+    return row + [*_containers(d.template), _selector_str(d.selector)] if wide else row
+
+
+def _job_header(wide: bool) -> list[str]:
+    h = ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    return h + ["CONTAINERS", "IMAGES", "SELECTOR"] if wide else h
+
+
+def _job_row(cluster: Any, j: Job, wide: bool) -> list[str]:
+    pods = _owned_pods(cluster, j) if j.selector else []
+    done = sum(1 for p in pods if p.status.phase == "Succeeded")
+    want = j.completions if j.completions is not None else 1
+    status = "Complete" if done >= want else "Running"
+    row = [j.metadata.name, status, f"{done}/{want}", "<unknown>", age(cluster, j)]
+    return row + [*_containers(j.template), _selector_str(j.selector)] if wide else row
+
+
+# --- ingress ----------------------------------------------------------------------------------
+
+def _ing_header(wide: bool) -> list[str]:
+    return ["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"]
+
+
+def _ing_row(cluster: Any, ing: Ingress, wide: bool) -> list[str]:
+    hosts = ",".join(r.host or "*" for r in ing.rules) or "*"
+    addr = ",".join(i.ip or i.hostname for i in ing.load_balancer_ingress)
+    ports = "80, 443" if ing.tls else "80"
+    return [ing.metadata.name, ing.ingress_class_name or "<none>", hosts, addr, ports,
+            age(cluster, ing)]
+
+
+def _ingclass_header(wide: bool) -> list[str]:
+    return ["NAME", "CONTROLLER", "PARAMETERS", "AGE"]
+
+
+def _ingclass_row(cluster: Any, c: IngressClass, wide: bool) -> list[str]:
+    return [c.metadata.name, c.controller, "<none>", age(cluster, c)]
+
+
+PRINTERS: dict[str, tuple[Callable[[bool], list[str]], Callable[..., list[str]]]] = {
+    "pods": (_pod_header, _pod_row),
+    "services": (_svc_header, _svc_row),
+    "nodes": (_node_header, _node_row),
+    "endpointslices": (_eps_header, _eps_row),
+    "deployments": (_deploy_header, _deploy_row),
+    "replicasets": (_rs_header, _rs_row),
+    "statefulsets": (_sts_header, _sts_row),
+    "daemonsets": (_ds_header, _ds_row),
+    "jobs": (_job_header, _job_row),
+    "ingresses": (_ing_header, _ing_row),
+    "ingressclasses": (_ingclass_header, _ingclass_row),
+}
