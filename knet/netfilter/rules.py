@@ -1017,13 +1017,14 @@ class Rule:
     Cheap to build (one slotted object); share freely between tables/nodes.
     """
 
-    __slots__ = ("chain", "args", "_parsed", "_family")
+    __slots__ = ("chain", "args", "_parsed", "_family", "_compiled")
 
     def __init__(self, chain: str, args: tuple[str, ...] | list[str] = ()) -> None:
         self.chain = chain
         self.args = args if type(args) is tuple else tuple(args)
         self._parsed: ParsedRule | None = None
         self._family = 0
+        self._compiled: object = None  # the evaluator's compiled form (knet.netfilter.engine)
 
     def parsed(self, family: int = 4) -> ParsedRule:
         p = self._parsed
