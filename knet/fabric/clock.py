@@ -199,9 +199,13 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """An event loop whose ``time()`` is a ``VirtualClock`` that warps when the loop is idle."""
 
     def __init__(self, clock: VirtualClock | None = None) -> None:
+        clock = clock if clock is not None else VirtualClock()
         super().__init__()
-        self.clock = clock if clock is not None else VirtualClock()
-        self.clock._bind(self)
+        if clock._loop is not None:
+            self.close()
+            raise RuntimeError("a VirtualClock drives exactly one loop")
+        self.clock = clock
+        clock._bind(self)
         self._executor_jobs = 0
         self._selector = _WarpingSelector(self._selector, self)  # type: ignore[assignment]
 

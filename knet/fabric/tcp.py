@@ -64,7 +64,7 @@ class FabricTransport(asyncio.Transport):
         "_ns", "_loop", "_key", "_lip", "_lport", "_rip", "_rport", "_protocol", "_state",
         "_iss", "_snd_nxt", "_rcv_nxt", "_closing", "_fin_sent", "_eof_rcvd", "_paused", "_rx",
         "_rtx", "_rto", "_retries", "_timer", "_waiter", "_lost", "_listener", "_ephemeral",
-        "_socket",
+        "_socket", "_fin_acked",
     )
 
     _start_tls_compatible = True
@@ -83,6 +83,7 @@ class FabricTransport(asyncio.Transport):
         self._rcv_nxt = 0
         self._closing = False  # close()/abort() called locally: the protocol is done
         self._fin_sent = False
+        self._fin_acked = False
         self._eof_rcvd = False
         self._paused = False
         self._rx: deque[object] | None = None  # data/_EOF waiting for the protocol
@@ -179,9 +180,13 @@ class FabricTransport(asyncio.Transport):
             return
         if not self._fin_sent:
             self._send_fin()
-        if self._eof_rcvd and not self._rtx:
+        elif self._eof_rcvd and self._fin_acked:
             self._finish()
-        elif self._timer is None:
+            self._loop.call_soon(self._connection_lost, None)
+            return
+        # FIN-WAIT / LAST-ACK: stay in the table until the peer's FIN (or its ACK of ours)
+        # arrives, at most tcp_fin_timeout.
+        if self._timer is None:
             self._timer = self._loop.call_at(self._loop.time() + FIN_TIMEOUT, self._finish)
         self._loop.call_soon(self._connection_lost, None)
 
@@ -246,10 +251,11 @@ class FabricTransport(asyncio.Transport):
                 self._arm(self._rto, self._retransmit)
                 return
             rtx.popleft()
-        self._rto = RTO_MIN
-        self._retries = 0
-        if self._closing and self._eof_rcvd:
-            self._finish()
+            # Forward progress resets the backoff (tcp_ack clears icsk_backoff).
+            self._rto = RTO_MIN
+            self._retries = 0
+        if self._closing and self._timer is None:
+            self._timer = self._loop.call_at(self._loop.time() + FIN_TIMEOUT, self._finish)
 
     # ----------------------------------------------------------------- connect / accept
 
@@ -338,6 +344,11 @@ class FabricTransport(asyncio.Transport):
         elif state == CLOSED:
             return
         payload = pkt.payload
+        if self._fin_sent and pkt.ack == self._snd_nxt and not self._rtx:
+            self._fin_acked = True
+            if self._closing and self._eof_rcvd:
+                self._finish()  # LAST-ACK → CLOSED: the peer acknowledged our FIN
+                return
         if payload:
             if pkt.seq != self._rcv_nxt:
                 return  # duplicate; the fabric never reorders
