@@ -1402,7 +1402,7 @@ def parse_rules(text: str, family: int | None = None, *, validate: bool = True) 
                 table.new_chain(_arg(toks, cmd))
             elif cmd in ("-X", "--delete-chain"):
                 if len(toks) > 1:
-                    table.delete_chain(toks[1])
+                    table.delete_chain(toks[1], record=True)  # kept for restore round-trips
                 else:
                     for n in [c.name for c in table.chains.values() if not c.builtin]:
                         table.delete_chain(n)
