@@ -146,3 +146,34 @@ async def test_works_on_an_ordinary_event_loop() -> None:
                 assert (await resp.json())["path"] == "/real"
     finally:
         await runner.cleanup()
+
+
+@virtual_time
+async def test_https_inside_the_fabric() -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("web.default.svc.cluster.local")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+
+    fabric, _, _ = two_nodes()
+    runner = web.AppRunner(make_app(), access_log=None)
+    await runner.setup()
+    from knet.fabric.aio import KnetSite
+
+    site = KnetSite(runner, fabric.namespace("default/server"), None, 443, ssl_context=server_ctx)
+    await site.start()
+    try:
+        async with client_session(fabric.namespace("default/client"), resolve) as session:
+            url = "https://web.default.svc.cluster.local/tls"
+            async with session.get(url, ssl=client_ctx) as resp:
+                peer_cert = resp.connection.transport.get_extra_info("peercert")  # type: ignore[union-attr]
+                assert ("DNS", "web.default.svc.cluster.local") in peer_cert["subjectAltName"]
+                assert (await resp.json())["path"] == "/tls"
+    finally:
+        await runner.cleanup()

@@ -450,6 +450,7 @@ class Fabric:
 
     def __init__(self, clock: Clock | None = None, *, seed: int = 0) -> None:
         self._clock = clock
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.seed = seed
         self._loss_rng = random.Random(f"knet-fabric-loss/{seed}")
         self._isn_rng = random.Random(f"knet-fabric-isn/{seed}")
@@ -473,7 +474,10 @@ class Fabric:
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
-        return self.clock.loop
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = self.clock.loop
+        return loop
 
     def _isn(self) -> int:
         return self._isn_rng.getrandbits(32)
@@ -654,12 +658,12 @@ class Fabric:
             iface = WIRE
         else:
             iface = origin.veth
-        clock = self.clock
+        now = self.loop.time()  # the clock is the loop's time (virtual or real)
         taps = self._taps
         for _ in range(MAX_HOPS):
-            hop = node.datapath.forward(pkt, iface, clock.now())
+            hop = node.datapath.forward(pkt, iface, now)
             if taps:
-                self._emit(FabricEvent(EventKind.HOP, clock.now(), pkt, node=node.name,
+                self._emit(FabricEvent(EventKind.HOP, now, pkt, node=node.name,
                                        entered_from=iface, hop=hop))
             if hop.verdict is not _ACCEPT:
                 if hop.verdict is _REJECT:
@@ -695,9 +699,9 @@ class Fabric:
 
     def _deliver(self, target: Namespace, pkt: Packet, delay: float, origin: Namespace,
                  orig: Packet) -> bool:
-        loop = self.loop
+        loop = self._loop or self.loop
         if self._taps:
-            self._emit(FabricEvent(EventKind.DELIVERED, self.clock.now() + delay, pkt,
+            self._emit(FabricEvent(EventKind.DELIVERED, loop.time() + delay, pkt,
                                    node=target.node.name if target.node else OUTSIDE,
                                    netns=target.name))
         if delay <= 0.0 and not target._delayq:

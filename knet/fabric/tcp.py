@@ -64,7 +64,7 @@ class FabricTransport(asyncio.Transport):
         "_ns", "_loop", "_key", "_lip", "_lport", "_rip", "_rport", "_protocol", "_state",
         "_iss", "_snd_nxt", "_rcv_nxt", "_closing", "_fin_sent", "_eof_rcvd", "_paused", "_rx",
         "_rtx", "_rto", "_retries", "_timer", "_waiter", "_lost", "_listener", "_ephemeral",
-        "_socket", "_fin_acked",
+        "_socket", "_fin_acked", "_peername", "_sockname",
     )
 
     _start_tls_compatible = True
@@ -96,14 +96,16 @@ class FabricTransport(asyncio.Transport):
         self._listener: Any = None
         self._ephemeral = False
         self._socket: FabricSocket | None = None
+        self._peername = sockaddr(rip, rport)
+        self._sockname = sockaddr(lip, lport)
 
     # ----------------------------------------------------------------- asyncio.Transport API
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "peername":
-            return sockaddr(self._rip, self._rport)
+            return self._peername
         if name == "sockname":
-            return sockaddr(self._lip, self._lport)
+            return self._sockname
         if name == "socket":
             if self._socket is None:
                 fam = socket.AF_INET6 if self._lip.version == 6 else socket.AF_INET
@@ -400,6 +402,17 @@ class FabricTransport(asyncio.Transport):
                 keep_open = protocol.eof_received()  # type: ignore[union-attr]
                 if not keep_open:
                     self.close()
+            elif isinstance(protocol, asyncio.BufferedProtocol):
+                # e.g. asyncio's SSLProtocol: fill the buffers it hands out.
+                view = memoryview(item)  # type: ignore[arg-type]
+                while view:
+                    buf = memoryview(protocol.get_buffer(len(view))).cast("B")
+                    n = min(len(buf), len(view))
+                    if n == 0:
+                        raise RuntimeError("get_buffer() returned an empty buffer")
+                    buf[:n] = view[:n]
+                    protocol.buffer_updated(n)
+                    view = view[n:]
             else:
                 protocol.data_received(item)  # type: ignore[union-attr]
         except Exception as exc:
