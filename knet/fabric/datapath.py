@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from typing import Protocol, runtime_checkable
 
+from knet.fabric.transport import addr_key
 from knet.netfilter.packet import Packet
 
 WIRE = "eth0"
@@ -59,15 +60,25 @@ class Datapath(Protocol):
 class PassThroughDatapath:
     """Plain L3 forwarding: accept everything, no NAT; local iff the destination is ours."""
 
-    __slots__ = ("_local",)
+    __slots__ = ("_addresses", "_local")
 
     def __init__(self, addresses: frozenset[IPv4Address | IPv6Address] | set[IPv4Address | IPv6Address]
                  ) -> None:
-        self._local = frozenset(addresses)
+        self._addresses = frozenset(addresses)
+        self._local = frozenset(addr_key(a) for a in self._addresses)
 
     def forward(self, packet: Packet, entered_from: str, now: float) -> Hop:
         dst = packet.dst
-        return Hop(Verdict.ACCEPT, packet, dst in self._local or dst.is_loopback)
+        if dst._version == 4:  # see addr_key
+            ip = dst._ip  # type: ignore[union-attr]
+            local = ip in self._local or ip >> 24 == 127
+        else:
+            local = dst in self._local or dst == _V6_LOOPBACK
+        return Hop(_ACCEPT, packet, local)
 
     def __repr__(self) -> str:
-        return f"<PassThroughDatapath {sorted(map(str, self._local))}>"
+        return f"<PassThroughDatapath {sorted(map(str, self._addresses))}>"
+
+
+_ACCEPT = Verdict.ACCEPT
+_V6_LOOPBACK = IPv6Address("::1")

@@ -36,6 +36,7 @@ from knet.errors import NotFound, UsageError
 from knet.fabric.clock import Clock, clock_of
 from knet.fabric.datapath import LOCAL, WIRE, Datapath, Hop, PassThroughDatapath, RejectWith, Verdict
 from knet.fabric.tcp import M32, SYN_RECV, SYN_SENT, TCP, FabricServer, FabricTransport, Listener
+from knet.fabric.transport import addr_key
 from knet.fabric.udp import UDP, FabricDatagramTransport
 from knet.netfilter.packet import Packet, Proto
 
@@ -124,7 +125,7 @@ class Namespace:
         # Pods and external hosts deliver to themselves without a datapath (their own netns has
         # no kube-proxy rules); a node's own traffic goes through OUTPUT of its datapath.
         self._shortcut = kind != "node"
-        self._local: frozenset[IPAddress] = frozenset(self.ips) | frozenset(_LOOPBACK)
+        self._local: frozenset[object] = frozenset(addr_key(a) for a in (*self.ips, *_LOOPBACK))
         self._tcp: dict[tuple, FabricTransport] = {}
         self._listeners: dict[tuple[IPAddress | None, int], Listener] = {}
         self._udp: dict[tuple[IPAddress | None, int], FabricDatagramTransport] = {}
@@ -159,7 +160,7 @@ class Namespace:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
 
     def source_for(self, dst: IPAddress) -> IPAddress:
-        if dst in self._local:
+        if addr_key(dst) in self._local:
             return dst
         if dst.is_loopback:
             return _LOOPBACK[0] if dst.version == 4 else _LOOPBACK[1]
@@ -182,14 +183,15 @@ class Namespace:
         raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
 
     def _check_bind(self, ip: IPAddress | None) -> None:
-        if ip is not None and ip not in self._local and not ip.is_loopback:
+        if ip is not None and addr_key(ip) not in self._local and not ip.is_loopback:
             raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
 
     # ----------------------------------------------------------------- packets
 
     def send(self, pkt: Packet) -> bool:
         """Put ``pkt`` on the network; False when it was dropped or rejected on the way."""
-        if self._shortcut and pkt.dst in self._local:
+        dst = pkt.dst
+        if self._shortcut and (dst._ip if dst._version == 4 else dst) in self._local:
             self.fabric.loop.call_soon(self._receive, pkt, self, pkt)
             return True
         return self.fabric._carry(self, pkt)
@@ -197,7 +199,9 @@ class Namespace:
     def _receive(self, pkt: Packet, origin: Namespace | None, orig: Packet | None) -> None:
         proto = pkt.proto
         if proto is TCP:
-            conn = self._tcp.get((pkt.dst, pkt.dport, pkt.src, pkt.sport))
+            dst, src = pkt.dst, pkt.src
+            conn = self._tcp.get((dst._ip if dst._version == 4 else dst, pkt.dport,
+                                  src._ip if src._version == 4 else src, pkt.sport))
             if conn is not None:
                 conn._segment(pkt)
                 return
@@ -232,7 +236,7 @@ class Namespace:
 
     def _icmp_error(self, orig: Packet, kind: RejectWith) -> None:
         if orig.proto is TCP:
-            conn = self._tcp.get((orig.src, orig.sport, orig.dst, orig.dport))
+            conn = self._tcp.get((addr_key(orig.src), orig.sport, addr_key(orig.dst), orig.dport))
             if conn is not None:
                 conn._icmp(kind)
         elif orig.proto is UDP:
@@ -456,13 +460,14 @@ class Fabric:
         self._isn_rng = random.Random(f"knet-fabric-isn/{seed}")
         self.nodes: dict[str, Node] = {}
         self.namespaces: dict[str, Namespace] = {}
-        self._hosts: dict[IPAddress, Namespace] = {}
+        self._hosts: dict[object, Namespace] = {}  # addr_key → namespace
         self._cidrs: list[tuple[IPNetwork, Node]] = []
         self._route_cache: dict[IPAddress, Node | None] = {}
         self._links: dict[tuple[str, str], Link] = {}
         self._default_link: Link | None = None
         self._partitions: set[tuple[str, str]] = set()
         self._taps: list[Callable[[FabricEvent], None]] = []
+        self._wired = False  # any link fault configured (else wire crossings are free)
 
     # ----------------------------------------------------------------- time
 
@@ -496,7 +501,7 @@ class Fabric:
         self.nodes[name] = node
         self.namespaces[name] = node.netns
         for a in addrs:
-            self._hosts[a] = node.netns
+            self._hosts[addr_key(a)] = node.netns
         for c in cidrs:
             self._cidrs.append((c, node))
         self._route_cache.clear()
@@ -516,7 +521,7 @@ class Fabric:
         n.pods[netns_name] = ns
         self.namespaces[netns_name] = ns
         for a in addrs:
-            self._hosts[a] = ns
+            self._hosts[addr_key(a)] = ns
         return ns
 
     def add_external(self, name: str, ips: Iterable[object]) -> Namespace:
@@ -528,7 +533,7 @@ class Fabric:
         ns = Namespace(self, name, "external", None, addrs)
         self.namespaces[name] = ns
         for a in addrs:
-            self._hosts[a] = ns
+            self._hosts[addr_key(a)] = ns
         return ns
 
     def remove_namespace(self, name: str) -> None:
@@ -538,14 +543,14 @@ class Fabric:
             raise UsageError("nodes are not removed through remove_namespace")
         ns.close()
         for a in ns.ips:
-            if self._hosts.get(a) is ns:
-                del self._hosts[a]
+            if self._hosts.get(addr_key(a)) is ns:
+                del self._hosts[addr_key(a)]
         del self.namespaces[name]
         if ns.node is not None:
             ns.node.pods.pop(name, None)
 
     def _check_free(self, addrs: tuple[IPAddress, ...]) -> None:
-        taken = [str(a) for a in addrs if a in self._hosts]
+        taken = [str(a) for a in addrs if addr_key(a) in self._hosts]
         if taken:
             raise UsageError(f"address already assigned: {', '.join(taken)}")
 
@@ -563,7 +568,7 @@ class Fabric:
 
     def owner(self, ip: object) -> Namespace | None:
         """The namespace an address is assigned to, if any."""
-        return self._hosts.get(_ip(ip))
+        return self._hosts.get(addr_key(_ip(ip)))
 
     def _route_node(self, dst: IPAddress) -> Node | None:
         cache = self._route_cache
@@ -591,21 +596,28 @@ class Fabric:
         if not 0.0 <= loss <= 1.0 or latency < 0:
             raise UsageError("loss must be within [0, 1] and latency >= 0")
         self._links[self._pair(a, b)] = Link(latency, loss)
+        self._rewire()
 
     def set_default_link(self, *, latency: float = 0.0, loss: float = 0.0) -> None:
         if not 0.0 <= loss <= 1.0 or latency < 0:
             raise UsageError("loss must be within [0, 1] and latency >= 0")
         self._default_link = Link(latency, loss) if (latency or loss) else None
+        self._rewire()
 
     def partition(self, a: str, b: str) -> None:
         """Every packet between ``a`` and ``b`` (node names or ``OUTSIDE``) is dropped."""
         self._partitions.add(self._pair(a, b))
+        self._rewire()
 
     def heal(self, a: str | None = None, b: str | None = None) -> None:
         if a is None or b is None:
             self._partitions.clear()
         else:
             self._partitions.discard(self._pair(a, b))
+        self._rewire()
+
+    def _rewire(self) -> None:
+        self._wired = bool(self._links or self._partitions or self._default_link)
 
     def add_tap(self, tap: Callable[[FabricEvent], None]) -> Callable[[], None]:
         """Observe every hop/delivery/drop; returns a function that removes the tap."""
@@ -639,12 +651,12 @@ class Fabric:
 
     def _carry(self, origin: Namespace, pkt: Packet) -> bool:
         orig = pkt
-        wired = bool(self._links or self._partitions or self._default_link)
+        wired = self._wired
         delay = 0.0
         node = origin.node
         if node is None:  # from outside: the first router is the owner of the destination
             dst = pkt.dst
-            target = self._hosts.get(dst)
+            target = self._hosts.get(dst._ip if dst._version == 4 else dst)
             node = target.node if target is not None else self._route_node(dst)
             if node is None:
                 if target is None:
@@ -673,7 +685,7 @@ class Fabric:
             if hop.local:
                 return self._deliver(node.netns, pkt, delay, origin, orig)
             dst = pkt.dst
-            target = self._hosts.get(dst)
+            target = self._hosts.get(dst._ip if dst._version == 4 else dst)
             nxt = target.node if target is not None else self._route_node(dst)
             if nxt is node:
                 if target is None:

@@ -28,7 +28,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
 from knet.fabric.datapath import RejectWith
-from knet.fabric.transport import FabricSocket, sockaddr
+from knet.fabric.transport import FabricSocket, addr_key, sockaddr
 from knet.netfilter.packet import Packet, Proto
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class FabricTransport(asyncio.Transport):
         super().__init__()
         self._ns = ns
         self._loop = ns.loop
-        self._key = (lip, lport, rip, rport)
+        self._key = (addr_key(lip), lport, addr_key(rip), rport)
         self._lip, self._lport, self._rip, self._rport = lip, lport, rip, rport
         self._protocol: asyncio.BaseProtocol | None = None
         self._state = state
