@@ -1,0 +1,179 @@
+"""Object store of the emulated API server: objects by (kind, namespace, name), watch events.
+
+Invariants:
+- Objects are frozen model values; ``apply`` replaces the stored value, it never mutates one.
+- Every change bumps one cluster-wide, strictly increasing resourceVersion, which is written
+  into the stored object's ``metadata.resource_version`` (as the API server does) and carried
+  by the event.
+- Subscribers are called synchronously, in subscription order, after the store is updated.
+- Secondary indexes (namespace, node, labels, owner) are kept exactly in step with the data,
+  so controllers never scan every object to find the ones that concern them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from typing import Any, Callable, Iterable, Iterator
+
+from knet.control.events import Event, ObjectAdded, ObjectDeleted, ObjectUpdated
+from knet.errors import NotFound
+
+Key = tuple[str, str]  # (namespace, name)
+Subscriber = Callable[[Event], None]
+
+
+class Store:
+    def __init__(self) -> None:
+        self._by_kind: dict[str, dict[Key, Any]] = defaultdict(dict)
+        self._rv = 0
+        self._subscribers: list[Subscriber] = []
+        # Pod indexes: namespace, node, (namespace, label key, label value), owner uid.
+        self._pods_by_ns: dict[str, set[Key]] = defaultdict(set)
+        self._pods_by_node: dict[str, set[Key]] = defaultdict(set)
+        self._pods_by_label: dict[tuple[str, str, str], set[Key]] = defaultdict(set)
+        self._by_owner: dict[str, set[tuple[str, Key]]] = defaultdict(set)
+
+    # --- reads ------------------------------------------------------------------------------
+
+    @property
+    def resource_version(self) -> int:
+        return self._rv
+
+    def get(self, kind: str, namespace: str, name: str) -> Any | None:
+        return self._by_kind.get(kind, {}).get((namespace, name))
+
+    def require(self, kind: str, namespace: str, name: str) -> Any:
+        obj = self.get(kind, namespace, name)
+        if obj is None:
+            where = f"{namespace}/{name}" if namespace else name
+            raise NotFound(f"{kind} {where} not found")
+        return obj
+
+    def list(self, kind: str, namespace: str | None = None) -> list[Any]:
+        objs = self._by_kind.get(kind, {})
+        if namespace is None:
+            return list(objs.values())
+        if kind == "Pod":
+            return [objs[k] for k in self._pods_by_ns.get(namespace, ())]
+        return [o for (ns, _), o in objs.items() if ns == namespace]
+
+    def count(self, kind: str) -> int:
+        return len(self._by_kind.get(kind, {}))
+
+    def kinds(self) -> list[str]:
+        return [k for k, v in self._by_kind.items() if v]
+
+    def pods_on_node(self, node: str) -> list[Any]:
+        pods = self._by_kind["Pod"]
+        return [pods[k] for k in self._pods_by_node.get(node, ())]
+
+    def pod_keys_with_label(self, namespace: str, key: str, value: str) -> set[Key]:
+        return self._pods_by_label.get((namespace, key, value), set())
+
+    def pods_matching(self, namespace: str, selector: dict[str, str]) -> list[Any]:
+        """Pods of ``namespace`` whose labels contain every pair of ``selector`` (label index)."""
+        pods = self._by_kind["Pod"]
+        if not selector:
+            return [pods[k] for k in self._pods_by_ns.get(namespace, ())]
+        sets = sorted((self._pods_by_label.get((namespace, k, v), set())
+                       for k, v in selector.items()), key=len)
+        keys = set(sets[0])
+        for s in sets[1:]:
+            keys &= s
+            if not keys:
+                break
+        return [pods[k] for k in keys]
+
+    def owned_by(self, uid: str) -> list[Any]:
+        out = []
+        for kind, key in self._by_owner.get(uid, ()):
+            obj = self._by_kind[kind].get(key)
+            if obj is not None:
+                out.append(obj)
+        return out
+
+    def __iter__(self) -> Iterator[Any]:
+        for objs in self._by_kind.values():
+            yield from objs.values()
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        self._subscribers.append(fn)
+        return lambda: self._subscribers.remove(fn)
+
+    def apply(self, obj: Any) -> Event:
+        """Create or update ``obj``; returns (and publishes) the change event."""
+        kind = obj.kind
+        meta = obj.metadata
+        key = (meta.namespace, meta.name)
+        self._rv += 1
+        rv = self._rv
+        stamped = dataclasses.replace(
+            obj, metadata=dataclasses.replace(meta, resource_version=str(rv)))
+        objs = self._by_kind[kind]
+        previous = objs.get(key)
+        objs[key] = stamped
+        if previous is not None:
+            self._unindex(kind, key, previous)
+        self._index(kind, key, stamped)
+        event: Event = (ObjectAdded(stamped, rv) if previous is None
+                        else ObjectUpdated(previous, stamped, rv))
+        self._publish(event)
+        return event
+
+    def delete(self, kind: str, namespace: str, name: str) -> Event:
+        key = (namespace, name)
+        objs = self._by_kind.get(kind, {})
+        previous = objs.pop(key, None)
+        if previous is None:
+            where = f"{namespace}/{name}" if namespace else name
+            raise NotFound(f"{kind} {where} not found")
+        self._unindex(kind, key, previous)
+        self._rv += 1
+        event = ObjectDeleted(previous, self._rv)
+        self._publish(event)
+        return event
+
+    def _publish(self, event: Event) -> None:
+        for fn in list(self._subscribers):
+            fn(event)
+
+    def _index(self, kind: str, key: Key, obj: Any) -> None:
+        for ref in obj.metadata.owner_references:
+            if ref.uid:
+                self._by_owner[ref.uid].add((kind, key))
+        if kind != "Pod":
+            return
+        ns = key[0]
+        self._pods_by_ns[ns].add(key)
+        if obj.spec.node_name:
+            self._pods_by_node[obj.spec.node_name].add(key)
+        for k, v in obj.metadata.labels.items():
+            self._pods_by_label[(ns, k, v)].add(key)
+
+    def _unindex(self, kind: str, key: Key, obj: Any) -> None:
+        for ref in obj.metadata.owner_references:
+            if ref.uid:
+                _discard(self._by_owner, ref.uid, (kind, key))
+        if kind != "Pod":
+            return
+        ns = key[0]
+        _discard(self._pods_by_ns, ns, key)
+        if obj.spec.node_name:
+            _discard(self._pods_by_node, obj.spec.node_name, key)
+        for k, v in obj.metadata.labels.items():
+            _discard(self._pods_by_label, (ns, k, v), key)
+
+
+def _discard(index: dict, bucket: Any, item: Any) -> None:
+    s = index.get(bucket)
+    if s is not None:
+        s.discard(item)
+        if not s:
+            del index[bucket]
+
+
+def apply_all(store: Store, objs: Iterable[Any]) -> list[Event]:
+    return [store.apply(o) for o in objs]
