@@ -38,6 +38,10 @@ class Packet:
     # Interfaces: "" when not applicable. Pods' host-side veths are named like kindnet's ("veth…").
     iif: str = ""
     oif: str = ""
+    # ICMP errors (REJECT, port unreachable): type/code and the offending packet's header.
+    icmp_type: int = 0
+    icmp_code: int = 0
+    orig: Packet | None = None
 
     def replace(self, **changes: object) -> Packet:
         return dataclasses.replace(self, **changes)
