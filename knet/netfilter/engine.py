@@ -27,7 +27,7 @@ from knet.netfilter.ipset import IPSet
 from knet.netfilter.packet import IPAddress, Packet
 from knet.netfilter.rules import (AddrTypeMatch, Chain, CommentMatch, ConntrackMatch, Jump,
                                   MarkMatch, MarkTarget, MultiportMatch, NatTarget,
-                                  NfacctMatch, ParsedRule, PhysdevMatch, PortMatch, RecentAction,
+                                  NfacctMatch, PhysdevMatch, PortMatch, RecentAction,
                                   RecentMatch, Rule, RuleSet, SetMatch, StatisticMatch,
                                   StatisticMode, Table, UnknownMatch, UnknownTarget, Verdict,
                                   VerdictTarget)

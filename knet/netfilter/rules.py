@@ -18,6 +18,7 @@ Invariants:
 from __future__ import annotations
 
 import enum
+import functools
 import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -138,7 +139,8 @@ def save_string(value: str) -> str:
 # --------------------------------------------------------------------------------------------
 # Typed matches
 
-def _net(text: str, family: int | None = None) -> Network:
+@functools.lru_cache(maxsize=1 << 16)
+def _net(text: str) -> Network:
     try:
         if "/" in text:
             addr, _, mask = text.partition("/")
