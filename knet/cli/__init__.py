@@ -26,9 +26,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         rv = cli.main(args=args, prog_name="knet", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelp as e:
-        click.echo(e.ctx.get_help() if e.ctx else str(e), err=True)
-        return 2
     except click.UsageError as e:
         e.show()
         return 2
@@ -37,6 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except click.exceptions.Exit as e:
         return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return 2
     except UsageError as e:
         click.echo(f"error: {e}", err=True)
         return 2
@@ -52,7 +52,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     return rv if isinstance(rv, int) else 0
-
-
-def entry() -> None:  # console script
-    sys.exit(main())

@@ -109,11 +109,19 @@ def table(cols: list[str], rows: Iterable[list[str]]) -> str:
 
 
 def age(cluster: Any, obj: Any) -> str:
-    fn = getattr(cluster, "age", None)
-    if fn is None:
+    """Time since creationTimestamp on the cluster's clock (knet-created objects start at 0)."""
+    from datetime import datetime, timezone
+
+    ts = obj.metadata.creation_timestamp
+    now = getattr(cluster, "now", None)
+    if not ts or now is None:
         return "<unknown>"
-    seconds = fn(obj)
-    return "<unknown>" if seconds is None else human_duration(seconds)
+    try:
+        created = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return "<unknown>"
+    seconds = now - created.timestamp()
+    return "<unknown>" if seconds < 0 else human_duration(seconds)
 
 
 def human_duration(seconds: float) -> str:
