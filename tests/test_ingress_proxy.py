@@ -210,12 +210,6 @@ async def test_listen_refuses_non_loopback():
             await p.listen("8.8.8.8", 0)
 
 
-def _client_ctx(env, sni: str) -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    env.ca.configure_trust(ctx)
-    return ctx
-
-
 async def _tls_get(env, sni: str, host_header: str, verify: bool = True) -> tuple[str, bytes, dict]:
     ctx = ssl.create_default_context()
     if verify:

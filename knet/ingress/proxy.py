@@ -15,7 +15,6 @@ import asyncio
 import ipaddress
 import logging
 import random
-import ssl
 import time
 from typing import Awaitable, Callable, Iterable
 
