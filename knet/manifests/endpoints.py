@@ -80,9 +80,7 @@ def parse_endpoints(doc: F, meta: ObjectMeta, scope: Any) -> Endpoints:
         for pf in sf.list("ports"):
             if not pf.is_mapping():
                 continue
-            port = pf.int("port", required=True)
-            for m in names.port_number(port) if pf.has("port") else []:
-                pf.child("port").invalid(m)  # type: ignore[union-attr]
+            port = pf.port("port", required=True) or 0
             proto = pf.str("protocol", "TCP")
             if proto not in PROTOCOLS:
                 pf.child("protocol").unsupported(PROTOCOLS)  # type: ignore[union-attr]

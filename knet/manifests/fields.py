@@ -200,6 +200,19 @@ class F:
         f = self.child(key)
         return None if f is None else f.as_int()
 
+    def port(self, key: str, *, required: bool = False) -> int | None:
+        """A port number field: an integer in 1–65535 (IsValidPortNum)."""
+        f = self.child(key)
+        if f is None:
+            if required:
+                self.required(key)
+            return None
+        v = f.as_int()
+        if v is not None and not 1 <= v <= 65535:
+            f.invalid("must be between 1 and 65535, inclusive")
+            return None
+        return v
+
     def bool(self, key: str, default: bool = False) -> bool:
         f = self.child(key)
         if f is None:

@@ -83,8 +83,10 @@ class LocLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser,
         self.filename = filename
 
     def construct_lmap(self, node: MappingNode) -> LMap:
+        own = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
         self.flatten_mapping(node)
         out = LMap()
+        merged: set[str] = set()  # keys that came from `<<:` merges: later entries override
         out.loc = _loc(node)
         for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=True)
@@ -96,12 +98,16 @@ class LocLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser,
                     self.problems.append(Problem(
                         "mapping key must be a string", self.filename, *_loc(key_node)))
                     continue
-            if key in out:
+            if key in out and key in merged:
+                merged.discard(key)
+            elif key in out:
                 first = out.key_locs[key]
                 self.problems.append(Problem(
                     f'duplicate key "{key}" (first defined at line {first[0]})',
                     self.filename, *_loc(key_node)))
                 continue
+            if id(key_node) not in own:
+                merged.add(key)
             out[key] = self.construct_object(value_node, deep=True)
             out.key_locs[key] = _loc(key_node)
             out.val_locs[key] = _loc(value_node)

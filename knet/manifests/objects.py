@@ -140,7 +140,8 @@ def parse_meta(doc: F, kind: str, scope: Scope, index: int, source: Source) -> O
         name = scope.generated_name(generate, index)
     doc.ctx.name = f"{namespace}/{name}" if namespace else name
     if not name:
-        meta.sub_error("name", "Required value: name or generateName is required")
+        if not meta.has("name"):
+            meta.sub_error("name", "Required value: name or generateName is required")
     else:
         for m in check(name):
             (meta.child("name") or meta).invalid(m)
@@ -332,9 +333,11 @@ def parse_secret(doc: F, meta: ObjectMeta, scope: Scope) -> Secret:
                 "kubernetes.io/basic-auth": (),
                 "kubernetes.io/dockerconfigjson": (".dockerconfigjson",),
                 "kubernetes.io/dockercfg": (".dockercfg",)}.get(type_, ())
+    given = set(data) | set(sub.value if sub is not None else ())
     for key in required:
-        if key not in data:
-            doc.sub_error(f"data[{key}]", "Required value")
+        if key not in given:
+            loc = (sub.key_loc or sub.loc) if sub is not None else doc.loc
+            doc.ctx.add(f"data[{key}]", loc, "Required value")
     return Secret(metadata=meta, type=type_, data=data)
 
 
@@ -391,10 +394,7 @@ def parse_service(doc: F, meta: ObjectMeta, scope: Scope) -> Service | None:
             if name in seen_names:
                 pf.child("name").error(f"Duplicate value: {quote(name)}")  # type: ignore[union-attr]
             seen_names.add(name)
-        port = pf.int("port", required=True)
-        if pf.has("port"):
-            for m in names.port_number(port):
-                pf.child("port").invalid(m)  # type: ignore[union-attr]
+        port = pf.port("port", required=True) or 0
         proto = pf.str("protocol", "TCP")
         if proto not in PROTOCOLS:
             pf.child("protocol").unsupported(PROTOCOLS)  # type: ignore[union-attr]
@@ -747,10 +747,7 @@ def parse_endpointslice(doc: F, meta: ObjectMeta, scope: Scope) -> EndpointSlice
         if key in seen:
             (pf.child("name") or pf).error(f"Duplicate value: {quote(key)}")
         seen.add(key)
-        port = pf.opt_int("port")
-        if port is not None:
-            for m in names.port_number(port):
-                pf.child("port").invalid(m)  # type: ignore[union-attr]
+        port = pf.port("port")
         proto = pf.str("protocol", "TCP")
         if proto not in PROTOCOLS:
             pf.child("protocol").unsupported(PROTOCOLS)  # type: ignore[union-attr]
@@ -955,15 +952,20 @@ def _template(spec: F, kind: str, selector: LabelSelector | None,
     return plain(tf.value)
 
 
-def _workload_selector(spec: F, kind: str) -> LabelSelector:
+def _workload_selector(spec: F, kind: str) -> tuple[LabelSelector, bool]:
+    """The selector, and whether it is valid (only a valid one is matched to the template)."""
     sf = spec.child("selector")
     if sf is None:
         spec.required("selector")
-        return LabelSelector()
+        return LabelSelector(), False
+    before = len(spec.ctx.problems)
     sel = parse_selector(sf)
+    if len(spec.ctx.problems) > before:
+        return LabelSelector(), False
     if sel.empty:
         sf.error(f"Invalid value: {{}}: empty selector is invalid for {kind.lower()}")
-    return sel
+        return sel, False
+    return sel, True
 
 
 def _replicas(spec: F) -> int:
@@ -999,8 +1001,8 @@ def _int_or_percent(f: F | None, default: int | str) -> int | str:
 
 def parse_deployment(doc: F, meta: ObjectMeta, scope: Scope) -> Deployment:
     spec = _spec(doc)
-    sel = _workload_selector(spec, "Deployment")
-    template = _template(spec, "Deployment", sel, ("Always",))
+    sel, ok = _workload_selector(spec, "Deployment")
+    template = _template(spec, "Deployment", sel if ok else None, ("Always",))
     strategy = spec.map("strategy")
     stype, surge, unavail = "RollingUpdate", "25%", "25%"
     if strategy is not None:
@@ -1025,16 +1027,16 @@ def parse_deployment(doc: F, meta: ObjectMeta, scope: Scope) -> Deployment:
 
 def parse_replicaset(doc: F, meta: ObjectMeta, scope: Scope) -> ReplicaSet:
     spec = _spec(doc)
-    sel = _workload_selector(spec, "ReplicaSet")
+    sel, ok = _workload_selector(spec, "ReplicaSet")
     return ReplicaSet(metadata=meta, selector=sel,
-                      template=_template(spec, "ReplicaSet", sel, ("Always",)),
+                      template=_template(spec, "ReplicaSet", sel if ok else None, ("Always",)),
                       replicas=_replicas(spec))
 
 
 def parse_statefulset(doc: F, meta: ObjectMeta, scope: Scope) -> StatefulSet:
     spec = _spec(doc)
-    sel = _workload_selector(spec, "StatefulSet")
-    template = _template(spec, "StatefulSet", sel, ("Always",))
+    sel, ok = _workload_selector(spec, "StatefulSet")
+    template = _template(spec, "StatefulSet", sel if ok else None, ("Always",))
     pmp = spec.str("podManagementPolicy", "OrderedReady")
     if pmp not in ("OrderedReady", "Parallel"):
         spec.child("podManagementPolicy").unsupported(["OrderedReady", "Parallel"])  # type: ignore[union-attr]
@@ -1057,9 +1059,9 @@ def parse_statefulset(doc: F, meta: ObjectMeta, scope: Scope) -> StatefulSet:
 
 def parse_daemonset(doc: F, meta: ObjectMeta, scope: Scope) -> DaemonSet:
     spec = _spec(doc)
-    sel = _workload_selector(spec, "DaemonSet")
+    sel, ok = _workload_selector(spec, "DaemonSet")
     return DaemonSet(metadata=meta, selector=sel,
-                     template=_template(spec, "DaemonSet", sel, ("Always",)))
+                     template=_template(spec, "DaemonSet", sel if ok else None, ("Always",)))
 
 
 JOB_UID_LABELS = ("batch.kubernetes.io/controller-uid", "controller-uid")
@@ -1071,7 +1073,7 @@ def parse_job(doc: F, meta: ObjectMeta, scope: Scope) -> Job:
     manual = spec.bool("manualSelector")
     sel: LabelSelector | None = None
     if manual:
-        sel = _workload_selector(spec, "Job")
+        sel, _ = _workload_selector(spec, "Job")
     elif spec.has("selector"):
         given = parse_selector(spec.child("selector"))
         if given.match_labels.get(JOB_UID_LABELS[0]) not in (None, meta.uid):

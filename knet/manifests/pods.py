@@ -163,10 +163,7 @@ def parse_container(f: F, seen_names: set[str], host_network: bool, *, init: boo
         if not pf.is_mapping():
             continue
         pf.known(["name", "containerPort", "protocol", "hostPort", "hostIP"])
-        cp = pf.int("containerPort", required=True)
-        if pf.has("containerPort"):
-            for m in names.port_number(cp):
-                pf.child("containerPort").invalid(m)  # type: ignore[union-attr]
+        cp = pf.port("containerPort", required=True) or 0
         pname = pf.str("name")
         if pname:
             for m in names.iana_svc_name(pname):
@@ -178,10 +175,8 @@ def parse_container(f: F, seen_names: set[str], host_network: bool, *, init: boo
         if proto not in PROTOCOLS:
             pf.child("protocol").unsupported(PROTOCOLS)  # type: ignore[union-attr]
             proto = "TCP"
-        host_port = pf.int("hostPort", 0)
-        if host_port:
-            for m in names.port_number(host_port):
-                pf.child("hostPort").invalid(m)  # type: ignore[union-attr]
+        host_port = (pf.port("hostPort") or 0) if pf.child("hostPort") is None or \
+            pf.child("hostPort").value != 0 else 0
         if host_network:
             if host_port == 0:
                 host_port = cp  # SetDefaults_Pod: hostNetwork ⇒ hostPort = containerPort
