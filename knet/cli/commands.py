@@ -68,3 +68,36 @@ def get(kind: str, name: str | None, namespace: str | None, all_namespaces: bool
     cluster = load_cluster(files, seed)
     click.echo(run_get(cluster, kind, name, namespace, all_namespaces, output), nl=False)
     return 0
+
+
+@cli.command()
+@click.option("--host", required=True, help="Host header (and SNI for https).")
+@click.option("--path", "path", required=True, help="Request path, with query string.")
+@click.option("--method", default="GET", show_default=True)
+@click.option("-H", "--header", "headers", multiple=True, metavar="'K: V'", help="Request header.")
+@click.option("--scheme", type=click.Choice(["http", "https"]), default="http", show_default=True)
+@click.option("--client-ip", default="203.0.113.10", show_default=True)
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
+@files_option
+@seed_option
+def route(host: str, path: str, method: str, headers: tuple[str, ...], scheme: str,
+          client_ip: str, output: str, files: tuple[str, ...], seed: int | None) -> int:
+    """Which Ingress, rule and backend an HTTP request would get (ingress-nginx semantics)."""
+    from knet.ingress.decision import route_request
+
+    hdrs = []
+    for h in headers:
+        if ":" not in h:
+            raise UsageError(f"bad header {h!r}: expected 'Name: value'")
+        k, v = h.split(":", 1)
+        hdrs.append((k.strip(), v.strip()))
+    cluster = load_cluster(files, seed)
+    decision = route_request(
+        cluster.ingresses(), cluster.ingress_classes(), cluster.services(),
+        cluster.endpoint_slices(), host, path, method, hdrs, scheme=scheme, client_ip=client_ip,
+        sni=host if scheme == "https" else None, seed=cluster.seed)
+    if output == "json":
+        emit_json(decision.to_json())
+    else:
+        click.echo(decision.render())
+    return 0
