@@ -23,6 +23,7 @@ from knet.proxy.serviceport import ServicePortInfo, ServicePortName, canonical_i
 ZONE_LABEL = "topology.kubernetes.io/zone"
 PREFER_SAME_NODE = "PreferSameNode"
 PREFER_SAME_ZONE = "PreferSameZone"
+_EMPTY: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,8 @@ def endpoints_for_service(
                     ip=ip, port=port_num,
                     is_local=bool(node_name) and e.node_name == node_name,
                     ready=cond.is_ready, serving=cond.is_serving, terminating=terminating,
-                    zone_hints=frozenset(e.hints_zones), node_hints=frozenset(e.hints_nodes),
+                    zone_hints=frozenset(e.hints_zones) if e.hints_zones else _EMPTY,
+                    node_hints=frozenset(e.hints_nodes) if e.hints_nodes else _EMPTY,
                     endpoint=key)
     return {spn: tuple(eps[k] for k in sorted(eps)) for spn, eps in by_port.items() if eps}
 
