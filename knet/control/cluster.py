@@ -20,6 +20,7 @@ import dataclasses
 import random
 from collections import deque
 from datetime import datetime, timezone
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -33,7 +34,7 @@ from knet.control.ipam import (
 from knet.control.naming import object_uid, random_suffix, template_hash
 from knet.control.podtemplate import pod_from_template
 from knet.control.scheduler import Scheduler
-from knet.control.store import Store
+from knet.control.store import Store, evolve
 from knet.errors import NotFound, UsageError
 from knet.model.config import ClusterConfig
 from knet.model.core import (
@@ -50,6 +51,9 @@ UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 DEFAULT_TOLERATION_SECONDS = 300
 KIND_NODE_SUBNET_V6 = ip_network("fc00:f853:ccd:e793::/64")
+_DEFAULT_TOLERATIONS = (
+    Toleration(NOT_READY_TAINT, "Exists", "", "NoExecute", DEFAULT_TOLERATION_SECONDS),
+    Toleration(UNREACHABLE_TAINT, "Exists", "", "NoExecute", DEFAULT_TOLERATION_SECONDS))
 _WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job")
 _API_VERSION = {"Deployment": "apps/v1", "ReplicaSet": "apps/v1", "StatefulSet": "apps/v1",
                 "DaemonSet": "apps/v1", "Job": "batch/v1"}
@@ -57,6 +61,7 @@ _LB_IPS_ANNOTATIONS = ("metallb.io/loadBalancerIPs", "metallb.universe.tf/loadBa
 _POOL_ANNOTATIONS = ("metallb.io/address-pool", "metallb.universe.tf/address-pool")
 
 
+@lru_cache(maxsize=256)
 def timestamp(now: float) -> str:
     return datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -95,9 +100,10 @@ class Cluster:
         self._node_ip_next: dict[int, int] = {}
         self._node_ips_used: set[IPAddress] = set()
         self._pod_cidrs_used: set[Any] = set()
+        self._pod_cidrs_given: list[Any] = []
         self._creation = 0
         self._status_given: set[str] = set()
-        self._template_pods: dict[tuple, Pod] = {}
+        self._template_pods: dict[tuple, tuple[Any, Pod]] = {}
         # dirty work
         self._dirty: dict[str, dict[tuple[str, str], None]] = {k: {} for k in _WORKLOAD_KINDS}
         self._dirty_services: dict[tuple[str, str], None] = {}
@@ -201,6 +207,7 @@ class Cluster:
             addresses.append(NodeAddress("Hostname", node.name))
         cidrs = list(node.pod_cidrs)
         self._pod_cidrs_used.update(cidrs)
+        self._pod_cidrs_given.extend(cidrs)
         for subnet in self.config.pod_subnets:
             if subnet.version not in self._families or any(c.version == subnet.version
                                                            for c in cidrs):
@@ -212,14 +219,15 @@ class Cluster:
                 cidr = nth_subnet(subnet, mask, n)
                 if cidr is None:
                     break
-                if not any(cidr.overlaps(u) for u in self._pod_cidrs_used
-                           if u.version == cidr.version):
+                if cidr not in self._pod_cidrs_used and not any(
+                        cidr.overlaps(u) for u in self._pod_cidrs_given
+                        if u.version == cidr.version):
                     cidrs.append(cidr)
                     self._pod_cidrs_used.add(cidr)
                     break
                 n += 1
         self._pod_ipam[node.name] = {c.version: HostLocal(c) for c in cidrs}
-        return dataclasses.replace(node, addresses=tuple(addresses), pod_cidrs=tuple(cidrs))
+        return evolve(node, addresses=tuple(addresses), pod_cidrs=tuple(cidrs))
 
     # --- public mutators --------------------------------------------------------------------
 
@@ -246,7 +254,7 @@ class Cluster:
     def set_pod_ready(self, key: str, ready: bool, now: float | None = None) -> list[Event]:
         with self._capturing(now) as out:
             pod = self._pod(key)
-            self.store.apply(dataclasses.replace(pod, status=self._ready_status(
+            self.store.apply(evolve(pod, status=self._ready_status(
                 pod.status, ready, self.now, reason="" if ready else "ContainersNotReady")))
             self._converge()
         return out
@@ -255,11 +263,11 @@ class Cluster:
                       reason: str = "") -> list[Event]:
         with self._capturing(now) as out:
             pod = self._pod(key)
-            status = dataclasses.replace(pod.status, phase=phase, reason=reason)
+            status = evolve(pod.status, phase=phase, reason=reason)
             if phase in ("Succeeded", "Failed"):
                 status = self._ready_status(status, False, self.now, reason="PodCompleted")
                 self.scheduler.forget(key)
-            self.store.apply(dataclasses.replace(pod, status=status))
+            self.store.apply(evolve(pod, status=status))
             self._converge()
         return out
 
@@ -274,10 +282,10 @@ class Cluster:
                     or pod.status.phase in ("Succeeded", "Failed")):
                 self._finalize(pod)
             elif not pod.terminating:
-                meta = dataclasses.replace(
+                meta = evolve(
                     pod.metadata, deletion_timestamp=timestamp(self.now + grace),
                     deletion_grace_period_seconds=int(grace))
-                self.store.apply(dataclasses.replace(pod, metadata=meta))
+                self.store.apply(evolve(pod, metadata=meta))
                 if pod.spec.node_name not in self._unreachable:
                     self._terminations[key] = self.now + grace
             self._evictions.pop(key, None)
@@ -306,7 +314,7 @@ class Cluster:
             base = tuple(t for t in node.taints if t.key not in (NOT_READY_TAINT, UNREACHABLE_TAINT))
             if ready:
                 self._unreachable.discard(name)
-                node = dataclasses.replace(node, ready=True, taints=base)
+                node = evolve(node, ready=True, taints=base)
                 self._apply(node)
                 for pod in self.store.pods_on_node(name):
                     self._evictions.pop(pod.key, None)
@@ -314,7 +322,7 @@ class Cluster:
                         self._terminations[pod.key] = self.now
                     elif not pod.terminating and pod.status.phase == "Running" \
                             and pod.key not in self._status_given and self.ready_on_start:
-                        self.store.apply(dataclasses.replace(
+                        self.store.apply(evolve(
                             pod, status=self._ready_status(pod.status, True, self.now)))
             else:
                 if unreachable:
@@ -322,12 +330,12 @@ class Cluster:
                 t = timestamp(self.now)
                 taints = base + (Taint(key, "NoSchedule", time_added=t),
                                  Taint(key, "NoExecute", time_added=t))
-                node = dataclasses.replace(node, ready=False, taints=taints)
+                node = evolve(node, ready=False, taints=taints)
                 self._apply(node)
                 noexec = taints[-1]
                 for pod in sorted(self.store.pods_on_node(name), key=lambda p: p.key):
                     if pod.status.ready:
-                        self.store.apply(dataclasses.replace(pod, status=self._ready_status(
+                        self.store.apply(evolve(pod, status=self._ready_status(
                             pod.status, False, self.now, reason="NodeNotReady")))
                     if unreachable:
                         self._terminations.pop(pod.key, None)
@@ -346,7 +354,7 @@ class Cluster:
             taints = tuple(t for t in node.taints if t.key != UNSCHEDULABLE_TAINT)
             if unschedulable:
                 taints += (Taint(UNSCHEDULABLE_TAINT, "NoSchedule", time_added=timestamp(self.now)),)
-            self._apply(dataclasses.replace(node, unschedulable=unschedulable, taints=taints))
+            self._apply(evolve(node, unschedulable=unschedulable, taints=taints))
             self._converge()
         return out
 
@@ -469,20 +477,25 @@ class Cluster:
     def scale_object(self, obj: Any, replicas: int) -> Any:
         if obj.replicas == replicas:
             return obj
-        return self.create(dataclasses.replace(obj, replicas=replicas))
+        return self.create(evolve(obj, replicas=replicas))
 
-    def pod_for(self, owner: Any, template: Mapping[str, Any], name: str) -> Pod:
-        """A Pod from ``template`` owned by ``owner`` (template conversion cached per hash)."""
+    def pod_for(self, owner: Any, template: Mapping[str, Any], name: str,
+                cache_key: Any = None) -> Pod:
+        """A Pod from ``template`` owned by ``owner``; the template conversion is cached per
+        owner and template (by identity, or by ``cache_key`` when the caller derives a fresh
+        mapping each time)."""
         ns = owner.metadata.namespace
-        ck = (owner.kind, ns, owner.metadata.name, owner.metadata.uid, template_hash(template))
-        base = self._template_pods.get(ck)
-        if base is None:
+        ck = (owner.kind, ns, owner.metadata.name, owner.metadata.uid,
+              cache_key if cache_key is not None else id(template))
+        hit = self._template_pods.get(ck)
+        if hit is None or (cache_key is None and hit[0] is not template):
             base = pod_from_template(template, ns, name)
-            meta = dataclasses.replace(
-                base.metadata, namespace=ns,
-                owner_references=(workloads.owner_ref(owner, _API_VERSION[owner.kind]),))
-            base = self._template_pods[ck] = dataclasses.replace(base, metadata=meta)
-        return dataclasses.replace(base, metadata=dataclasses.replace(base.metadata, name=name))
+            meta = evolve(base.metadata, namespace=ns, owner_references=(
+                workloads.owner_ref(owner, _API_VERSION[owner.kind]),))
+            base = self._with_default_tolerations(evolve(base, metadata=meta))
+            hit = self._template_pods[ck] = (template, base)
+        base = hit[1]
+        return evolve(base, metadata=evolve(base.metadata, name=name))
 
     def named_pod(self, owner: Any, pod: Pod, generate_name: str) -> Pod:
         prefix = generate_name[:58]
@@ -490,8 +503,12 @@ class Cluster:
             name = prefix + random_suffix(self._rng_names)
             if self.store.get("Pod", pod.namespace, name) is None:
                 break
-        return dataclasses.replace(pod, metadata=dataclasses.replace(
-            pod.metadata, name=name, generate_name=generate_name))
+        meta = evolve(pod.metadata, name=name, generate_name=generate_name,
+                      uid=object_uid(self.seed, "Pod", pod.namespace, name,
+                                     self.store.resource_version + 1),
+                      creation_index=self._creation, creation_timestamp=timestamp(self.now))
+        self._creation += 1
+        return evolve(pod, metadata=meta)
 
     def create_pod_from_template(self, owner: Any, template: Mapping[str, Any],
                                  generate_name: str) -> Pod:
@@ -548,7 +565,7 @@ class Cluster:
             if not meta.creation_timestamp:
                 changes["creation_timestamp"] = timestamp(self.now)
         if changes:
-            obj = dataclasses.replace(obj, metadata=dataclasses.replace(meta, **changes))
+            obj = evolve(obj, metadata=evolve(meta, **changes))
         return obj
 
     def _apply(self, obj: Any) -> None:
@@ -565,15 +582,7 @@ class Cluster:
         self.store.apply(obj)
 
     def _admit_pod(self, pod: Pod) -> Pod:
-        # DefaultTolerationSeconds admission: not-ready / unreachable NoExecute for 300 s.
-        tols = list(pod.spec.tolerations)
-        for key in (NOT_READY_TAINT, UNREACHABLE_TAINT):
-            if not any(t.tolerates(Taint(key, "NoExecute")) for t in tols):
-                tols.append(Toleration(key, "Exists", "", "NoExecute",
-                                       DEFAULT_TOLERATION_SECONDS))
-        if len(tols) != len(pod.spec.tolerations):
-            pod = dataclasses.replace(pod, spec=dataclasses.replace(pod.spec,
-                                                                    tolerations=tuple(tols)))
+        pod = self._with_default_tolerations(pod)
         st = pod.status
         if st.phase != "Pending" or st.conditions or st.pod_ips:
             self._status_given.add(pod.key)
@@ -582,6 +591,20 @@ class Cluster:
                 a = ipam.get(ip.version)
                 if a is not None and ip in a.cidr:
                     a.reserve(ip)
+        return pod
+
+    @staticmethod
+    def _with_default_tolerations(pod: Pod) -> Pod:
+        # DefaultTolerationSeconds admission: not-ready / unreachable NoExecute for 300 s.
+        if pod.spec.tolerations[-2:] == _DEFAULT_TOLERATIONS:
+            return pod
+        tols = list(pod.spec.tolerations)
+        for key in (NOT_READY_TAINT, UNREACHABLE_TAINT):
+            if not any(t.tolerates(Taint(key, "NoExecute")) for t in tols):
+                tols.append(Toleration(key, "Exists", "", "NoExecute",
+                                       DEFAULT_TOLERATION_SECONDS))
+        if len(tols) != len(pod.spec.tolerations):
+            pod = evolve(pod, spec=evolve(pod.spec, tolerations=tuple(tols)))
         return pod
 
     def _delete_object(self, obj: Any) -> None:
@@ -656,9 +679,9 @@ class Cluster:
                 rs = self.store.get("ReplicaSet", pod.namespace, ref.name)
                 if rs is not None:
                     self._mark_owner(rs)
-        if prev is not None:
+        if prev is not None and prev.status.pod_ips:
             self._mark_services_of(prev)
-        if cur is not None and (prev is None or cur.metadata.labels != prev.metadata.labels
+        if cur is not None and cur.status.pod_ips and (prev is None or cur.metadata.labels != prev.metadata.labels
                                 or cur.status != prev.status or cur.spec.node_name != prev.spec.node_name
                                 or cur.metadata.deletion_timestamp != prev.metadata.deletion_timestamp):
             self._mark_services_of(cur)
@@ -773,13 +796,13 @@ class Cluster:
                 old = pod.status.condition("PodScheduled")
                 if old is None or old.message != cond.message or old.status != "False":
                     conds = tuple(c for c in pod.status.conditions if c.type != "PodScheduled")
-                    self.store.apply(dataclasses.replace(pod, status=dataclasses.replace(
+                    self.store.apply(evolve(pod, status=evolve(
                         pod.status, phase="Pending", conditions=conds + (cond,))))
                 continue
             conds = tuple(c for c in pod.status.conditions if c.type != "PodScheduled")
-            bound = dataclasses.replace(
-                pod, spec=dataclasses.replace(pod.spec, node_name=decision.node),
-                status=dataclasses.replace(pod.status, conditions=conds + (
+            bound = evolve(
+                pod, spec=evolve(pod.spec, node_name=decision.node),
+                status=evolve(pod.status, conditions=conds + (
                     PodCondition("PodScheduled", "True", "", "", timestamp(self.now)),)))
             self.scheduler.assume(bound, decision.node)
             self.store.apply(bound)
@@ -802,15 +825,14 @@ class Cluster:
                         ips.append(ip)
         node_ips = node.ips()
         host_ip = pod.status.host_ip or (node_ips[0] if node_ips else None)
-        status = dataclasses.replace(pod.status, pod_ips=tuple(ips), host_ip=host_ip)
+        status = evolve(pod.status, pod_ips=tuple(ips), host_ip=host_ip)
         if pod.key not in self._status_given:
             t = timestamp(self.now)
-            status = dataclasses.replace(status, phase="Running", start_time=t,
+            status = evolve(status, phase="Running", start_time=t,
                                          conditions=_running_conditions(self.ready_on_start, t))
-            status = dataclasses.replace(status, container_statuses=tuple(
-                ContainerStatus(c.name, ready=self.ready_on_start, started=True,
-                                state="running", image=c.image) for c in pod.spec.containers))
-        self.store.apply(dataclasses.replace(pod, status=status))
+            status = evolve(status, container_statuses=_container_statuses(
+                pod.spec.containers, self.ready_on_start))
+        self.store.apply(evolve(pod, status=status))
 
     @staticmethod
     def _ready_status(status: PodStatus, ready: bool, now: float, reason: str = "") -> PodStatus:
@@ -823,8 +845,8 @@ class Cluster:
             conds.append(c)
         if not any(c.type == "Ready" for c in conds):
             conds.append(PodCondition("Ready", s, "" if ready else reason, "", t))
-        return dataclasses.replace(status, conditions=tuple(conds), container_statuses=tuple(
-            dataclasses.replace(cs, ready=ready) for cs in status.container_statuses))
+        return evolve(status, conditions=tuple(conds), container_statuses=tuple(
+            evolve(cs, ready=ready) for cs in status.container_statuses))
 
     def _sync_service(self, skey: tuple[str, str]) -> None:
         svc = self.store.get("Service", *skey)
@@ -860,7 +882,7 @@ class Cluster:
         if spec.type == ServiceType.EXTERNAL_NAME:
             if prev is not None:
                 self._release_service(prev)
-            return dataclasses.replace(svc, spec=dataclasses.replace(
+            return evolve(svc, spec=evolve(
                 spec, cluster_ip="", cluster_ips=(), ip_families=(), ip_family_policy=""))
         # ip families (pkg/registry/core/service/storage initIPFamilyFields)
         given_ips = [x for x in (spec.cluster_ips or ((spec.cluster_ip,) if spec.cluster_ip else ()))
@@ -925,7 +947,7 @@ class Cluster:
                 by_number.setdefault(p.port, np_)
             else:
                 np_ = 0
-            ports.append(dataclasses.replace(p, node_port=np_))
+            ports.append(evolve(p, node_port=np_))
         changes["ports"] = tuple(ports)
         etp = spec.external_traffic_policy
         if spec.type in (ServiceType.NODE_PORT, ServiceType.LOAD_BALANCER) and not etp:
@@ -942,7 +964,7 @@ class Cluster:
         changes["health_check_node_port"] = hc
         if prev is not None:
             self._release_unused(prev, changes)
-        svc = dataclasses.replace(svc, spec=dataclasses.replace(spec, **changes))
+        svc = evolve(svc, spec=evolve(spec, **changes))
         if spec.type == ServiceType.LOAD_BALANCER:
             svc = self._allocate_lb(svc, prev)
         return svc
@@ -955,7 +977,7 @@ class Cluster:
                         self._lb.reserve(ip_address(ing.ip))
             return svc
         if prev is not None and prev.load_balancer_ingress:
-            return dataclasses.replace(svc, load_balancer_ingress=prev.load_balancer_ingress)
+            return evolve(svc, load_balancer_ingress=prev.load_balancer_ingress)
         if svc.spec.load_balancer_class:
             return svc  # another controller's Service (MetalLB ignores it)
         ann = svc.metadata.annotations
@@ -974,7 +996,7 @@ class Cluster:
                 ip = self._lb.allocate(fam, pool)
                 if ip is not None:
                     out.append(LoadBalancerIngress(ip=str(ip), ip_mode="VIP"))
-        return dataclasses.replace(svc, load_balancer_ingress=tuple(out))
+        return evolve(svc, load_balancer_ingress=tuple(out))
 
     def _release_unused(self, prev: Service, changes: Mapping[str, Any]) -> None:
         keep_ips = set(changes.get("cluster_ips", ()))
@@ -999,6 +1021,7 @@ class Cluster:
                 self._lb.release(ip_address(ing.ip))
 
 
+@lru_cache(maxsize=256)
 def _running_conditions(ready: bool, t: str) -> tuple[PodCondition, ...]:
     r = "True" if ready else "False"
     why = "" if ready else "ContainersNotReady"
@@ -1007,6 +1030,21 @@ def _running_conditions(ready: bool, t: str) -> tuple[PodCondition, ...]:
             PodCondition("Ready", r, why, "", t),
             PodCondition("ContainersReady", r, why, "", t),
             PodCondition("PodScheduled", "True", "", "", t))
+
+
+_CS_CACHE: dict[tuple, tuple[ContainerStatus, ...]] = {}
+
+
+def _container_statuses(containers: Sequence[Any], ready: bool) -> tuple[ContainerStatus, ...]:
+    key = (tuple((c.name, c.image) for c in containers), ready)
+    hit = _CS_CACHE.get(key)
+    if hit is None:
+        if len(_CS_CACHE) > 4096:
+            _CS_CACHE.clear()
+        hit = _CS_CACHE[key] = tuple(ContainerStatus(n, ready=ready, started=True,
+                                                     state="running", image=i)
+                                     for n, i in key[0])
+    return hit
 
 
 def _eviction_delay(tolerations: Sequence[Toleration], taint: Taint) -> float | None:

@@ -25,6 +25,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from knet.control.store import evolve
 from knet.control.naming import random_suffix
 from knet.model.core import Pod, Service, ServicePort, ServiceType
 from knet.model.discovery import (
@@ -101,11 +102,10 @@ def _with_hints(svc: Service, eps: list[Endpoint]) -> list[Endpoint]:
         return eps
     if any(not e.zone for e in eps):
         return eps
-    from dataclasses import replace
     if mode == "PreferSameNode":
-        return [replace(e, hints_zones=(e.zone,), hints_nodes=(e.node_name,) if e.node_name else ())
+        return [evolve(e, hints_zones=(e.zone,), hints_nodes=(e.node_name,) if e.node_name else ())
                 for e in eps]
-    return [replace(e, hints_zones=(e.zone,)) for e in eps]
+    return [evolve(e, hints_zones=(e.zone,)) for e in eps]
 
 
 def slice_labels(svc: Service) -> dict[str, str]:
@@ -211,8 +211,7 @@ def _slice(svc: Service, name: str, atype: str, eps: tuple[Endpoint, ...], ports
     if previous is not None:
         meta = previous.metadata
         if meta.labels != labels:
-            from dataclasses import replace
-            meta = replace(meta, labels=labels)
+                    meta = evolve(meta, labels=labels)
     else:
         meta = ObjectMeta(name=name, namespace=svc.namespace, labels=labels,
                           generate_name=f"{svc.name[:58]}-", owner_references=(owner,))

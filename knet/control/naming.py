@@ -24,7 +24,7 @@ ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
 def random_suffix(rng: random.Random, n: int = 5) -> str:
-    return "".join(ALPHABET[rng.randrange(len(ALPHABET))] for _ in range(n))
+    return "".join(rng.choices(ALPHABET, k=n))
 
 
 def safe_encode(s: str) -> str:

@@ -220,7 +220,7 @@ class _Group:
     taint: int
     count: int       # pods of the same owner on these nodes
     bucket: tuple | None
-    node: int | None  # a single node, or None for "the bucket minus the owner's nodes"
+    nodes: list[int] | None  # these nodes, or None for "the bucket minus the owner's nodes"
     size: int
 
 
@@ -232,6 +232,9 @@ class Scheduler:
         self._classes: dict[tuple, int] = {}
         self._buckets: dict[tuple, _Bucket] = {}
         self._static_cache: dict[tuple, tuple[str | None, int, int]] = {}
+        # (pod signature, requests, bucket key) -> (reasons, resource score, aff, taint):
+        # a bucket key fixes the node class and usage, so entries never go stale.
+        self._eval_cache: dict[tuple, tuple] = {}
         # owner uid -> node index -> number of (non-terminating, bound) pods
         self._owner_nodes: dict[str, dict[int, int]] = defaultdict(dict)
         self._placed: dict[str, tuple[int, tuple[int, ...], str, tuple]] = {}
@@ -418,31 +421,40 @@ class Scheduler:
                         reasons[m] += 1
                     continue
                 groups.append(_Group(self._resource_score(r, st.usage, st.alloc), aff, taint,
-                                     owner_nodes.get(st.index, 0), None, st.index, 1))
+                                     owner_nodes.get(st.index, 0), None, [st.index], 1))
         else:
             sig = (tuple(sorted(pod.spec.node_selector.items())),
                    pod.spec.required_node_affinity, pod.spec.preferred_node_affinity,
                    pod.spec.tolerations)
             owners_by_bucket: dict[tuple, list[tuple[int, int]]] = defaultdict(list)
+            nodes = self.nodes
             for idx, cnt in owner_nodes.items():
-                owners_by_bucket[self._bucket_key(self.nodes[idx])].append((idx, cnt))
+                st = nodes[idx]
+                owners_by_bucket[(st.cls, st.usage)].append((idx, cnt))
+            cache = self._eval_cache
+            if len(cache) > 200_000:
+                cache.clear()
             for key, bucket in self._buckets.items():
-                st = self.nodes[bucket.items[0]]
-                why, aff, taint = self._static_cached(pod, sig, st)
-                if why is not None:
-                    reasons[why] += len(bucket)
-                    continue
-                misfit = self._fit(r, st.usage, st.alloc)
+                ev = cache.get((sig, r, key))
+                if ev is None:
+                    st = self.nodes[bucket.items[0]]
+                    why, aff, taint = self._static_cached(pod, sig, st)
+                    misfit = [why] if why is not None else self._fit(r, st.usage, st.alloc)
+                    base = 0 if misfit else self._resource_score(r, st.usage, st.alloc)
+                    ev = cache[(sig, r, key)] = (misfit, base, aff, taint)
+                misfit, base, aff, taint = ev
                 if misfit:
                     for m in misfit:
                         reasons[m] += len(bucket)
                     continue
-                base = self._resource_score(r, st.usage, st.alloc)
                 here = owners_by_bucket.get(key, ())
                 if len(bucket) > len(here):
                     groups.append(_Group(base, aff, taint, 0, key, None, len(bucket) - len(here)))
+                by_count: dict[int, list[int]] = {}
                 for idx, cnt in here:
-                    groups.append(_Group(base, aff, taint, cnt, key, idx, 1))
+                    by_count.setdefault(cnt, []).append(idx)
+                for cnt, idxs in sorted(by_count.items()):
+                    groups.append(_Group(base, aff, taint, cnt, key, sorted(idxs), len(idxs)))
         if not groups:
             return Decision(None, self._fit_error(n_all, reasons, pod))
         return Decision(self.nodes[self._select(groups, owner_nodes, bool(owner_nodes) or
@@ -474,10 +486,10 @@ class Scheduler:
             if pick < g.size:
                 break
             pick -= g.size
-        if g.node is not None:
-            return g.node
+        if g.nodes is not None:
+            return g.nodes[pick]
         items = self._buckets[g.bucket].items
-        if g.size * 4 >= len(items):
+        if g.size * 4 < len(items):
             return [i for i in items if i not in owner_nodes][pick]
         while True:  # rejection sampling; the owner's nodes are a small part of the bucket
             i = items[self.rng.randrange(len(items))]

@@ -20,6 +20,22 @@ from knet.control.events import Event, ObjectAdded, ObjectDeleted, ObjectUpdated
 from knet.errors import NotFound
 
 Key = tuple[str, str]  # (namespace, name)
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def evolve(obj: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` for knet's frozen slotted model values, without re-running
+    ``__init__`` (the values were validated when first built); ~10x cheaper, which matters at
+    150,000 pods."""
+    cls = type(obj)
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    new = object.__new__(cls)
+    setattr_ = object.__setattr__
+    for n in names:
+        setattr_(new, n, changes[n] if n in changes else getattr(obj, n))
+    return new
 Subscriber = Callable[[Event], None]
 
 
@@ -110,14 +126,15 @@ class Store:
         key = (meta.namespace, meta.name)
         self._rv += 1
         rv = self._rv
-        stamped = dataclasses.replace(
-            obj, metadata=dataclasses.replace(meta, resource_version=str(rv)))
+        stamped = evolve(obj, metadata=evolve(meta, resource_version=str(rv)))
         objs = self._by_kind[kind]
         previous = objs.get(key)
         objs[key] = stamped
-        if previous is not None:
+        if previous is None:
+            self._index(kind, key, stamped)
+        elif not _same_index(kind, previous, stamped):
             self._unindex(kind, key, previous)
-        self._index(kind, key, stamped)
+            self._index(kind, key, stamped)
         event: Event = (ObjectAdded(stamped, rv) if previous is None
                         else ObjectUpdated(previous, stamped, rv))
         self._publish(event)
@@ -165,6 +182,15 @@ class Store:
             _discard(self._pods_by_node, obj.spec.node_name, key)
         for k, v in obj.metadata.labels.items():
             _discard(self._pods_by_label, (ns, k, v), key)
+
+
+def _same_index(kind: str, a: Any, b: Any) -> bool:
+    ma, mb = a.metadata, b.metadata
+    if ma.owner_references != mb.owner_references:
+        return False
+    if kind != "Pod":
+        return True
+    return a.spec.node_name == b.spec.node_name and ma.labels == mb.labels
 
 
 def _discard(index: dict, bucket: Any, item: Any) -> None:

@@ -13,6 +13,7 @@ import dataclasses
 import math
 from typing import TYPE_CHECKING, Any, Mapping
 
+from knet.control.store import evolve
 from knet.control.naming import random_suffix, template_hash
 from knet.control.scheduler import affinity_matches, untolerated
 from knet.model.apps import DaemonSet, Deployment, Job, ReplicaSet, StatefulSet
@@ -196,8 +197,11 @@ def sync_statefulset(c: Cluster, ss: StatefulSet) -> None:
         p = pods.get(pname)
         if p is None:
             extra = {STS_POD_NAME: pname, POD_INDEX: str(i), REVISION_HASH: rev}
-            pod = c.pod_for(ss, with_labels(ss.template, extra), pname)
-            pod = dataclasses.replace(pod, spec=dataclasses.replace(
+            pod = c.pod_for(ss, with_labels(ss.template, {REVISION_HASH: rev}), pname,
+                            cache_key=rev)
+            pod = evolve(pod, metadata=evolve(pod.metadata, labels={
+                **pod.metadata.labels, **extra}))
+            pod = evolve(pod, spec=evolve(
                 pod.spec, hostname=pname, subdomain=ss.service_name or pod.spec.subdomain))
             c.create_pod(pod)
             if not parallel:
@@ -253,8 +257,8 @@ def should_run(pod: Pod, node: Node) -> bool:
 def sync_daemonset(c: Cluster, ds: DaemonSet) -> None:
     h = template_hash(ds.template)
     template = with_labels(ds.template, {REVISION_HASH: h, "pod-template-generation": "1"})
-    proto = c.pod_for(ds, template, ds.metadata.name + "-proto")
-    proto = dataclasses.replace(proto, spec=dataclasses.replace(
+    proto = c.pod_for(ds, template, ds.metadata.name + "-proto", cache_key=h)
+    proto = evolve(proto, spec=evolve(
         proto.spec, tolerations=daemonset_tolerations(proto.spec.tolerations,
                                                       proto.spec.host_network)))
     by_node: dict[str, list[Pod]] = {}
@@ -266,7 +270,7 @@ def sync_daemonset(c: Cluster, ds: DaemonSet) -> None:
         if run and not pods:
             term = NodeSelectorTerm(match_fields=(
                 LabelSelectorRequirement("metadata.name", "In", (node.name,)),))
-            pod = dataclasses.replace(proto, spec=dataclasses.replace(
+            pod = evolve(proto, spec=evolve(
                 proto.spec, required_node_affinity=(term,)))
             c.create_pod(c.named_pod(ds, pod, f"{ds.metadata.name}-"))
         elif pods and (not run or len(pods) > 1):
