@@ -101,3 +101,90 @@ def route(host: str, path: str, method: str, headers: tuple[str, ...], scheme: s
     else:
         click.echo(decision.render())
     return 0
+
+
+MODES = click.Choice(["iptables", "ipvs", "nftables"])
+
+
+@cli.command()
+@click.option("--node", required=True, help="The node whose tables to print.")
+@click.option("--mode", type=MODES, default=None, help="kube-proxy mode (default: the topology's).")
+@click.option("--table", type=click.Choice(["nat", "filter"]), default=None)
+@click.option("--family", type=click.Choice(["4", "6"]), default=None,
+              help="IP family (default: every family of the cluster).")
+@click.option("--format", "fmt", type=click.Choice(["restore", "iptables-save"]), default="restore",
+              help="iptables-restore input (kube-proxy's) or what iptables-save shows.")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
+@files_option
+@seed_option
+def rules(node: str, mode: str | None, table: str | None, family: str | None, fmt: str,
+          output: str, files: tuple[str, ...], seed: int | None) -> int:
+    """A node's kube-proxy rules in the mode's native text (iptables-restore input by default)."""
+    from knet.cli.rules import render_rules
+
+    cluster = load_cluster(files, seed)
+    out = render_rules(cluster, node, mode or cluster.config.kube_proxy.mode, table,
+                       int(family) if family else None, fmt, output)
+    if output == "json":
+        emit_json(out)
+    else:
+        click.echo(out, nl=False)
+    return 0
+
+
+@cli.command()
+@click.option("--from", "src", default=None, help="ns/pod, a node name, or an IP.")
+@click.option("--to", "dst", default=None, help="DESTINATION:PORT.")
+@click.option("--proto", type=click.Choice(["tcp", "udp", "sctp"]), default="tcp")
+@click.option("--node", default=None, help="Node an outside packet enters through.")
+@click.option("--mode", type=MODES, default=None)
+@click.option("--all", "all_", is_flag=True, help="Every outcome the first packet could have.")
+@click.option("--rules", "rules_file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Trace through a real node's iptables-save / restore dump instead.")
+@click.option("--local-address", "local_addresses", multiple=True,
+              help="With --rules: the node's own addresses (repeatable).")
+@click.option("--url", default=None, help="Live mode: run an HTTP request from --from.")
+@click.option("--dns", "dns_name", default=None, help="Live mode: resolve NAME from --from.")
+@click.option("--pcap", default=None, help="Live mode: write the capture as pcapng.")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
+@files_option
+@seed_option
+def trace(src: str | None, dst: str | None, proto: str, node: str | None, mode: str | None,
+          all_: bool, rules_file: str | None, local_addresses: tuple[str, ...], url: str | None,
+          dns_name: str | None, pcap: str | None, output: str, files: tuple[str, ...],
+          seed: int | None) -> int:
+    """The story of one packet through the tables (or a live request with --url/--dns)."""
+    from knet.cli import trace as tr
+    from knet.path import ClusterPath, split_host_port
+
+    if src is None:
+        raise UsageError("--from is required")
+    if url or dns_name:
+        from knet.cli.live import live_trace
+
+        return live_trace(files, seed, src, url, dns_name, pcap, output)
+    if dst is None:
+        raise UsageError("--to DESTINATION:PORT is required (or --url / --dns for live mode)")
+    host, port = split_host_port(dst)
+    if rules_file:
+        return tr.trace_dump(rules_file, local_addresses, src, host, port, proto, all_, output,
+                             seed or 0)
+    path = ClusterPath(load_cluster(files, seed), mode)
+    if all_:
+        outs = path.outcomes(src, host, port, proto, node)
+        data = {"outcomes": outs.outcomes, "masquerade": outs.masquerade,
+                "items": [{"target": o.target, "masquerade": o.masquerade,
+                           "chains": list(o.chains)} for o in outs.items]}
+        if output == "json":
+            emit_json(data)
+        else:
+            for o in outs.items:
+                masq = "  (masqueraded)" if o.masquerade else ""
+                click.echo(f"{o.target}{masq}    via {' → '.join(o.chains)}")
+        return 0
+    w = path.walk(src, host, port, proto, node)
+    if output == "json":
+        emit_json(tr.walk_json(w))
+    else:
+        click.echo(tr.render_walk(w), nl=False)
+    return 0
