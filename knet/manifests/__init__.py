@@ -12,7 +12,8 @@ Public API:
   order; ``metadata.creation_index`` is that order), a ``ClusterConfig``, and warnings
   (skipped kinds such as CRDs, ignored settings) for the CLI to print on stderr.
 - ``to_manifest(obj) -> dict``: a valid manifest (apiVersion, kind, metadata, spec, status)
-  that ``read`` accepts again.
+  that ``read`` accepts again; ``to_yaml(manifest | [manifests])`` dumps it (quoting ``y``/``n``
+  which PyYAML would leave plain and kubectl would read as booleans).
 - ``default_nodes(config) -> list[Node]``: knet's default shape (control-plane + 2 workers,
   named and labelled as kind does); ``kind_nodes(cluster_name, roles)``.
 - ``pod_from_template(template, namespace, name, …) -> Pod``: how workload controllers build
@@ -27,8 +28,8 @@ configuration field.
 from knet.manifests.config import parse_duration
 from knet.manifests.nodes import default_nodes, kind_nodes
 from knet.manifests.read import Input, read, read_text, read_texts
-from knet.manifests.render import to_manifest
+from knet.manifests.render import to_manifest, to_yaml
 from knet.manifests.template import pod_from_template
 
 __all__ = ["Input", "default_nodes", "kind_nodes", "parse_duration", "pod_from_template",
-           "read", "read_text", "read_texts", "to_manifest"]
+           "read", "read_text", "read_texts", "to_manifest", "to_yaml"]

@@ -10,6 +10,7 @@ that order (after kind's nodes, which the cluster has before anything is applied
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from dataclasses import dataclass, field
 from typing import Any, Sequence, TextIO
 
@@ -174,7 +175,9 @@ def read_texts(texts: Sequence[tuple[str, str]], *,
     for ep, cursor in endpoints:
         reason = mirroring_skip_reason(ep, services)
         if reason is None:
-            objects += mirror(ep, scope.generated_name, ep.metadata.creation_index)
+            for sl in mirror(ep, scope.generated_name, ep.metadata.creation_index):
+                uid = scope.uid(sl.kind, sl.metadata.namespace, sl.metadata.name)
+                objects.append(replace(sl, metadata=replace(sl.metadata, uid=uid)))
         elif reason:
             warnings.append(f"{ep.metadata.source}: {reason}")
 

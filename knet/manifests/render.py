@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import yaml
+
 from knet.model.apps import DaemonSet, Deployment, Job, ReplicaSet, StatefulSet
 from knet.model.core import (
     ConfigMap, Container, ContainerStatus, Namespace, Node, Pod, PodSpec, PodStatus, Probe,
@@ -463,3 +465,25 @@ def to_manifest(obj: Any) -> dict[str, Any]:
             spec["selector"] = _selector(obj.selector)
         out["spec"] = spec
     return out
+
+
+class _Dumper(yaml.SafeDumper):
+    """Quotes the plain scalars that other YAML readers (kubectl's yaml.v2) take for booleans."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    if value in ("y", "Y", "n", "N"):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+    return dumper.represent_str(value)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def to_yaml(manifest: Any) -> str:
+    """YAML text for a manifest dict (or a list of them, as a multi-document stream) that
+    ``read`` and kubectl both read back unchanged; keys keep their order."""
+    if isinstance(manifest, list):
+        return yaml.dump_all(manifest, Dumper=_Dumper, sort_keys=False,
+                             default_flow_style=False)
+    return yaml.dump(manifest, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
