@@ -165,3 +165,12 @@ def test_topology_bad_external_host_ip_and_duplicate_singleton():
 def test_parse_duration():
     assert parse_duration("1m30s") == 90 and parse_duration("250ms") == 0.25
     assert parse_duration("0") == 0 and parse_duration("1x") is None
+
+
+def test_docs_topology_snippets_parse():
+    doc = (Path(__file__).parents[1] / "docs" / "topology.md").read_text()
+    blocks = doc.split("```yaml\n")[1:]
+    assert blocks
+    for block in blocks:
+        c = read_text(block.split("```")[0]).config
+        assert c.seed == 7 and c.external_hosts == (("db.example.com", "192.0.2.10"),)
