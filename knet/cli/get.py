@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Iterable
 
-import yaml
-
 from knet.errors import NotFound, UsageError
 from knet.model import (
     DaemonSet, Deployment, EndpointSlice, Ingress, IngressClass, Job, Node, Pod, ReplicaSet,
@@ -64,14 +62,14 @@ def run_get(cluster: Any, kind: str, name: str | None, namespace: str | None,
     if name is not None and not any(objs for _, objs in selected):
         raise NotFound(f'{KINDS[kinds[0]][0]} "{name}" not found')
     if output in ("yaml", "json"):
-        from knet.manifests import to_manifest
+        from knet.manifests import to_manifest, to_yaml
 
         items = [to_manifest(o) for _, objs in selected for o in objs]
         data: Any = items[0] if name is not None and len(items) == 1 else {
             "apiVersion": "v1", "kind": "List", "items": items, "metadata": {"resourceVersion": ""}}
         if output == "json":
             return json.dumps(data, indent=4) + "\n"
-        return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+        return to_yaml(data)
     if output == "name":
         return "".join(f"{KINDS[kk][0]}/{o.metadata.name}\n" for kk, objs in selected for o in objs)
     out: list[str] = []
