@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import gc
 from contextlib import contextmanager
+from itertools import chain as _chain
+from operator import attrgetter
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_network
 from typing import Iterable, Iterator, Mapping, Sequence
@@ -397,6 +399,9 @@ def _filter_chain_names(p: NodeParams) -> tuple[str, ...]:
 
 
 NAT_FIXED_CHAINS = (KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ)
+_FILTER = attrgetter("filter")
+_SERVICES = attrgetter("services")
+_NODEPORTS = attrgetter("nodeports")
 
 
 @dataclass(frozen=True, slots=True)
@@ -483,8 +488,7 @@ class RestoreInput:
 
     def filter_rules(self) -> list[Rule]:
         out = list(self.glob.filter_head)
-        for pr in self.ports:
-            out.extend(pr.filter)
+        out.extend(_chain.from_iterable(map(_FILTER, self.ports)))
         out.extend(self.glob.filter_tail)
         return out
 
@@ -571,31 +575,45 @@ def apply_restore(rs: RuleSet, ri: RestoreInput) -> set[tuple[str, str]]:
         for r in ri.filter_rules():
             groups[r.chain].append(r)
         for c, rules in groups.items():
+            cur = filt.chains.get(c)
+            if cur is not None and cur.declared and cur.rules == rules:
+                continue
             filt.replace_chain(c, rules)
+            changed.add(("filter", c))
+        return _apply_nat(rs, ri, changed)
     changed.update(("filter", c) for c in ri.filter_chains)
+    return _apply_nat(rs, ri, changed)
+
+
+def _apply_nat(rs: RuleSet, ri: RestoreInput, changed: set[tuple[str, str]]
+               ) -> set[tuple[str, str]]:
     nat = rs.table("nat")
     if not any(c.declared for c in nat.chains.values()):
         for c in ri.nat_chains():
             if c not in ri.stale:
                 nat.declare(c)
                 changed.add(("nat", c))
-        nat.extend(r for r in ri.nat_lines() if type(r) is not str)
+        lines = ri.nat_lines()
+        nat.extend(lines if not ri.stale else [r for r in lines if type(r) is not str])
         return changed
-    ngroups: dict[str, list[Rule]] = {c: [] for c in NAT_FIXED_CHAINS}
-    ngroups[KUBE_POSTROUTING].extend(ri.glob.nat_head[:3])
-    ngroups[KUBE_MARK_MASQ].extend(ri.glob.nat_head[3:])
-    svc_rules = ngroups[KUBE_SERVICES]
-    np_rules = ngroups[KUBE_NODEPORTS]
-    for i, pr in enumerate(ri.ports):
-        svc_rules.extend(pr.services)
-        np_rules.extend(pr.nodeports)
-        if ri.written(i):
-            for c in pr.chains:
-                ngroups[c] = []
-            for r in pr.body:
-                ngroups[r.chain].append(r)
-    svc_rules.extend(ri.glob.nat_tail)
+    ngroups: dict[str, list[Rule]] = {
+        KUBE_SERVICES: [*_chain.from_iterable(map(_SERVICES, ri.ports)), *ri.glob.nat_tail],
+        KUBE_NODEPORTS: list(_chain.from_iterable(map(_NODEPORTS, ri.ports))),
+        KUBE_POSTROUTING: list(ri.glob.nat_head[:3]),
+        KUBE_MARK_MASQ: list(ri.glob.nat_head[3:]),
+    }
+    for i in (range(len(ri.ports)) if ri.changed is None else sorted(ri.changed)):
+        pr = ri.ports[i]
+        for c in pr.chains:
+            ngroups[c] = []
+        for r in pr.body:
+            ngroups[r.chain].append(r)
+    chains = nat.chains
     for c, rules in ngroups.items():
+        cur = chains.get(c)
+        # Unchanged service ports reuse their Rule objects, so this is mostly identity checks.
+        if cur is not None and cur.declared and cur.rules == rules:
+            continue  # flushed and rewritten with the same rules: nothing changed
         nat.replace_chain(c, rules)
         changed.add(("nat", c))
     for c in ri.stale:
@@ -720,6 +738,7 @@ class SyncResult:
 
 
 _OrderKey = tuple[str, str, ServicePortName]
+_PLACEHOLDER = PortRules((), (), (), (), (), 0)
 
 
 class Proxier:
@@ -753,6 +772,7 @@ class Proxier:
         self._n_eps: dict[ServicePortName, int] = {}
         self._eps: dict[ServicePortName, tuple[EndpointInfo, ...]] = {}
         self._order: list[_OrderKey] = []
+        self._plist: list[PortRules] = []  # PortRules in ``_order`` order
         self._total_endpoints = 0
         self._active: set[str] = set()
         self._pending_stale: set[str] = set()
@@ -824,6 +844,10 @@ class Proxier:
             self._cache[spn] = pr
             self._active.update(pr.chains)
 
+    def _key(self, spn: ServicePortName) -> _OrderKey:
+        info = self._infos[spn]
+        return (info.name_string, str(info.protocol), spn)
+
     def _sync(self, now: float) -> SyncResult:
         import bisect
 
@@ -839,16 +863,20 @@ class Proxier:
             new_names = tuple(info.name for info in new_ports)
             for spn in self._ports_of.get(key, ()):
                 if spn not in new_names:  # service port removed
-                    info = self._infos.pop(spn)
-                    k = (info.name_string, str(info.protocol), spn)
-                    del self._order[bisect.bisect_left(self._order, k)]
+                    i = bisect.bisect_left(self._order, self._key(spn))
+                    del self._order[i]
+                    del self._plist[i]
+                    del self._infos[spn]
                     self._total_endpoints -= self._n_eps.pop(spn, 0)
                     self._eps.pop(spn, None)
                     self._set_port(spn, None)
             for info in new_ports:
                 spn = info.name
                 if spn not in self._infos:
-                    bisect.insort(self._order, (info.name_string, str(info.protocol), spn))
+                    k = (info.name_string, str(info.protocol), spn)
+                    i = bisect.bisect_left(self._order, k)
+                    self._order.insert(i, k)
+                    self._plist.insert(i, _PLACEHOLDER)
                 self._infos[spn] = info
                 eps = state.endpoints.get(spn, ()) if state is not None else ()
                 self._eps[spn] = eps
@@ -861,9 +889,23 @@ class Proxier:
                 self._ports_of.pop(key, None)
         large = self._total_endpoints > LARGE_CLUSTER_ENDPOINTS_THRESHOLD
         p = self.params
-        rebuild = self._infos.keys() if full else changed
-        for spn in rebuild:
-            self._set_port(spn, port_rules(self._infos[spn], self._eps.get(spn, ()), p, large))
+        if full:
+            plist = self._plist
+            for i, k in enumerate(self._order):
+                spn = k[2]
+                pr = port_rules(self._infos[spn], self._eps.get(spn, ()), p, large)
+                self._set_port(spn, pr)
+                plist[i] = pr
+            idx: frozenset[int] | None = None
+        else:
+            positions = []
+            for spn in changed:
+                pr = port_rules(self._infos[spn], self._eps.get(spn, ()), p, large)
+                self._set_port(spn, pr)
+                i = bisect.bisect_left(self._order, self._key(spn))
+                self._plist[i] = pr
+                positions.append(i)
+            idx = frozenset(positions)
         nat = self.ruleset.table("nat")
         # Stale chains (§2.8): looked for every sync, in large-cluster mode once per syncPeriod.
         stale: tuple[str, ...] = ()
@@ -877,14 +919,7 @@ class Proxier:
                                  if c in nat.chains and c not in self._active))
             self._pending_stale.clear()
             self._last_cleanup = now
-        order = self._order
-        ports = tuple(self._cache[k[2]] for k in order)
-        if full:
-            idx: frozenset[int] | None = None
-        else:
-            idx = frozenset(bisect.bisect_left(order, (self._infos[s].name_string,
-                                                        str(self._infos[s].protocol), s))
-                            for s in changed)
+        ports = tuple(self._plist)
         ri = RestoreInput(self.family, _filter_chain_names(p), global_rules(p), ports, idx,
                           stale)
         chains = apply_restore(self.ruleset, ri)
