@@ -225,3 +225,22 @@ def test_incremental_equals_full_rebuild(ops: list[tuple[str, str, object]]) -> 
             # only live service chains remain (stale ones were deleted)
             assert {c for c in px.ruleset["nat"].chains if c.startswith("KUBE-S")} == \
                 {c for c in expect["nat"].chains if c.startswith("KUBE-S")}
+
+
+def test_large_cluster_defers_stale_cleanup_to_sync_period() -> None:
+    eps = [ep(f"10.244.{i // 200}.{i % 200 + 1}", "node-b") for i in range(1001)]
+    big = service("big", "10.96.14.1", port(80, "http"))
+    s1 = slice_("big", *eps, ports=(("http", 80, "TCP"),))
+    px = fresh([big], [s1])
+    r0 = px.sync(0.0)
+    assert r0.large_cluster and "--comment shop/big:http" not in r0.restore_text
+    s2 = slice_("big", *eps[1:], ep("10.244.9.9", "node-b"), ports=(("http", 80, "TCP"),))
+    px.on_slice_change(s1, s2)
+    r1 = px.sync(1.0)  # within syncPeriod (30 s) of the last cleanup: no -X
+    assert r1.stale_chains == () and "-X " not in r1.restore_text
+    gone = [c for c in px.ruleset["nat"].chains if c.startswith("KUBE-SEP-")]
+    assert len(gone) == 1002  # the stale SEP chain is still in the kernel
+    px.on_slice_change(s2, s2)  # a sync later than syncPeriod cleans it up
+    px.request_full_sync()
+    r2 = px.sync(40.0)
+    assert len(r2.stale_chains) == 1 and f"-X {r2.stale_chains[0]}" in r2.restore_text
