@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import gc
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from itertools import chain as _chain
 from operator import attrgetter
-from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_network
+from ipaddress import IPv4Address, IPv4Network, ip_network
 from typing import Iterable, Iterator, Mapping, Sequence
 
 from knet.model.config import ClusterConfig, KubeProxyConfig
@@ -704,7 +704,7 @@ def restore_text(node: Node, services: Iterable[Service], slices: Iterable[Endpo
 __all__ = [
     "HostOptions", "NodeParams", "PortRules", "RestoreInput", "GlobalRules", "node_params",
     "port_rules", "global_rules", "build_restore", "build_ruleset", "build", "restore_text",
-    "apply_restore", "ensure_jumps", "is_service_chain", "IPv6Network",
+    "apply_restore", "ensure_jumps", "is_service_chain", "Proxier", "SyncResult",
 ]
 
 
