@@ -114,3 +114,28 @@ def test_route_json(capsys) -> None:
     rc, out, _ = run(capsys, "route", "-f", DEMO, "--host", "nope.example.com", "--path", "/",
                      "-o", "json")
     assert json.loads(out)["status"] == 404
+
+
+def test_dig_from_pod_applies_search_path(capsys) -> None:
+    _, svc, _ = run(capsys, "get", "svc", "web", "-o", "json", "-f", DEMO)
+    cip = json.loads(svc)["spec"]["clusterIP"]
+    rc, out, _ = run(capsys, "dig", "-f", DEMO, "web", "--from", "default/client", "-o", "json")
+    d = json.loads(out)
+    assert rc == 0 and d["rcode"] == "NOERROR"
+    assert d["answer"] == [f"web.default.svc.cluster.local. 30 IN A {cip}"]
+    assert d["queries"][0]["name"] == "web.default.svc.cluster.local."
+    rc, out, _ = run(capsys, "dig", "-f", DEMO, "nothere", "--from", "default/client", "-o", "json")
+    d = json.loads(out)
+    # ndots:5 → every search domain is tried, then the name as given
+    assert [q["name"] for q in d["queries"]] == [
+        "nothere.default.svc.cluster.local.", "nothere.svc.cluster.local.",
+        "nothere.cluster.local.", "nothere."]
+    assert d["rcode"] != "NOERROR"
+
+
+def test_dig_text_looks_like_dig(capsys) -> None:
+    rc, out, _ = run(capsys, "dig", "-f", DEMO, "kubernetes.default.svc.cluster.local")
+    assert rc == 0
+    assert ";; ->>HEADER<<- opcode: QUERY, status: NOERROR" in out
+    answer = out.split(";; ANSWER SECTION:\n")[1].splitlines()[0]
+    assert answer.split() == ["kubernetes.default.svc.cluster.local.", "30", "IN", "A", "10.96.0.1"]

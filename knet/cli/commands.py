@@ -188,3 +188,50 @@ def trace(src: str | None, dst: str | None, proto: str, node: str | None, mode: 
     else:
         click.echo(tr.render_walk(w), nl=False)
     return 0
+
+
+def dns_view(cluster):
+    """The cluster's DNS view (kube-system/coredns Corefile when present, else kubeadm's)."""
+    from knet.dns import DnsView
+
+    return DnsView(services=cluster.services(), endpoint_slices=cluster.endpoint_slices(),
+                   pods=cluster.pods(), namespaces=cluster.namespaces(),
+                   config_maps=cluster.config_maps(), cluster=cluster.config, seed=cluster.seed)
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("qtype", default="A", metavar="[TYPE]")
+@click.option("--from", "src", default=None,
+              help="ns/pod: apply the pod's resolv.conf search path, showing every query.")
+@click.option("--tcp", is_flag=True, help="Ask over TCP (no truncation).")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
+@files_option
+@seed_option
+def dig(name: str, qtype: str, src: str | None, tcp: bool, output: str,
+        files: tuple[str, ...], seed: int | None) -> int:
+    """Ask the cluster DNS like dig (CoreDNS kubernetes-plugin semantics)."""
+    from knet.dns import dig as d
+    from knet.dns.stub import resolv_conf_for_pod
+
+    cluster = load_cluster(files, seed)
+    view = dns_view(cluster)
+    resolv = None
+    if src is not None:
+        pod = cluster.pod(src)
+        dns_ips = [ip for s in cluster.services("kube-system") if s.metadata.name == "kube-dns"
+                   for ip in (s.spec.cluster_ips or (s.spec.cluster_ip,))]
+        resolv = resolv_conf_for_pod(pod, cluster_dns=dns_ips,
+                                     cluster_domain=cluster.config.dns_domain)
+    run = d.dig(view, name, qtype.upper(), resolv=resolv, tcp=tcp)
+    if output == "json":
+        emit_json(d.to_json(run.reply, run.queries))
+        return 0
+    if resolv is not None:
+        for q in run.queries:
+            click.echo(f";; tried {q['name']} {q['type']}: {q['rcode']}")
+    if run.reply is None:
+        click.echo(";; no servers could be reached")
+        return 1
+    click.echo(d.render(run.reply, transport="TCP" if tcp else "UDP"))
+    return 0
