@@ -387,7 +387,9 @@ class Kubernetes:
             if not any(sl.addresses for sl in self._ready_addresses(ctx, svc)):
                 return [], True
         if svc.type == "ExternalName":
-            if r.endpoint:
+            # External services have no endpoints or ports: x.<svc>… and _p._t.<svc>… are
+            # NXDOMAIN (reference §2 table).
+            if r.endpoint or r.port or r.protocol:
                 return [], True
             rec = _Rec(host=svc.external_name, port=0, ttl=self.ttl, target=base)
             if host_type(svc.external_name)[0] == T_CNAME:

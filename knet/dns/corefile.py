@@ -467,12 +467,12 @@ def _parse_forward(d: _Directive, warn: list[str]) -> ForwardConfig:
     return ForwardConfig(zone=zone, to=tuple(d.args[1:]), excepted=tuple(excepted))
 
 
-def _block_key(tok: str) -> tuple[list[str], int]:
+def _block_key(tok: str) -> tuple[list[str], int | None]:
     s = tok
     for scheme in ("dns://", "tls://", "grpc://", "https://", "quic://"):
         if s.startswith(scheme):
             s = s[len(scheme):]
-    port = 53
+    port: int | None = None
     if s.startswith(":"):  # ":53" = root zone
         s = "." + s
     m = re.fullmatch(r"(.*):(\d+)", s)
@@ -503,8 +503,9 @@ def parse_corefile(text: str) -> Corefile:
         zones: list[str] = []
         port = 53
         for k in keys:
-            z, port = _block_key(k)
+            z, p = _block_key(k)
             zones.extend(z)
+            port = p if p is not None else port
         if not zones:
             raise UsageError(f"Corefile:{line}: server block without a zone")
         blocks.append(_server_block(tuple(zones), port, directives, warn))
