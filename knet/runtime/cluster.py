@@ -1,0 +1,894 @@
+"""The running emulation: control plane + fabric + per-node kubelet and kube-proxy.
+
+Invariants:
+- The control plane (``knet.control.Cluster``) is the single source of truth; the runtime
+  reacts to its events: Services/EndpointSlices feed every node's kube-proxy change trackers,
+  Pods bound to a node start in that node's kubelet, deletions stop them. The runtime never
+  mutates the control plane from inside an event callback; work is queued on the loop.
+- Every packet between pods crosses the nodes' datapaths = netfilter over the tables the
+  node's kube-proxy last synced (``NodeProxy``); nothing routes around them.
+- Time is the loop's: virtual under ``VirtualTimeLoop`` (tests), real otherwise (``knet up``).
+  Control-plane time is seconds since ``run`` started. One seed drives every random choice
+  (fabric ISNs and loss, netfilter statistic draws, probe jitter, DNS ids).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from ipaddress import ip_address
+from typing import Any, AsyncIterator, Callable, Iterable, Mapping
+
+import aiohttp
+
+from knet.control import Cluster
+from knet.control.store import evolve
+from knet.errors import NetworkError, NotFound, UsageError
+from knet.fabric import OUTSIDE, Fabric, clock_of
+from knet.fabric.aio import client_session
+from knet.model.core import Pod
+from knet.runtime.apps import load_factory
+from knet.runtime.datapath import NetfilterDatapath
+from knet.dns import DnsView
+from knet.runtime.dns import PodDns, ResolvConf, pod_resolv_conf
+from knet.runtime.kubelet import Kubelet, PodWorker
+from knet.runtime.nodeproxy import NodeProxy, make_node_proxy
+
+_DNS_KINDS = frozenset({"Service", "EndpointSlice", "Pod", "Namespace", "ConfigMap"})
+_WATCHED = frozenset({"Service", "EndpointSlice", "Ingress", "IngressClass", "Secret",
+                      "ConfigMap", "Namespace"})
+
+
+def _split(key: str, default_ns: str = "default") -> tuple[str, str]:
+    if "/" in key:
+        ns, name = key.split("/", 1)
+        return ns, name
+    return default_ns, key
+
+
+class RuntimeCluster:
+    """``async with knet.run(...) as cluster``: handles, faults, time."""
+
+    def __init__(self, state: Cluster, *, seed: int | None = None,
+                 apps: Mapping[str, Callable[..., Any] | str] | None = None,
+                 clock: Any = None) -> None:
+        self.state = state
+        self.seed = state.seed if seed is None else seed
+        self.loop = asyncio.get_running_loop()
+        self.clock = clock if clock is not None else clock_of(self.loop)
+        self.fabric = Fabric(self.clock, seed=int(self.seed or 0))
+        self.families = tuple(state.config.families)
+        self._t0 = self.loop.time() - state.now
+        self.proxies: dict[str, NodeProxy] = {}
+        self.datapaths: dict[str, NetfilterDatapath] = {}
+        self.kubelets: dict[str, Kubelet] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._apps: dict[str, Callable[..., Any]] = {}
+        for k, f in (apps or {}).items():
+            self.set_app(k, f, restart=False)
+        self._watchers: list[Callable[[], None]] = []
+        self._notify_pending = False
+        self._deadline: asyncio.TimerHandle | None = None
+        self._changed = asyncio.Event()
+        self._handles: dict[str, PodHandle] = {}
+        self._externals: dict[str, ExternalHandle] = {}
+        self._unsubscribe: Callable[[], None] | None = None
+        self._closed = False
+        self.dns_view = DnsView(
+            services=state.services(), endpoint_slices=state.endpoint_slices(),
+            pods=state.pods(), namespaces=state.namespaces(), config_maps=state.config_maps(),
+            cluster=state.config, now=state.now, seed=int(self.seed or 0))
+        self.errors: list[BaseException] = []
+
+    # -- time ---------------------------------------------------------------------------
+    def now(self) -> float:
+        """Control-plane time: seconds since the emulation started."""
+        return self.loop.time() - self._t0
+
+    async def advance(self, seconds: float) -> None:
+        await self.clock.advance(seconds)
+
+    async def run_until_idle(self) -> None:
+        await self.clock.run_until_idle()
+
+    settle = run_until_idle
+
+    # -- start / stop -------------------------------------------------------------------
+    async def start(self) -> None:
+        for node in self.state.nodes():
+            self._add_node(node)
+        for svc in self.state.services():
+            for p in self.proxies.values():
+                p.on_service_change(None, svc)
+        for es in self.state.endpoint_slices():
+            for p in self.proxies.values():
+                p.on_slice_change(None, es)
+        self._unsubscribe = self.state.subscribe(self._on_event)
+        for name in self.proxies:
+            self._sync_proxy(name)  # kube-proxy's first (full) sync before pods start
+        for name in self.proxies:
+            self._tasks.append(self.loop.create_task(self._proxy_loop(name), name=f"kube-proxy {name}"))
+        for pod in self.state.pods():
+            self._ensure_pod(pod)
+        self._arm_deadline()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        if self._deadline is not None:
+            self._deadline.cancel()
+        for h in list(self._handles.values()) + list(self._externals.values()):
+            await h.aclose()
+        workers = [w for k in self.kubelets.values() for w in k.workers.values()]
+        for w in workers:
+            w.terminating = True
+            w.done = True
+            if w.task is not None:
+                w.task.cancel()
+            for t in w.supervisors:
+                t.cancel()
+            for c in w.containers + w.inits:
+                for t in c.probe_tasks:
+                    t.cancel()
+                if c.task is not None:
+                    c.task.cancel()
+        for t in self._tasks:
+            t.cancel()
+        pending = [t for w in workers for t in ([w.task] if w.task else []) + w.supervisors
+                   + [c.task for c in w.containers + w.inits if c.task]
+                   + [p for c in w.containers + w.inits for p in c.probe_tasks]] + self._tasks
+        await asyncio.gather(*pending, return_exceptions=True)
+        for ns in [n for n, x in self.fabric.namespaces.items() if x.kind != "node"]:
+            self.fabric.remove_namespace(ns)
+
+    async def __aenter__(self) -> RuntimeCluster:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- nodes and kube-proxy -------------------------------------------------------------
+    def _add_node(self, node: Any) -> None:
+        if node.name in self.fabric.nodes:
+            return
+        addrs = node.ips()
+        dp = NetfilterDatapath(node.name, addrs, seed=self.seed)
+        self.datapaths[node.name] = dp
+        self.fabric.add_node(node.name, addrs, node.pod_cidrs, datapath=dp)
+        self.proxies[node.name] = make_node_proxy(node, self.state.config, self.families)
+        self._wake[node.name] = asyncio.Event()
+        self.kubelets[node.name] = Kubelet(self, node.name)
+
+    def _sync_proxy(self, name: str) -> None:
+        rulesets = self.proxies[name].sync(self.loop.time())
+        dp = self.datapaths[name]
+        for fam, rs in rulesets.items():
+            dp.set_ruleset(fam, rs)
+        self._changed.set()
+
+    async def _proxy_loop(self, name: str) -> None:
+        p = self.proxies[name]
+        ev = self._wake[name]
+        while True:
+            if p.needs_sync:
+                now = self.loop.time()
+                t = p.next_sync_time(now)
+                if t > now:
+                    await asyncio.sleep(t - now)
+                    continue
+                try:
+                    self._sync_proxy(name)
+                except Exception as e:  # noqa: BLE001 - keep the node alive; report
+                    self.errors.append(e)
+                    await asyncio.sleep(1.0)
+                continue
+            ev.clear()
+            await ev.wait()
+
+    # -- events ------------------------------------------------------------------------
+    def _on_event(self, ev: Any) -> None:
+        kind = ev.kind
+        prev, cur = ev.previous, ev.current
+        if kind in _DNS_KINDS:
+            self.dns_view.apply_change(kind, prev, cur, now=self.now())
+        if kind == "Service":
+            for name, p in self.proxies.items():
+                p.on_service_change(prev, cur)
+                self._wake[name].set()
+        elif kind == "EndpointSlice":
+            for name, p in self.proxies.items():
+                p.on_slice_change(prev, cur)
+                self._wake[name].set()
+        elif kind == "Node":
+            if cur is not None and cur.name not in self.fabric.nodes:
+                self._add_node(cur)
+                self._tasks.append(self.loop.create_task(self._proxy_loop(cur.name)))
+                for svc in self.state.services():
+                    self.proxies[cur.name].on_service_change(None, svc)
+                for es in self.state.endpoint_slices():
+                    self.proxies[cur.name].on_slice_change(None, es)
+            for name, p in self.proxies.items():
+                p.on_node_change(prev, cur)
+                self._wake[name].set()
+            if cur is not None and cur.name in self.datapaths:
+                self.datapaths[cur.name].set_addresses(cur.ips())
+        elif kind == "Pod":
+            self.loop.call_soon(self._pod_changed, prev, cur)
+        if kind in _WATCHED and self._watchers and not self._notify_pending:
+            self._notify_pending = True
+            self.loop.call_soon(self._notify)
+        self._changed.set()
+        self.loop.call_soon(self._arm_deadline)
+
+    def _notify(self) -> None:
+        self._notify_pending = False
+        for fn in list(self._watchers):
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001
+                self.errors.append(e)
+
+    def watch(self, fn: Callable[[], None]) -> Callable[[], None]:
+        """Call ``fn()`` after Service/EndpointSlice/Ingress/Secret… changes (batched)."""
+        self._watchers.append(fn)
+        return lambda: self._watchers.remove(fn) if fn in self._watchers else None
+
+    def _arm_deadline(self) -> None:
+        if self._closed:
+            return
+        d = self.state.next_deadline()
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        if d is not None:
+            self._deadline = self.loop.call_at(self._t0 + d, self._control_sync)
+
+    def _control_sync(self) -> None:
+        self._deadline = None
+        self.state.sync(self.now())
+        self._arm_deadline()
+
+    def _pod_changed(self, prev: Pod | None, cur: Pod | None) -> None:
+        if self._closed:
+            return
+        if cur is None:
+            assert prev is not None
+            w = self._worker(prev.key)
+            if w is not None:
+                self._forget(prev, w)
+            else:
+                self._drop_sandbox(prev)
+            return
+        w = self._worker(cur.key)
+        if w is None:
+            self._ensure_pod(cur)
+            w = self._worker(cur.key)
+        if w is not None and cur.terminating and not w.terminating:
+            grace = _grace_left(cur, self.now())
+            self._tasks.append(self.loop.create_task(self._terminate(w, grace)))
+
+    def _ensure_pod(self, pod: Pod) -> None:
+        cur = self.state.store.get("Pod", pod.namespace, pod.name)
+        if cur is None or not cur.spec.node_name or not cur.status.pod_ips:
+            return
+        kubelet = self.kubelets.get(cur.spec.node_name)
+        if kubelet is None or cur.key in kubelet.workers:
+            return
+        w = kubelet.add(cur)
+        if cur.terminating:
+            self._tasks.append(self.loop.create_task(
+                self._terminate(w, _grace_left(cur, self.now()))))
+
+    def _worker(self, key: str) -> PodWorker | None:
+        for k in self.kubelets.values():
+            w = k.workers.get(key)
+            if w is not None:
+                return w
+        return None
+
+    async def _terminate(self, w: PodWorker, grace: float) -> None:
+        await w.terminate(grace)
+        if w.kubelet.paused:
+            return  # a NotReady/unreachable kubelet cannot report the pod gone
+        if self.state.store.get("Pod", *w.key.split("/", 1)) is not None:
+            self.state.finalize_pod_deletion(w.key, self.now())
+
+    def _forget(self, pod: Pod, w: PodWorker) -> None:
+        w.kubelet.workers.pop(pod.key, None)
+        if not w.done:
+            w.terminating = True
+            w.done = True
+            for c in w.containers + w.inits:
+                c.kill()
+                for t in c.probe_tasks:
+                    t.cancel()
+            if w.task is not None:
+                w.task.cancel()
+            for t in w.supervisors:
+                t.cancel()
+        self._drop_sandbox(pod)
+        h = self._handles.pop(pod.key, None)
+        if h is not None:
+            self._tasks.append(self.loop.create_task(h.aclose()))
+
+    def _drop_sandbox(self, pod: Pod) -> None:
+        if pod.key in self.fabric.namespaces and not pod.spec.host_network:
+            self.fabric.remove_namespace(pod.key)
+
+    def sandbox(self, pod: Pod) -> Any:
+        """The pod's network namespace (the node's own for hostNetwork pods)."""
+        if pod.spec.host_network:
+            return self.fabric.node(pod.spec.node_name).netns
+        ns = self.fabric.namespaces.get(pod.key)
+        if ns is None:
+            ns = self.fabric.add_pod(pod.key, pod.spec.node_name, pod.status.pod_ips)
+        return ns
+
+    def publish_status(self, w: PodWorker) -> None:
+        if self._closed:
+            return
+        cur = self.state.store.get("Pod", *w.key.split("/", 1))
+        if cur is None or cur.metadata.uid != w.pod.metadata.uid:
+            return
+        st = w.status(cur)
+        if st != cur.status:
+            self.state.apply(evolve(cur, status=st), self.now())
+
+    def state_pod_ip(self, key: str) -> Any:
+        p = self.state.store.get("Pod", *key.split("/", 1))
+        return p.ip if p is not None else None
+
+    # -- DNS ------------------------------------------------------------------------------
+    @property
+    def dns_ip(self) -> str | None:
+        svc = self.state.store.get("Service", "kube-system", "kube-dns")
+        if svc is None or svc.spec.cluster_ip in ("", "None"):
+            return None
+        return svc.spec.cluster_ip
+
+    # -- apps ---------------------------------------------------------------------------
+    def set_app(self, key: str, factory: Callable[..., Any] | str, *, restart: bool = True) -> None:
+        """Run ``factory`` in the first container of pod ``ns/name`` or of every pod of the
+        workload ``ns/name`` (Deployment, StatefulSet, DaemonSet, Job)."""
+        if isinstance(factory, str):
+            factory = load_factory(factory)
+        ns, name = _split(key)
+        self._apps[f"{ns}/{name}"] = factory
+        if restart and not self._closed:
+            for k in self.kubelets.values():
+                for w in k.workers.values():
+                    if self.user_factory(w.pod) is factory and w.containers:
+                        w.containers[0].kill()
+
+    def user_factory(self, pod: Pod) -> Callable[..., Any] | None:
+        f = self._apps.get(pod.key)
+        if f is not None:
+            return f
+        wl = workload_name(pod)
+        return self._apps.get(f"{pod.namespace}/{wl}") if wl else None
+
+    # -- handles ------------------------------------------------------------------------
+    def pod(self, key: str) -> PodHandle:
+        ns, name = _split(key)
+        key = f"{ns}/{name}"
+        h = self._handles.get(key)
+        if h is None or h.uid != self.state.pod(key).metadata.uid:
+            h = self._handles[key] = PodHandle(self, key)
+        return h
+
+    def pods(self, selector: Mapping[str, str] | None = None, namespace: str | None = None
+             ) -> list[PodHandle]:
+        out = []
+        for p in self.state.pods(namespace):
+            if selector and any(p.metadata.labels.get(k) != v for k, v in selector.items()):
+                continue
+            out.append(self.pod(p.key))
+        return out
+
+    def node(self, name: str) -> NodeHandle:
+        if name not in self.proxies:
+            raise NotFound(f"node {name!r} not found")
+        return NodeHandle(self, name)
+
+    def external(self, ip: str = "203.0.113.10", name: str | None = None) -> ExternalHandle:
+        h = self._externals.get(ip)
+        if h is None:
+            ns = self.fabric.add_external(name or f"external-{ip}", [ip])
+            h = self._externals[ip] = ExternalHandle(self, ns)
+        return h
+
+    # -- readiness ----------------------------------------------------------------------
+    def _all_ready(self) -> bool:
+        for p in self.state.pods():
+            if p.status.phase in ("Succeeded", "Failed") or p.terminating:
+                continue
+            if not p.spec.node_name or not p.status.ready:
+                return False
+        return not any(p.needs_sync for p in self.proxies.values())
+
+    async def wait_ready(self, timeout: float = 600.0) -> None:
+        """Until every pod is Ready and every kube-proxy has synced the latest state."""
+        deadline = self.loop.time() + timeout
+        while not self._all_ready():
+            left = deadline - self.loop.time()
+            if left <= 0:
+                raise NetworkError("pods not ready: " + ", ".join(
+                    p.key for p in self.state.pods() if not p.status.ready
+                    and p.status.phase not in ("Succeeded", "Failed")))
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 600.0) -> None:
+        deadline = self.loop.time() + timeout
+        while not predicate():
+            left = deadline - self.loop.time()
+            if left <= 0:
+                raise NetworkError("condition not met before timeout")
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), min(left, 1.0))
+            except asyncio.TimeoutError:
+                pass
+
+    # -- faults and changes ---------------------------------------------------------------
+    def delete_pod(self, key: str, grace: float | None = None) -> None:
+        ns, name = _split(key)
+        self.state.delete_pod(f"{ns}/{name}", self.now(), grace)
+
+    def kill_pod(self, key: str) -> None:
+        """Every container of the pod crashes (exit 137); restartPolicy decides what next."""
+        w = self._require_worker(key)
+        for c in w.containers:
+            c.kill()
+
+    def crash_container(self, key: str, container: str | None = None, exit_code: int = 1) -> None:
+        w = self._require_worker(key)
+        runners = [c for c in w.containers if container is None or c.name == container]
+        if not runners:
+            raise NotFound(f"container {container!r} not found in {key}")
+        runners[0].kill(exit_code)
+
+    def _require_worker(self, key: str) -> PodWorker:
+        ns, name = _split(key)
+        w = self._worker(f"{ns}/{name}")
+        if w is None:
+            raise NotFound(f"pod {ns}/{name} is not running")
+        return w
+
+    def set_node_ready(self, name: str, ready: bool, *, unreachable: bool = False) -> None:
+        """Node condition Ready=False (or Unknown): taints, NotReady pods, evictions after
+        tolerationSeconds. The node's kubelet stops reporting until it is Ready again."""
+        k = self.kubelets[name]
+        k.paused = not ready
+        self.state.set_node_ready(name, ready, self.now(), unreachable=unreachable)
+        if ready:
+            for w in list(k.workers.values()):
+                w.publish()
+
+    def partition(self, a: str, b: str = OUTSIDE) -> None:
+        self.fabric.partition(a, b)
+
+    def heal(self, a: str | None = None, b: str | None = None) -> None:
+        self.fabric.heal(a, b)
+
+    def set_link(self, a: str, b: str | None = None, *, latency: float = 0.0,
+                 loss: float = 0.0) -> None:
+        """Latency/loss on the wire between ``a`` and ``b`` (default: every other node and
+        the outside)."""
+        others = [b] if b is not None else [n for n in self.fabric.nodes if n != a] + [OUTSIDE]
+        for o in others:
+            self.fabric.set_link(a, o, latency=latency, loss=loss)
+
+    def scale(self, name: str, replicas: int, kind: str = "Deployment") -> None:
+        ns, n = _split(name)
+        self.state.scale(kind, f"{ns}/{n}", replicas, self.now())
+
+    def set_image(self, name: str, image: str, container: str | None = None,
+                  kind: str = "Deployment") -> None:
+        """``kubectl set image``: a new pod template → a rolling update."""
+        ns, n = _split(name)
+        obj = self.state.get(kind, f"{ns}/{n}")
+        tpl = _deepcopy(obj.template)
+        cs = tpl.setdefault("spec", {}).setdefault("containers", [])
+        targets = [c for c in cs if container is None or c.get("name") == container]
+        if not targets:
+            raise NotFound(f"container {container!r} not found in {kind} {ns}/{n}")
+        targets[0]["image"] = image
+        self.state.apply(evolve(obj, template=tpl), self.now())
+
+    def apply(self, obj: Any) -> list[Any]:
+        """kubectl apply: a model object, a manifest dict, YAML text, or a file path."""
+        objs = _objects(obj)
+        for o in objs:
+            self.state.apply(o, self.now())
+        return objs
+
+    def delete(self, kind: str, key: str) -> None:
+        ns, name = _split(key, "" if kind in ("Node", "Namespace", "IngressClass") else "default")
+        self.state.delete(kind, f"{ns}/{name}" if ns else name, self.now())
+
+    def cordon(self, name: str) -> None:
+        self.state.cordon(name, self.now())
+
+    def __repr__(self) -> str:
+        return f"<RuntimeCluster nodes={len(self.proxies)} pods={len(self.state.pods())} t={self.now():.3f}>"
+
+
+def _grace_left(pod: Pod, now: float) -> float:
+    g = pod.metadata.deletion_grace_period_seconds
+    return float(g if g is not None else pod.spec.termination_grace_period_seconds)
+
+
+def _deepcopy(x: Any) -> Any:
+    if isinstance(x, Mapping):
+        return {k: _deepcopy(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_deepcopy(v) for v in x]
+    return x
+
+
+def _objects(obj: Any) -> list[Any]:
+    import os
+
+    from knet.manifests import read, read_text
+
+    if hasattr(obj, "kind") and hasattr(obj, "metadata"):
+        return [obj]
+    if isinstance(obj, Mapping):
+        import yaml
+
+        return list(read_text(yaml.safe_dump(_deepcopy(obj)), "<apply>").objects)
+    if isinstance(obj, str):
+        if "\n" not in obj and os.path.exists(obj):
+            return list(read([obj]).objects)
+        return list(read_text(obj, "<apply>").objects)
+    if isinstance(obj, Iterable):
+        return [o for x in obj for o in _objects(x)]
+    raise UsageError(f"cannot apply {type(obj).__name__}")
+
+
+def workload_name(pod: Pod) -> str:
+    ref = pod.metadata.controller_ref
+    if ref is None:
+        return ""
+    if ref.kind == "ReplicaSet":
+        h = pod.metadata.labels.get("pod-template-hash")
+        if h and ref.name.endswith("-" + h):
+            return ref.name[: -len(h) - 1]
+        return ref.name.rsplit("-", 1)[0]
+    return ref.name
+
+
+# --- handles ---------------------------------------------------------------------------------
+
+class PodHandle:
+    """A pod as a test sees it: its IPs, node, netns, an HTTP session, a resolver."""
+
+    def __init__(self, rt: RuntimeCluster, key: str) -> None:
+        self.rt = rt
+        self.key = key
+        self.uid = rt.state.pod(key).metadata.uid
+        self._http: aiohttp.ClientSession | None = None
+        self._sessions: list[aiohttp.ClientSession] = []
+        self._dns: PodDns | None = None
+
+    @property
+    def model(self) -> Pod:
+        return self.rt.state.pod(self.key)
+
+    @property
+    def ip(self) -> str:
+        ip = self.model.ip
+        if ip is None:
+            raise NetworkError(f"pod {self.key} has no IP")
+        return str(ip)
+
+    @property
+    def ips(self) -> list[str]:
+        return [str(i) for i in self.model.status.pod_ips]
+
+    @property
+    def node(self) -> str:
+        return self.model.spec.node_name
+
+    @property
+    def ready(self) -> bool:
+        return self.model.status.ready
+
+    @property
+    def phase(self) -> str:
+        return self.model.status.phase
+
+    @property
+    def netns(self) -> Any:
+        p = self.model
+        if p.spec.host_network:
+            return self.rt.fabric.node(p.spec.node_name).netns
+        ns = self.rt.fabric.namespaces.get(self.key)
+        if ns is None:
+            raise NetworkError(f"pod {self.key} has no network namespace (not started)")
+        return ns
+
+    @property
+    def resolv_conf(self) -> ResolvConf:
+        return pod_resolv_conf(self.model, self.rt.dns_ip, self.rt.state.config.dns_domain)
+
+    @property
+    def dns(self) -> PodDns:
+        """The pod's stub resolver (queries from the pod IP to its nameservers)."""
+        if self._dns is None or self._dns.netns is not self.netns:
+            self._dns = PodDns.for_pod(self.netns, self.model, self.rt.dns_ip,
+                                       self.rt.state.config.dns_domain)
+        return self._dns
+
+    async def resolve(self, name: str, family: int = 0) -> list[str]:
+        """getaddrinfo in the pod: /etc/hosts, then DNS with the pod's search path."""
+        return await self.dns.resolve(name, family)
+
+    async def _resolve_cb(self, host: str, port: int, family: int) -> list[str]:
+        return await self.resolve(host, family)
+
+    def new_session(self, **kw: Any) -> aiohttp.ClientSession:
+        s = client_session(self.netns, self._resolve_cb, **kw)
+        self._sessions.append(s)
+        return s
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = self.new_session()
+        return self._http
+
+    async def open_connection(self, host: str, port: int, **kw: Any) -> Any:
+        addr = host
+        try:
+            ip_address(host)
+        except ValueError:
+            found = await self.resolve(host)
+            if not found:
+                raise NetworkError(f"{host}: Name or service not known") from None
+            addr = found[0]
+        return await self.netns.open_connection(addr, port, **kw)
+
+    def _runner(self, container: str | None) -> Any:
+        w = self.rt._require_worker(self.key)
+        for c in w.containers:
+            if container is None or c.name == container:
+                return c
+        raise NotFound(f"container {container!r} not found in {self.key}")
+
+    def fs(self, container: str | None = None) -> Any:
+        """The container's virtual filesystem (what exec probes and ``cat`` see)."""
+        return self._runner(container).fs
+
+    def logs(self, container: str | None = None) -> list[str]:
+        r = self._runner(container)
+        return list(r.ctx.logs) if r.ctx is not None else []
+
+    async def exec(self, argv: list[str], container: str | None = None) -> int:
+        from knet.runtime.shell import Shell
+
+        return await Shell(self.fs(container), self.model.name).run_argv(argv)
+
+    def container_status(self, name: str | None = None) -> Any:
+        for cs in self.model.status.container_statuses:
+            if name is None or cs.name == name:
+                return cs
+        raise NotFound(f"container {name!r} not found in {self.key}")
+
+    async def aclose(self) -> None:
+        for s in self._sessions:
+            if not s.closed:
+                await s.close()
+        self._sessions.clear()
+
+    def __repr__(self) -> str:
+        return f"<PodHandle {self.key}>"
+
+
+class ExternalHandle:
+    """A client outside the cluster (NodePort / LoadBalancer traffic)."""
+
+    def __init__(self, rt: RuntimeCluster, ns: Any) -> None:
+        self.rt = rt
+        self.netns = ns
+        self._http: aiohttp.ClientSession | None = None
+
+    @property
+    def ip(self) -> str:
+        return str(self.netns.ips[0])
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = client_session(self.netns)
+        return self._http
+
+    async def open_connection(self, host: str, port: int, **kw: Any) -> Any:
+        return await self.netns.open_connection(host, port, **kw)
+
+    async def aclose(self) -> None:
+        if self._http is not None and not self._http.closed:
+            await self._http.close()
+
+
+class NodeHandle:
+    """A node's kube-proxy tables, conntrack and host network namespace."""
+
+    def __init__(self, rt: RuntimeCluster, name: str) -> None:
+        self.rt = rt
+        self.name = name
+
+    @property
+    def proxy(self) -> NodeProxy:
+        return self.rt.proxies[self.name]
+
+    @property
+    def tables(self) -> dict[int, Any]:
+        return self.proxy.rulesets()
+
+    def iptables(self, family: int = 4) -> str:
+        return self.proxy.restore_text(family)
+
+    @property
+    def datapath(self) -> NetfilterDatapath:
+        return self.rt.datapaths[self.name]
+
+    @property
+    def conntrack(self) -> Any:
+        return self.datapath.conntrack
+
+    @property
+    def netns(self) -> Any:
+        return self.rt.fabric.node(self.name).netns
+
+    @property
+    def ip(self) -> str:
+        return str(self.rt.fabric.node(self.name).addresses[0])
+
+    @property
+    def synced(self) -> bool:
+        return not self.proxy.needs_sync
+
+    def __repr__(self) -> str:
+        return f"<NodeHandle {self.name}>"
+
+
+# --- run -----------------------------------------------------------------------------------
+
+INGRESS_NGINX_CONTROLLER = "registry.k8s.io/ingress-nginx/controller:v1.12.0"
+
+
+def builtin_ingress_controller(state: Cluster) -> list[Any]:
+    """kind's ingress-nginx install (namespace, Deployment, LoadBalancer Service) when the
+    topology has ingress-nginx IngressClasses/Ingresses but no controller pods."""
+    from knet.manifests import read_text
+
+    wants = any(getattr(c, "controller", "") == "k8s.io/ingress-nginx"
+                for c in state.ingress_classes()) or bool(state.ingresses())
+    if not wants:
+        return []
+    for p in state.pods():
+        if any("ingress-nginx/controller" in c.image for c in p.spec.containers):
+            return []
+    for d in state.deployments():
+        for c in d.template.get("spec", {}).get("containers", []):
+            if "ingress-nginx/controller" in str(c.get("image", "")):
+                return []
+    text = f"""
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: ingress-nginx
+  labels: {{app.kubernetes.io/instance: ingress-nginx, app.kubernetes.io/name: ingress-nginx}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: ingress-nginx-controller
+  namespace: ingress-nginx
+  labels:
+    app.kubernetes.io/component: controller
+    app.kubernetes.io/instance: ingress-nginx
+    app.kubernetes.io/name: ingress-nginx
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app.kubernetes.io/component: controller
+      app.kubernetes.io/instance: ingress-nginx
+      app.kubernetes.io/name: ingress-nginx
+  template:
+    metadata:
+      labels:
+        app.kubernetes.io/component: controller
+        app.kubernetes.io/instance: ingress-nginx
+        app.kubernetes.io/name: ingress-nginx
+    spec:
+      terminationGracePeriodSeconds: 0
+      tolerations:
+        - {{effect: NoSchedule, key: node-role.kubernetes.io/master, operator: Equal}}
+        - {{effect: NoSchedule, key: node-role.kubernetes.io/control-plane, operator: Equal}}
+      containers:
+        - name: controller
+          image: {INGRESS_NGINX_CONTROLLER}
+          args: [/nginx-ingress-controller, --election-id=ingress-nginx-leader,
+                 --controller-class=k8s.io/ingress-nginx, --ingress-class=nginx]
+          ports:
+            - {{name: http, containerPort: 80, protocol: TCP}}
+            - {{name: https, containerPort: 443, protocol: TCP}}
+          readinessProbe:
+            httpGet: {{path: /healthz, port: 10254, scheme: HTTP}}
+            initialDelaySeconds: 10
+            periodSeconds: 10
+            timeoutSeconds: 1
+            successThreshold: 1
+            failureThreshold: 3
+          livenessProbe:
+            httpGet: {{path: /healthz, port: 10254, scheme: HTTP}}
+            initialDelaySeconds: 10
+            periodSeconds: 10
+            timeoutSeconds: 1
+            successThreshold: 1
+            failureThreshold: 5
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: ingress-nginx-controller
+  namespace: ingress-nginx
+  labels:
+    app.kubernetes.io/component: controller
+    app.kubernetes.io/instance: ingress-nginx
+    app.kubernetes.io/name: ingress-nginx
+spec:
+  type: LoadBalancer
+  ipFamilyPolicy: SingleStack
+  selector:
+    app.kubernetes.io/component: controller
+    app.kubernetes.io/instance: ingress-nginx
+    app.kubernetes.io/name: ingress-nginx
+  ports:
+    - {{name: http, port: 80, targetPort: http, protocol: TCP, appProtocol: http}}
+    - {{name: https, port: 443, targetPort: https, protocol: TCP, appProtocol: https}}
+"""
+    return list(read_text(text, "<knet: ingress-nginx (kind)>").objects)
+
+
+@contextlib.asynccontextmanager
+async def run(paths: str | Iterable[str] | None = None, *, seed: int | None = None,
+              clock: Any = None, apps: Mapping[str, Any] | None = None,
+              state: Cluster | None = None, ingress_controller: bool = True,
+              wait: bool = True, timeout: float = 600.0) -> AsyncIterator[RuntimeCluster]:
+    """``async with knet.run("topology.yaml", seed=1) as cluster:`` — the running emulation.
+
+    Virtual time when the running loop is a ``VirtualTimeLoop`` (tests; ``run_virtual``),
+    real time otherwise. With ``wait`` (default) it returns once every pod is Ready and every
+    kube-proxy synced (``cluster.wait_ready()``).
+    """
+    if state is None:
+        if paths is None:
+            raise UsageError("knet.run needs topology paths or a control-plane state")
+        from knet.manifests import read
+
+        inp = read([paths] if isinstance(paths, str) else list(paths))
+        state = Cluster.from_input(inp, seed=seed, ready_on_start=False)
+    if ingress_controller:
+        for obj in builtin_ingress_controller(state):
+            state.apply(obj)
+    rt = RuntimeCluster(state, seed=seed, apps=apps, clock=clock)
+    try:
+        await rt.start()
+        if wait:
+            await rt.wait_ready(timeout)
+        yield rt
+    finally:
+        await rt.aclose()

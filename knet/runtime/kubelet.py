@@ -1,0 +1,519 @@
+"""kubelet for one node: pod lifecycle, init containers, probes, restarts, graceful deletion.
+
+Invariants (pkg/kubelet, v1.32):
+- A pod's containers share its network namespace (the sandbox), created once for the pod;
+  a container restart gets a fresh writable layer (``VirtualFS``) and a new app task.
+- Probes are prober workers (pkg/kubelet/prober/worker.go): one per container and kind,
+  ticking every ``periodSeconds``; skipped before ``initialDelaySeconds`` since the container
+  started and, for liveness/readiness, until the startup probe succeeded; a result flips only
+  after ``failureThreshold``/``successThreshold`` equal results in a row; readiness starts
+  Failure, liveness and startup start Success/Unknown. At kubelet start a worker first waits a
+  random part of its period (seeded). httpGet/tcpSocket probes come from the node's IP.
+- Restart back-off is client-go's flowcontrol.Backoff as the kubelet uses it: 10 s initial,
+  doubling, 300 s cap, forgotten after 600 s; the first restart is immediate, the next ones
+  wait (``CrashLoopBackOff``). restartPolicy Never/OnFailure end in Succeeded/Failed.
+- Deletion: SIGTERM (``ctx.stopping``) to every container, up to the grace period, then
+  SIGKILL (task cancel); then the kubelet reports the pod gone (``finalize_pod_deletion``).
+- The kubelet only *reports* status; the control plane decides everything else (EndpointSlice
+  conditions follow Ready; kube-proxy follows the slices).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from knet.control.cluster import timestamp
+from knet.control.store import evolve
+from knet.model.core import (
+    Container, ContainerStatus, Pod, PodCondition, PodStatus, Probe,
+)
+from knet.runtime.apps import PodContext, select_app
+from knet.runtime.env import ConfigError, container_env
+from knet.runtime.shell import Shell, VirtualFS
+
+if TYPE_CHECKING:
+    from knet.runtime.cluster import RuntimeCluster
+
+BACKOFF_INITIAL = 10.0
+BACKOFF_MAX = 300.0
+KILLED = 137  # 128 + SIGKILL
+USER_AGENT = "kube-probe/1.32"
+
+
+@dataclass
+class _Backoff:
+    delay: float
+    last_update: float
+
+
+class ContainerRunner:
+    """One container of a pod: its program, state, probes, restart bookkeeping."""
+
+    def __init__(self, worker: PodWorker, spec: Container, index: int, init: bool) -> None:
+        self.worker = worker
+        self.spec = spec
+        self.index = index
+        self.init = init
+        self.sidecar = init and spec.restart_policy == "Always"
+        self.restart_count = 0
+        self.state = "waiting"
+        self.reason = "ContainerCreating" if not init else "PodInitializing"
+        self.exit_code: int | None = None
+        self.started = False  # startup probe passed (or none)
+        self.ready = False
+        self.running_since = 0.0
+        self.task: asyncio.Task[int | None] | None = None
+        self.ctx: PodContext | None = None
+        self.generation = 0
+        self.killing = False
+        self.fs = VirtualFS()
+        self._backoff: _Backoff | None = None
+        self.probe_tasks: list[asyncio.Task[None]] = []
+        self.exited = asyncio.Event()
+        self.crash_code: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def status(self) -> ContainerStatus:
+        return ContainerStatus(self.name, ready=self.ready, started=self.state == "running"
+                               and self.started, restart_count=self.restart_count,
+                               state=self.state, reason=self.reason, image=self.spec.image)
+
+    def start(self) -> None:
+        w = self.worker
+        rt = w.runtime
+        pod = rt.state.pod(w.key) if rt.state.store.get("Pod", *w.key.split("/", 1)) else w.pod
+        env = container_env(rt.state, pod, self.spec)
+        self.fs = VirtualFS()
+        self.ctx = PodContext(pod, self.spec, env, w.netns, self.fs, rt)
+        app = select_app(pod, self.spec, self.index if not self.init else -1,
+                         rt.user_factory(pod) if not self.init else None)
+        self.generation += 1
+        self.state, self.reason, self.exit_code = "running", "", None
+        self.started = self.spec.startup_probe is None
+        self.ready = False
+        self.killing = False
+        self.exited = asyncio.Event()
+        self.running_since = rt.loop.time()
+        self.task = rt.loop.create_task(self._run(app, self.ctx), name=f"{w.key}/{self.name}")
+
+    async def _run(self, app: Any, ctx: PodContext) -> int | None:
+        try:
+            code = await app(ctx)
+            return 0 if code is None else int(code)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - an app crash is an exit code, not our error
+            ctx.log(f"{type(e).__name__}: {e}")
+            return 1
+        finally:
+            await ctx.aclose()
+
+    async def wait(self) -> int:
+        assert self.task is not None
+        try:
+            code = await asyncio.shield(self.task)
+        except asyncio.CancelledError:
+            if self.task.cancelled():
+                code = KILLED if self.crash_code is None else self.crash_code
+            else:
+                raise
+        self.crash_code = None
+        code = KILLED if code is None else code
+        self.exit_code = code
+        self.state = "terminated"
+        self.reason = "Completed" if code == 0 else "Error"
+        self.ready = False
+        self.started = False
+        self.exited.set()
+        return code
+
+    async def stop(self, grace: float) -> None:
+        """SIGTERM, wait up to ``grace``, then SIGKILL."""
+        if self.task is None or self.task.done():
+            return
+        self.killing = True
+        if self.ctx is not None:
+            self.ctx.stopping.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.task), grace)
+        except (asyncio.TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001
+            pass
+        if not self.task.done():
+            self.task.cancel()
+            try:
+                await self.task
+            except BaseException:  # noqa: BLE001
+                pass
+
+    def kill(self, exit_code: int = KILLED) -> None:
+        """The process dies now (a crash, or SIGKILL) with ``exit_code``."""
+        if self.task is not None and not self.task.done():
+            self.killing = True
+            self.crash_code = exit_code
+            self.task.cancel()
+
+    def backoff_delay(self, finished: float, now: float) -> float:
+        """Seconds to wait before restarting (client-go flowcontrol.Backoff)."""
+        b = self._backoff
+        if b is not None and finished - b.last_update > 2 * BACKOFF_MAX:
+            b = self._backoff = None
+        if b is None:
+            return 0.0
+        return max(0.0, b.delay - (now - finished))
+
+    def backoff_next(self, now: float) -> None:
+        b = self._backoff
+        if b is None or now - b.last_update > 2 * BACKOFF_MAX:
+            self._backoff = _Backoff(BACKOFF_INITIAL, now)
+        else:
+            b.delay = min(b.delay * 2, BACKOFF_MAX)
+            b.last_update = now
+
+
+class PodWorker:
+    """The kubelet's pod worker: drives one pod from sandbox to deletion."""
+
+    def __init__(self, kubelet: Kubelet, pod: Pod) -> None:
+        self.kubelet = kubelet
+        self.runtime = kubelet.runtime
+        self.pod = pod
+        self.key = pod.key
+        self.netns: Any = None
+        self.inits = [ContainerRunner(self, c, i, True) for i, c in enumerate(pod.spec.init_containers)]
+        self.containers = [ContainerRunner(self, c, i, False) for i, c in enumerate(pod.spec.containers)]
+        self.phase = "Pending"
+        self.initialized = not pod.spec.init_containers
+        self.terminating = False
+        self.done = False
+        self.task: asyncio.Task[None] | None = None
+        self.supervisors: list[asyncio.Task[None]] = []
+        self._published: PodStatus | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        self.task = self.runtime.loop.create_task(self._lifecycle(), name=f"pod {self.key}")
+
+    async def _lifecycle(self) -> None:
+        rt = self.runtime
+        self.netns = rt.sandbox(self.pod)
+        self.publish()
+        policy = self.pod.spec.restart_policy
+        for c in self.inits:
+            if c.sidecar:
+                self.supervisors.append(rt.loop.create_task(self._supervise(c)))
+                while not (c.state == "running" and c.started):
+                    await asyncio.sleep(0.05 if not c.spec.startup_probe else
+                                        c.spec.startup_probe.period_seconds / 2)
+                    if self.terminating:
+                        return
+                continue
+            while True:
+                if self.terminating:
+                    return
+                if not await self._start(c):
+                    await asyncio.sleep(BACKOFF_INITIAL)
+                    continue
+                self.publish()
+                code = await c.wait()
+                self.publish()
+                if code == 0:
+                    break
+                if policy == "Never":
+                    self.phase = "Failed"
+                    self.publish()
+                    return
+                finished = rt.loop.time()
+                delay = c.backoff_delay(finished, finished)
+                if delay:
+                    c.state, c.reason = "waiting", "CrashLoopBackOff"
+                    self.publish()
+                    await asyncio.sleep(delay)
+                c.backoff_next(rt.loop.time())
+                c.restart_count += 1
+        self.initialized = True
+        for c in self.containers:
+            self.supervisors.append(rt.loop.create_task(self._supervise(c)))
+        self.publish()
+
+    async def _start(self, c: ContainerRunner) -> bool:
+        try:
+            c.start()
+        except ConfigError as e:
+            c.state, c.reason = "waiting", "CreateContainerConfigError"
+            if c.ctx is not None:
+                c.ctx.log(str(e))
+            self.publish()
+            return False
+        return True
+
+    async def _supervise(self, c: ContainerRunner) -> None:
+        rt = self.runtime
+        policy = "Always" if c.sidecar else self.pod.spec.restart_policy
+        while not self.terminating:
+            if not await self._start(c):
+                await asyncio.sleep(BACKOFF_INITIAL)
+                continue
+            if self.phase == "Pending":
+                self.phase = "Running"
+            self._start_probes(c)
+            self.publish()
+            code = await c.wait()
+            self._stop_probes(c)
+            if self.terminating:
+                return
+            self.publish()
+            if policy == "Never" or (policy == "OnFailure" and code == 0):
+                self._maybe_complete()
+                return
+            finished = rt.loop.time()
+            delay = c.backoff_delay(finished, finished)
+            if delay:
+                c.state, c.reason = "waiting", "CrashLoopBackOff"
+                self.publish()
+                await asyncio.sleep(delay)
+                if self.terminating:
+                    return
+            c.backoff_next(rt.loop.time())
+            c.restart_count += 1
+
+    def _maybe_complete(self) -> None:
+        if all(c.state == "terminated" for c in self.containers):
+            ok = all(c.exit_code == 0 for c in self.containers)
+            self.phase = "Succeeded" if ok else "Failed"
+            self.publish()
+
+    async def terminate(self, grace: float) -> None:
+        """Graceful stop (pod deleted): SIGTERM everything, wait ≤ grace, SIGKILL the rest."""
+        if self.terminating:
+            return
+        self.terminating = True
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        runners = [c for c in self.containers + self.inits if c.task is not None]
+        await asyncio.gather(*(c.stop(grace) for c in runners))
+        for c in runners:
+            self._stop_probes(c)
+        for t in self.supervisors:
+            t.cancel()
+        self.done = True
+
+    def kill_all(self) -> None:
+        """Crash every running container (exit 137): restarts follow restartPolicy."""
+        for c in self.containers + self.inits:
+            c.kill()
+
+    # -- probes ---------------------------------------------------------------------------
+    def _start_probes(self, c: ContainerRunner) -> None:
+        loop = self.runtime.loop
+        for kind, probe in (("startup", c.spec.startup_probe), ("liveness", c.spec.liveness_probe),
+                            ("readiness", c.spec.readiness_probe)):
+            if probe is not None:
+                c.probe_tasks.append(loop.create_task(self._probe_worker(c, kind, probe)))
+        if c.spec.readiness_probe is None and c.started:
+            c.ready = True
+
+    def _stop_probes(self, c: ContainerRunner) -> None:
+        for t in c.probe_tasks:
+            t.cancel()
+        c.probe_tasks.clear()
+
+    async def _probe_worker(self, c: ContainerRunner, kind: str, probe: Probe) -> None:
+        rt = self.runtime
+        period = max(1, probe.period_seconds)
+        if rt.loop.time() - self.kubelet.started_at < period:
+            await asyncio.sleep(self.kubelet.rng.random() * period)
+        gen = c.generation
+        last: bool | None = None
+        run = 0
+        while True:
+            if c.generation != gen or c.state != "running" or c.killing:
+                return
+            elapsed = rt.loop.time() - c.running_since
+            due = elapsed >= probe.initial_delay_seconds
+            if kind == "startup" and c.started:
+                return
+            if kind != "startup" and not c.started:
+                due = False
+            if due and not self.kubelet.paused:
+                ok = await self._probe(c, probe)
+                if c.generation != gen or c.state != "running" or c.killing:
+                    return
+                run = run + 1 if ok == last else 1
+                last = ok
+                threshold = probe.success_threshold if ok else probe.failure_threshold
+                if run >= threshold:
+                    self._probe_result(c, kind, ok, probe)
+                    if not ok and kind in ("liveness", "startup"):
+                        return
+            await asyncio.sleep(period)
+
+    def _probe_result(self, c: ContainerRunner, kind: str, ok: bool, probe: Probe) -> None:
+        if kind == "readiness":
+            if c.ready != ok:
+                c.ready = ok
+                self.publish()
+        elif kind == "startup":
+            if ok:
+                c.started = True
+                if c.spec.readiness_probe is None:
+                    c.ready = True
+                self.publish()
+            else:
+                self._probe_kill(c, probe)
+        elif kind == "liveness" and not ok:
+            self._probe_kill(c, probe)
+
+    def _probe_kill(self, c: ContainerRunner, probe: Probe) -> None:
+        grace = probe.termination_grace_period_seconds
+        if grace is None:
+            grace = self.pod.spec.termination_grace_period_seconds
+        c.ready = False
+        self.publish()
+        self.runtime.loop.create_task(c.stop(float(grace)))
+
+    async def _probe(self, c: ContainerRunner, probe: Probe) -> bool:
+        timeout = max(1, probe.timeout_seconds)
+        try:
+            return await asyncio.wait_for(self._probe_once(c, probe), timeout)
+        except (asyncio.TimeoutError, OSError, ConnectionError, ValueError):
+            return False
+
+    async def _probe_once(self, c: ContainerRunner, probe: Probe) -> bool:
+        node_ns = self.kubelet.netns
+        pod_ip = str(self.runtime.state_pod_ip(self.key) or "")
+        if probe.exec is not None:
+            argv = list(probe.exec.get("command") or ())
+            return await Shell(c.fs, self.pod.spec.hostname or self.pod.name).run_argv(argv) == 0
+        h = probe.http_get or probe.tcp_socket or probe.grpc
+        if h is None:
+            return True
+        port = _port(h.get("port"), c.spec)
+        host = h.get("host") or pod_ip
+        if self.pod.spec.host_network:
+            host = h.get("host") or str(self.kubelet.node_ip)
+        if probe.http_get is not None:
+            return await http_probe(node_ns, host, port, h.get("path") or "/",
+                                    h.get("scheme", "HTTP"), h.get("httpHeaders") or ())
+        reader, writer = await node_ns.open_connection(host, port)
+        writer.close()
+        return True
+
+    # -- status ---------------------------------------------------------------------------
+    def publish(self) -> None:
+        if self.kubelet.paused or self.done:
+            return
+        self.runtime.publish_status(self)
+
+    def status(self, current: Pod) -> PodStatus:
+        now = self.runtime.now()
+        t = timestamp(now)
+        all_c = self.containers
+        ready = (self.initialized and bool(all_c) and all(c.ready for c in all_c)
+                 and all(c.ready or not c.sidecar for c in self.inits)
+                 and self.phase == "Running")
+        cstatuses = tuple(c.status() for c in all_c)
+        if not self.initialized:
+            cstatuses = tuple(ContainerStatus(c.name, state="waiting", reason="PodInitializing",
+                                              image=c.spec.image) for c in all_c)
+        not_ready = [c.name for c in all_c if not c.ready]
+        reason = "" if ready else ("PodCompleted" if self.phase in ("Succeeded", "Failed")
+                                   else "ContainersNotReady")
+        msg = "" if ready or reason == "PodCompleted" else \
+            f"containers with unready status: [{' '.join(not_ready)}]"
+        init_reason = "" if self.initialized else "ContainersNotInitialized"
+        init_msg = "" if self.initialized else "containers with incomplete status: [" + " ".join(
+            c.name for c in self.inits if c.exit_code != 0) + "]"
+        wanted = [
+            ("PodReadyToStartContainers", "True", "", ""),
+            ("Initialized", "True" if self.initialized else "False", init_reason, init_msg),
+            ("Ready", "True" if ready else "False", reason, msg),
+            ("ContainersReady", "True" if ready else "False", reason, msg),
+        ]
+        old = {c.type: c for c in current.status.conditions}
+        conds = []
+        for typ, st, why, m in wanted:
+            prev = old.get(typ)
+            when = prev.last_transition_time if prev is not None and prev.status == st else t
+            conds.append(PodCondition(typ, st, why, m, when))
+        sched = old.get("PodScheduled")
+        if sched is not None:
+            conds.append(sched)
+        phase = self.phase
+        return evolve(current.status, phase=phase, conditions=tuple(conds),
+                      container_statuses=cstatuses,
+                      init_container_statuses=tuple(c.status() for c in self.inits),
+                      start_time=current.status.start_time or t)
+
+
+async def http_probe(ns: Any, host: str, port: int, path: str, scheme: str = "HTTP",
+                     headers: Any = ()) -> bool:
+    """kubelet's HTTP prober: GET, success iff 200 ≤ status < 400 (pkg/probe/http)."""
+    import ssl
+
+    ctx = None
+    if str(scheme).upper() == "HTTPS":
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    reader, writer = await ns.open_connection(host, port, ssl=ctx)
+    try:
+        hdrs = {"Host": f"{host}:{port}" if ":" not in host else f"[{host}]:{port}",
+                "User-Agent": USER_AGENT, "Accept": "*/*", "Connection": "close"}
+        for h in headers:
+            hdrs[h.get("name", "")] = h.get("value", "")
+        req = f"GET {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
+        writer.write(req.encode())
+        line = await reader.readline()
+        parts = line.split()
+        if len(parts) < 2:
+            return False
+        return 200 <= int(parts[1]) < 400
+    finally:
+        writer.close()
+
+
+def _port(value: Any, spec: Container) -> int:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    for p in spec.ports:
+        if p.name == value:
+            return p.container_port
+    raise ValueError(f"port {value!r} not found")
+
+
+class Kubelet:
+    """The pods bound to one node."""
+
+    def __init__(self, runtime: RuntimeCluster, node: str) -> None:
+        self.runtime = runtime
+        self.node = node
+        self.workers: dict[str, PodWorker] = {}
+        self.paused = False  # node NotReady/unreachable: no status reports
+        self.started_at = runtime.loop.time()
+        self.rng = random.Random(f"{runtime.seed}:kubelet:{node}")
+
+    @property
+    def netns(self) -> Any:
+        return self.runtime.fabric.node(self.node).netns
+
+    @property
+    def node_ip(self) -> Any:
+        return self.runtime.fabric.node(self.node).addresses[0]
+
+    def add(self, pod: Pod) -> PodWorker:
+        w = self.workers.get(pod.key)
+        if w is None:
+            w = self.workers[pod.key] = PodWorker(self, pod)
+            w.start()
+        return w
+
+    def __repr__(self) -> str:
+        return f"<Kubelet {self.node} pods={len(self.workers)}>"
