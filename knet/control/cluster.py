@@ -101,6 +101,7 @@ class Cluster:
         self._node_ips_used: set[IPAddress] = set()
         self._pod_cidrs_used: set[Any] = set()
         self._pod_cidrs_given: list[Any] = []
+        self._node_ip_cache: dict[str, tuple[Any, tuple[IPAddress, ...]]] = {}
         self._creation = 0
         self._status_given: set[str] = set()
         self._template_pods: dict[tuple, tuple[Any, Pod]] = {}
@@ -432,7 +433,7 @@ class Cluster:
         if service_key is None:
             return self.objects("EndpointSlice")
         ns, name = _split_key(service_key)
-        return [s for s in self.objects("EndpointSlice", ns) if s.service_name == name]
+        return sorted(self.store.slices_of(ns, name), key=lambda s: s.metadata.name)
 
     def namespaces(self) -> list[Any]:
         return self.objects("Namespace")
@@ -612,8 +613,8 @@ class Cluster:
         ns, name = obj.metadata.namespace, obj.metadata.name
         if kind == "Service":
             self._release_service(obj)
-            for s in self.store.list("EndpointSlice", ns):
-                if s.service_name == name and is_managed(s):
+            for s in self.store.slices_of(ns, name):
+                if is_managed(s):
                     self.store.delete("EndpointSlice", ns, s.metadata.name)
         self.store.delete(kind, ns, name)
         # garbage collector: dependents go with their owner (foreground-less, immediate)
@@ -812,10 +813,12 @@ class Cluster:
         node = self.store.get("Node", "", pod.spec.node_name)
         if node is None:
             return
+        node_ips = self._node_ips(node)
         ips = list(pod.status.pod_ips)
         if not ips:
             if pod.spec.host_network:
-                ips = [ip for fam in self._families for ip in node.ips(fam)[:1]]
+                ips = [ip for fam in self._families
+                       for ip in [x for x in node_ips if x.version == fam][:1]]
             else:
                 ipam = self._pod_ipam.get(node.name, {})
                 for fam in self._families:
@@ -823,7 +826,6 @@ class Cluster:
                     ip = a.allocate() if a is not None else None
                     if ip is not None:
                         ips.append(ip)
-        node_ips = node.ips()
         host_ip = pod.status.host_ip or (node_ips[0] if node_ips else None)
         status = evolve(pod.status, pod_ips=tuple(ips), host_ip=host_ip)
         if pod.key not in self._status_given:
@@ -853,8 +855,7 @@ class Cluster:
         if svc is None:
             return
         ns = svc.namespace
-        existing = [s for s in self.store.list("EndpointSlice", ns)
-                    if s.service_name == svc.name and is_managed(s)]
+        existing = [s for s in self.store.slices_of(ns, svc.name) if is_managed(s)]
         if not wants_slices(svc):
             for s in existing:
                 self.store.delete("EndpointSlice", ns, s.metadata.name)
@@ -867,6 +868,12 @@ class Cluster:
             self.store.delete("EndpointSlice", ns, name)
         for s in changes.apply:
             self._apply(s)
+
+    def _node_ips(self, node: Node) -> tuple[IPAddress, ...]:
+        hit = self._node_ip_cache.get(node.name)
+        if hit is None or hit[0] is not node.addresses:
+            hit = self._node_ip_cache[node.name] = (node.addresses, node.ips())
+        return hit[1]
 
     def _zone_of(self, node_name: str) -> str:
         if not node_name:

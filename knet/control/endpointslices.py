@@ -76,7 +76,7 @@ def endpoint_ports(svc: Service, pod: Pod) -> PortKey:
 def pod_endpoint(svc: Service, pod: Pod, family: int, zone: str) -> Endpoint | None:
     if pod.status.phase in ("Succeeded", "Failed"):
         return None
-    addrs = [str(ip) for ip in pod.status.pod_ips if ip.version == family]
+    addrs = [ip_text(ip) for ip in pod.status.pod_ips if ip.version == family]
     if not addrs:
         return None
     terminating = pod.terminating
@@ -93,6 +93,13 @@ def pod_endpoint(svc: Service, pod: Pod, family: int, zone: str) -> Endpoint | N
         zone=zone,
         target_ref=ObjectReference("Pod", pod.name, pod.namespace, pod.metadata.uid),
     )
+
+
+def ip_text(ip: Any) -> str:
+    """str(ip), several times faster for IPv4 (ipaddress.__str__ is slow at scale)."""
+    if ip.version == 4:
+        return "%d.%d.%d.%d" % tuple(ip.packed)
+    return str(ip)
 
 
 def _with_hints(svc: Service, eps: list[Endpoint]) -> list[Endpoint]:

@@ -213,15 +213,10 @@ class Decision:
     message: str = ""
 
 
-@dataclass(slots=True)
-class _Group:
-    base: int        # least allocated + balanced
-    aff: int
-    taint: int
-    count: int       # pods of the same owner on these nodes
-    bucket: tuple | None
-    nodes: list[int] | None  # these nodes, or None for "the bucket minus the owner's nodes"
-    size: int
+# A candidate group is a tuple (base, aff, taint, count, bucket, nodes, size): base = least
+# allocated + balanced score, aff/taint = raw preferred-affinity / PreferNoSchedule scores,
+# count = pods of the same owner on each of these nodes, nodes = explicit node indexes or None
+# for "the bucket minus the owner's nodes", size = number of nodes in the group.
 
 
 class Scheduler:
@@ -235,6 +230,7 @@ class Scheduler:
         # (pod signature, requests, bucket key) -> (reasons, resource score, aff, taint):
         # a bucket key fixes the node class and usage, so entries never go stale.
         self._eval_cache: dict[tuple, tuple] = {}
+        self._sig_ids: dict[tuple, int] = {}
         # owner uid -> node index -> number of (non-terminating, bound) pods
         self._owner_nodes: dict[str, dict[int, int]] = defaultdict(dict)
         self._placed: dict[str, tuple[int, tuple[int, ...], str, tuple]] = {}
@@ -396,7 +392,7 @@ class Scheduler:
         owner = pod.metadata.controller_ref
         owner_nodes = self._owner_nodes.get(owner.uid, {}) if owner and owner.uid else {}
         reasons: dict[str, int] = defaultdict(int)
-        groups: list[_Group] = []
+        groups: list[tuple] = []
         ports = host_ports(pod)
         anti = bool((pod.spec.pod_anti_affinity or {}).get(
             "requiredDuringSchedulingIgnoredDuringExecution"))
@@ -420,8 +416,8 @@ class Scheduler:
                     for m in misfit:
                         reasons[m] += 1
                     continue
-                groups.append(_Group(self._resource_score(r, st.usage, st.alloc), aff, taint,
-                                     owner_nodes.get(st.index, 0), None, [st.index], 1))
+                groups.append((self._resource_score(r, st.usage, st.alloc), aff, taint,
+                               owner_nodes.get(st.index, 0), None, [st.index], 1))
         else:
             sig = (tuple(sorted(pod.spec.node_selector.items())),
                    pod.spec.required_node_affinity, pod.spec.preferred_node_affinity,
@@ -434,62 +430,67 @@ class Scheduler:
             cache = self._eval_cache
             if len(cache) > 200_000:
                 cache.clear()
+            sid = self._sig_ids.setdefault((sig, r), len(self._sig_ids))
+            failed: list[tuple[list[str], int]] = []
             for key, bucket in self._buckets.items():
-                ev = cache.get((sig, r, key))
+                ev = cache.get((sid, key))
                 if ev is None:
                     st = self.nodes[bucket.items[0]]
                     why, aff, taint = self._static_cached(pod, sig, st)
                     misfit = [why] if why is not None else self._fit(r, st.usage, st.alloc)
                     base = 0 if misfit else self._resource_score(r, st.usage, st.alloc)
-                    ev = cache[(sig, r, key)] = (misfit, base, aff, taint)
+                    ev = cache[(sid, key)] = (misfit, base, aff, taint)
                 misfit, base, aff, taint = ev
                 if misfit:
-                    for m in misfit:
-                        reasons[m] += len(bucket)
+                    failed.append((misfit, len(bucket)))
                     continue
                 here = owners_by_bucket.get(key, ())
                 if len(bucket) > len(here):
-                    groups.append(_Group(base, aff, taint, 0, key, None, len(bucket) - len(here)))
+                    groups.append((base, aff, taint, 0, key, None, len(bucket) - len(here)))
                 by_count: dict[int, list[int]] = {}
                 for idx, cnt in here:
                     by_count.setdefault(cnt, []).append(idx)
                 for cnt, idxs in sorted(by_count.items()):
-                    groups.append(_Group(base, aff, taint, cnt, key, sorted(idxs), len(idxs)))
+                    groups.append((base, aff, taint, cnt, key, sorted(idxs), len(idxs)))
+            if not groups:
+                for misfit, n in failed:
+                    for m in misfit:
+                        reasons[m] += n
         if not groups:
             return Decision(None, self._fit_error(n_all, reasons, pod))
         return Decision(self.nodes[self._select(groups, owner_nodes, bool(owner_nodes) or
                                                 bool(owner and owner.uid))].node.name)
 
-    def _select(self, groups: list[_Group], owner_nodes: Mapping[int, int], spread: bool) -> int:
-        max_aff = max(g.aff for g in groups)
-        max_taint = max(g.taint for g in groups)
+    def _select(self, groups: list[tuple], owner_nodes: Mapping[int, int], spread: bool) -> int:
+        max_aff = max(g[1] for g in groups)
+        max_taint = max(g[2] for g in groups)
         if spread:
             # PodTopologySpread scoreForCount with the system default hostname constraint.
             w = math.log(len(self.nodes) + 2)
-            raws = [round(g.count * w + 2) for g in groups]
+            raws = [round(g[3] * w + 2) for g in groups]
             hi, lo = max(raws), min(raws)
         best = -1
-        tied: list[_Group] = []
+        tied: list[tuple] = []
         for i, g in enumerate(groups):
-            s = g.base
-            s += g.aff * 100 // max_aff if max_aff else 0
-            s += 100 - g.taint * 100 // max_taint if max_taint else 100
+            s = g[0]
+            s += g[1] * 100 // max_aff if max_aff else 0
+            s += 100 - g[2] * 100 // max_taint if max_taint else 100
             if spread:
                 s += 2 * (100 * (hi + lo - raws[i]) // hi if hi else 100)
             if s > best:
                 best, tied = s, [g]
             elif s == best:
                 tied.append(g)
-        total = sum(g.size for g in tied)
+        total = sum(g[6] for g in tied)
         pick = self.rng.randrange(total)
         for g in tied:
-            if pick < g.size:
+            if pick < g[6]:
                 break
-            pick -= g.size
-        if g.nodes is not None:
-            return g.nodes[pick]
-        items = self._buckets[g.bucket].items
-        if g.size * 4 < len(items):
+            pick -= g[6]
+        if g[5] is not None:
+            return g[5][pick]
+        items = self._buckets[g[4]].items
+        if g[6] * 4 < len(items):
             return [i for i in items if i not in owner_nodes][pick]
         while True:  # rejection sampling; the owner's nodes are a small part of the bucket
             i = items[self.rng.randrange(len(items))]

@@ -20,23 +20,29 @@ from knet.control.events import Event, ObjectAdded, ObjectDeleted, ObjectUpdated
 from knet.errors import NotFound
 
 Key = tuple[str, str]  # (namespace, name)
-_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+_EVOLVERS: dict[type, Any] = {}
 
 
 def evolve(obj: Any, **changes: Any) -> Any:
     """``dataclasses.replace`` for knet's frozen slotted model values, without re-running
-    ``__init__`` (the values were validated when first built); ~10x cheaper, which matters at
-    150,000 pods."""
-    cls = type(obj)
-    names = _FIELDS.get(cls)
-    if names is None:
-        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
-    new = object.__new__(cls)
-    setattr_ = object.__setattr__
-    for n in names:
-        setattr_(new, n, changes[n] if n in changes else getattr(obj, n))
-    return new
-Subscriber = Callable[[Event], None]
+    ``__init__`` (the values were validated when first built): a per-class copier generated
+    once, several times cheaper, which matters at 150,000 pods."""
+    fn = _EVOLVERS.get(type(obj))
+    if fn is None:
+        fn = _EVOLVERS[type(obj)] = _make_evolver(type(obj))
+    return fn(obj, changes)
+
+
+def _make_evolver(cls: type) -> Any:
+    names = [f.name for f in dataclasses.fields(cls)]
+    lines = ["def evolve(obj, kw):", "    new = _new(_cls)"]
+    lines += [f"    _set(new, {n!r}, kw[{n!r}] if {n!r} in kw else obj.{n})" for n in names]
+    lines.append("    return new")
+    ns: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_set": object.__setattr__}
+    exec("\n".join(lines), ns)  # noqa: S102 - generated from dataclass field names only
+    return ns["evolve"]
 
 
 class Store:
@@ -49,6 +55,9 @@ class Store:
         self._pods_by_node: dict[str, set[Key]] = defaultdict(set)
         self._pods_by_label: dict[tuple[str, str, str], set[Key]] = defaultdict(set)
         self._by_owner: dict[str, set[tuple[str, Key]]] = defaultdict(set)
+        # (kind, namespace) -> keys, and EndpointSlices by (namespace, service name)
+        self._by_ns: dict[tuple[str, str], dict[Key, None]] = defaultdict(dict)
+        self._slices_by_service: dict[tuple[str, str], set[Key]] = defaultdict(set)
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -70,9 +79,7 @@ class Store:
         objs = self._by_kind.get(kind, {})
         if namespace is None:
             return list(objs.values())
-        if kind == "Pod":
-            return [objs[k] for k in self._pods_by_ns.get(namespace, ())]
-        return [o for (ns, _), o in objs.items() if ns == namespace]
+        return [objs[k] for k in self._by_ns.get((kind, namespace), ())]
 
     def count(self, kind: str) -> int:
         return len(self._by_kind.get(kind, {}))
@@ -100,6 +107,10 @@ class Store:
             if not keys:
                 break
         return [pods[k] for k in keys]
+
+    def slices_of(self, namespace: str, service: str) -> list[Any]:
+        objs = self._by_kind["EndpointSlice"]
+        return [objs[k] for k in self._slices_by_service.get((namespace, service), ())]
 
     def owned_by(self, uid: str) -> list[Any]:
         out = []
@@ -131,6 +142,7 @@ class Store:
         previous = objs.get(key)
         objs[key] = stamped
         if previous is None:
+            self._by_ns[(kind, key[0])][key] = None
             self._index(kind, key, stamped)
         elif not _same_index(kind, previous, stamped):
             self._unindex(kind, key, previous)
@@ -148,6 +160,9 @@ class Store:
             where = f"{namespace}/{name}" if namespace else name
             raise NotFound(f"{kind} {where} not found")
         self._unindex(kind, key, previous)
+        ns_keys = self._by_ns.get((kind, namespace))
+        if ns_keys is not None:
+            ns_keys.pop(key, None)
         self._rv += 1
         event = ObjectDeleted(previous, self._rv)
         self._publish(event)
@@ -161,6 +176,8 @@ class Store:
         for ref in obj.metadata.owner_references:
             if ref.uid:
                 self._by_owner[ref.uid].add((kind, key))
+        if kind == "EndpointSlice":
+            self._slices_by_service[(key[0], obj.service_name)].add(key)
         if kind != "Pod":
             return
         ns = key[0]
@@ -174,6 +191,8 @@ class Store:
         for ref in obj.metadata.owner_references:
             if ref.uid:
                 _discard(self._by_owner, ref.uid, (kind, key))
+        if kind == "EndpointSlice":
+            _discard(self._slices_by_service, (key[0], obj.service_name), key)
         if kind != "Pod":
             return
         ns = key[0]
@@ -188,6 +207,8 @@ def _same_index(kind: str, a: Any, b: Any) -> bool:
     ma, mb = a.metadata, b.metadata
     if ma.owner_references != mb.owner_references:
         return False
+    if kind == "EndpointSlice":
+        return a.service_name == b.service_name
     if kind != "Pod":
         return True
     return a.spec.node_name == b.spec.node_name and ma.labels == mb.labels
