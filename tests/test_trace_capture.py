@@ -284,3 +284,33 @@ def test_importing_trace_does_not_import_scapy() -> None:
 def test_names_without_fabric_are_ip_only() -> None:
     from knet.trace import Names
     assert Names(None).label(ip_address(CLIENT)) == ""
+
+
+@virtual_time
+async def test_partition_drop_and_closed_udp_port() -> None:
+    fabric = build_fabric()
+    async with Capture(fabric, resolve_pod=resolve_pod, service_of=service_of) as cap:
+        # No DNS server listening: coredns-1's namespace answers ICMP port unreachable.
+        with pytest.raises(OSError):
+            await dns_query(fabric, "web.shop.svc.cluster.local")
+        fabric.partition("node-a", "node-b")
+        with pytest.raises((OSError, asyncio.TimeoutError)):
+            await asyncio.wait_for(
+                fabric.namespace("shop/client").open_connection(WEB_VIP, 80), 2)
+        fabric.heal()
+    udp, tcp = cap.flows()
+    assert udp.service == "kube-system/kube-dns:dns"
+    query, icmp = udp.packets
+    assert query.delivered_to == "kube-system/coredns-1"
+    assert icmp.icmp_for is query and icmp.is_reply
+    assert (icmp.packet.icmp_type, icmp.packet.icmp_code) == (3, 3)
+    assert str(icmp.packet.src) == DNS_VIP  # as the client sees it
+    assert icmp.observations[0].iface == f"node-a/{fabric.namespace('shop/client').veth}"
+    syns = tcp.packets
+    assert len(syns) >= 2 and all(p.packet.flags == "S" for p in syns)  # SYN retransmits
+    assert all(p.verdict is TraceVerdict.DROPPED and p.reason == "partition" for p in syns)
+    assert syns[1].time > syns[0].time
+    assert "lost on the wire (partition)" in syns[0].observations[-1].comment
+    assert "DROPPED: partition" in cap.explain(tcp)
+    [rec] = [r for r in cap.hubble() if r["flow"]["knet"]["packet"] == syns[0].index]
+    assert rec["flow"]["verdict"] == "DROPPED" and rec["flow"]["node_name"] == "node-a"

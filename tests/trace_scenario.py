@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from ipaddress import ip_address
 
 from aiohttp import web
 from dnslib import QTYPE, RR, A, DNSRecord

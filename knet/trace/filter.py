@@ -18,7 +18,6 @@ from dataclasses import dataclass, fields
 from ipaddress import ip_network
 
 from knet.errors import UsageError
-from knet.netfilter.packet import Packet
 from knet.trace.record import Names, PodInfo, TracedPacket, TraceVerdict
 
 Values = tuple[str, ...]
