@@ -1,0 +1,162 @@
+"""netfilter engine benchmark: kube-proxy iptables tables at 100 / 1,000 / 10,000 Services.
+
+Each case is a 100-node cluster whose Services (ClusterIP, one TCP port) have 10 ready
+endpoints spread over the nodes; node-0's tables are built with ``knet.proxy.iptables.build``
+(model objects constructed directly) and then executed by ``knet.netfilter.Netfilter``:
+
+- build: the full build (PortRules + RuleSet) in seconds, and ``render_save`` of the result;
+- first packet (cold): a SYN from a pod on node-0 to a never-touched Service (compiles the
+  Service's chains on first use; the KUBE-SERVICES index is built before timing);
+- first packet (warm): a SYN of a new flow to a Service whose chains are compiled;
+- conntrack hit: established packets of those flows, both directions (pod → ClusterIP and
+  endpoint → pod), the fabric's ``forward`` call;
+- walked: the mean ``rules_walked`` of the first packets (what the kernel walks sequentially).
+
+    python bench/netfilter.py                 # all three sizes
+    python bench/netfilter.py --services 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import sys
+import time
+from ipaddress import IPv4Address, ip_network
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from knet.model.config import ClusterConfig, KubeProxyConfig  # noqa: E402
+from knet.model.core import (Node, NodeAddress, Protocol, Service, ServicePort,  # noqa: E402
+                             ServiceSpec, ServiceType)
+from knet.model.discovery import (SERVICE_NAME_LABEL, Endpoint, EndpointConditions,  # noqa: E402
+                                  EndpointPort, EndpointSlice)
+from knet.model.meta import ObjectMeta  # noqa: E402
+from knet.netfilter import Netfilter, render_save  # noqa: E402
+from knet.netfilter.packet import Packet, Proto  # noqa: E402
+from knet.proxy import iptables  # noqa: E402
+
+NODES = 100
+ENDPOINTS = 10
+POD_NET = ip_network("10.0.0.0/8")
+CLUSTER = ClusterConfig(pod_subnets=(POD_NET,))
+PROXY = KubeProxyConfig()
+
+
+def node_ip(i: int) -> IPv4Address:
+    return IPv4Address(int(IPv4Address("172.18.0.2")) + i)
+
+
+def pod_ip(node: int, k: int) -> IPv4Address:
+    # node i owns 10.<i>.0.0/16 … here 10.(i // 256).(i % 256).0/24 would be too small: use /16
+    return IPv4Address(int(IPv4Address("10.0.0.0")) + (node << 16) + 2 + k)
+
+
+def cluster(n_services: int) -> tuple[list[Node], list[Service], list[EndpointSlice]]:
+    nodes = [Node(ObjectMeta(f"node-{i}"), addresses=(NodeAddress("InternalIP", str(node_ip(i))),),
+                  pod_cidrs=(ip_network(f"10.{i}.0.0/16"),)) for i in range(NODES)]
+    services: list[Service] = []
+    slices: list[EndpointSlice] = []
+    base = int(IPv4Address("10.96.0.10"))
+    for s in range(n_services):
+        name, ns = f"svc{s}", f"ns{s % 50}"
+        cip = str(IPv4Address(base + s))
+        spec = ServiceSpec(type=ServiceType.CLUSTER_IP,
+                           ports=(ServicePort(port=80, name="http", protocol=Protocol.TCP,
+                                              target_port=8080),),
+                           selector={"app": name}, cluster_ip=cip, cluster_ips=(cip,))
+        services.append(Service(ObjectMeta(name, ns), spec))
+        eps = []
+        for e in range(ENDPOINTS):
+            n = (s * ENDPOINTS + e) % NODES
+            eps.append(Endpoint(addresses=(str(pod_ip(n, s // NODES * ENDPOINTS + e)),),
+                                conditions=EndpointConditions(True, True, False),
+                                node_name=f"node-{n}"))
+        slices.append(EndpointSlice(ObjectMeta(f"{name}-abcde", ns,
+                                               labels={SERVICE_NAME_LABEL: name}),
+                                    address_type="IPv4", endpoints=tuple(eps),
+                                    ports=(EndpointPort(port=8080, name="http",
+                                                        protocol=Protocol.TCP),)))
+    return nodes, services, slices
+
+
+def rate(n: int, seconds: float) -> str:
+    return f"{n / seconds:,.0f}/s" if seconds > 0 else "inf"
+
+
+def run(n_services: int, samples: int, seed: int) -> dict[str, str]:
+    nodes, services, slices = cluster(n_services)
+    gc.collect()
+    t0 = time.perf_counter()
+    rs, _ri = iptables.build(nodes[0], services, slices, PROXY, CLUSTER)
+    t_build = time.perf_counter() - t0
+    n_rules = rs.rule_count()
+    t0 = time.perf_counter()
+    render_save(rs)
+    t_save = time.perf_counter() - t0
+
+    me = node_ip(0)
+    nf = Netfilter(rs, local_addresses=[me], masquerade_address={4: me},
+                   rng=random.Random(seed))
+    rng = random.Random(seed)
+    client = pod_ip(0, 1)
+    veth = "veth0a1b2c3d"
+    order = list(range(n_services))
+    rng.shuffle(order)
+    # build the KUBE-SERVICES index (and the fixed chains) outside the timings
+    nf.forward(Packet(client, IPv4Address("10.96.0.10"), Proto.TCP, 1000, 80, "S"), veth, 0.0)
+    cold = [IPv4Address(int(IPv4Address("10.96.0.10")) + s) for s in order[:samples]]
+    # first packets to never-touched services (lazy compile of their chains)
+    pkts = [Packet(client, d, Proto.TCP, 2000 + i, 80, "S") for i, d in enumerate(cold)]
+    walked = 0
+    t0 = time.perf_counter()
+    for p in pkts:
+        walked += nf.forward(p, veth, 1.0).rules_walked
+    t_cold = time.perf_counter() - t0
+    # first packets of new flows to the same (warm) services
+    pkts = [Packet(client, d, Proto.TCP, 20000 + i, 80, "S") for i, d in enumerate(cold)]
+    t0 = time.perf_counter()
+    results = [nf.forward(p, veth, 2.0) for p in pkts]
+    t_warm = time.perf_counter() - t0
+    walked += sum(r.rules_walked for r in results)
+    # established traffic, both directions: client → ClusterIP (veth), endpoint → client (wire)
+    est: list[tuple[Packet, str]] = []
+    for p, r in zip(pkts, results):
+        assert r.verdict == "ACCEPT" and r.packet.dst != p.dst, r
+        est.append((p.replace(flags="A", seq=1), veth))
+        est.append((Packet(r.packet.dst, client, Proto.TCP, r.packet.dport, p.sport, "A"), "eth0"))
+    for p, iface in est:  # SYN-ACK-ish: both directions seen, the flows are ESTABLISHED
+        nf.forward(p, iface, 3.0)
+    rounds = max(1, 20000 // len(est))
+    t0 = time.perf_counter()
+    for _ in range(rounds):
+        for p, iface in est:
+            nf.forward(p, iface, 4.0)
+    t_ct = time.perf_counter() - t0
+    return {"services": f"{n_services:,}", "rules": f"{n_rules:,}", "build": f"{t_build:.2f}s",
+            "render_save": f"{t_save:.2f}s", "first (cold)": rate(samples, t_cold),
+            "first (warm)": rate(samples, t_warm), "ct hit": rate(rounds * len(est), t_ct),
+            "walked": f"{walked / (2 * samples):,.0f}"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--services", type=int, action="append",
+                    help="Service count (repeatable; default 100, 1000, 10000)")
+    ap.add_argument("--samples", type=int, default=2000, help="first packets per case")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args(argv)
+    rows = [run(n, min(args.samples, n), args.seed) for n in (args.services or [100, 1000, 10000])]
+    cols = list(rows[0])
+    width = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
+    print(f"netfilter bench: {NODES} nodes, {ENDPOINTS} endpoints per Service, node-0's tables")
+    print("  ".join(c.rjust(width[c]) for c in cols))
+    for r in rows:
+        print("  ".join(r[c].rjust(width[c]) for c in cols))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
