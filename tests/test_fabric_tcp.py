@@ -358,3 +358,35 @@ async def test_removed_pod_resets_its_connections() -> None:
     with pytest.raises(ConnectionResetError):
         await reader.read()
     assert fabric.owner(POD_B) is None
+
+
+@pytest.mark.parametrize("verdict,reject_with", [("REJECT", "icmp6-port-unreachable"),
+                                                 ("REJECT", "tcp-reset")])
+def test_plain_string_verdicts_from_a_datapath(verdict: str, reject_with: str) -> None:
+    """Datapaths other than the fabric's own (the netfilter engine) answer with plain strings,
+    including ip6tables spellings; the fabric must treat them like its enums."""
+
+    class Strings(Recording):
+        def forward(self, packet: Packet, entered_from: str, now: float) -> Hop:
+            hop = super().forward(packet, entered_from, now)
+            return Hop(str(hop.verdict), hop.packet, hop.local,  # type: ignore[arg-type]
+                       reject_with if packet.dport == 80 else hop.reject_with)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        fabric = Fabric()
+        dp_a, dp_b = Strings(["172.18.0.2"]), Strings(["172.18.0.3"])
+        fabric.add_node("node-a", ["172.18.0.2"], ["10.244.0.0/24"], datapath=dp_a)
+        fabric.add_node("node-b", ["172.18.0.3"], ["10.244.1.0/24"], datapath=dp_b)
+        fabric.add_pod("default/client", "node-a", [POD_A])
+        fabric.add_pod("default/server", "node-b", [POD_B])
+        await fabric.namespace("default/server").start_server(echo, None, 81)
+        await fabric.namespace("default/server").start_server(echo, None, 80)
+        reader, writer = await fabric.namespace("default/client").open_connection(POD_B, 81)
+        writer.write(b"ping")
+        assert await reader.readexactly(4) == b"ping"  # "ACCEPT" as a str still forwards
+        await settle(writer)
+        dp_b.verdicts[80] = verdict  # type: ignore[assignment]
+        with pytest.raises(ConnectionRefusedError):
+            await fabric.namespace("default/client").open_connection(POD_B, 80)
+
+    run_virtual(scenario())

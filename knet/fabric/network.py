@@ -100,6 +100,27 @@ class Node:
                 f"pods={','.join(map(str, self.pod_cidrs))}>")
 
 
+_ICMP6_NAMES = {"icmp6-port-unreachable": RejectWith.ICMP_PORT_UNREACHABLE,
+                "port-unreach": RejectWith.ICMP_PORT_UNREACHABLE,
+                "icmp6-adm-prohibited": RejectWith.ICMP_ADMIN_PROHIBITED,
+                "adm-prohibited": RejectWith.ICMP_ADMIN_PROHIBITED,
+                "icmp6-no-route": RejectWith.ICMP_NET_UNREACHABLE,
+                "no-route": RejectWith.ICMP_NET_UNREACHABLE,
+                "icmp6-addr-unreachable": RejectWith.ICMP_HOST_UNREACHABLE,
+                "addr-unreach": RejectWith.ICMP_HOST_UNREACHABLE}
+
+
+def reject_kind(value: object) -> RejectWith:
+    """A datapath's ``reject_with`` (iptables/ip6tables/nft spelling) as the fabric's enum."""
+    if isinstance(value, RejectWith):
+        return value
+    text = str(value or "icmp-port-unreachable")
+    try:
+        return RejectWith(text)
+    except ValueError:
+        return _ICMP6_NAMES.get(text, RejectWith.ICMP_PORT_UNREACHABLE)
+
+
 def veth_name(netns: str) -> str:
     """Host-side veth name as kindnet/ptp CNI names it: ``veth`` + 8 hex digits."""
     return "veth" + hashlib.sha1(netns.encode()).hexdigest()[:8]
@@ -677,9 +698,9 @@ class Fabric:
             if taps:
                 self._emit(FabricEvent(EventKind.HOP, now, pkt, node=node.name,
                                        entered_from=iface, hop=hop))
-            if hop.verdict is not _ACCEPT:
-                if hop.verdict is _REJECT:
-                    self._icmp(origin, orig, hop.reject_with, node.name)
+            if hop.verdict is not _ACCEPT and hop.verdict != _ACCEPT:  # enum or plain str
+                if hop.verdict == _REJECT:
+                    self._icmp(origin, orig, reject_kind(hop.reject_with), node.name)
                 return False
             pkt = hop.packet
             if hop.local:
