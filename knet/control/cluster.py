@@ -235,8 +235,13 @@ class Cluster:
     def apply(self, obj: Any, now: float | None = None) -> list[Event]:
         """Create or update an object (as ``kubectl apply`` would), then converge."""
         with self._capturing(now) as out:
-            if obj.kind == "Node" and obj.name not in self._pod_ipam:
-                obj = self._prepare_node(obj, len(self._pod_ipam))
+            if obj.kind == "Node":
+                prev = self.store.get("Node", "", obj.name)
+                if prev is None:
+                    obj = self._prepare_node(obj, len(self._pod_ipam))
+                else:  # addresses and pod CIDRs are assigned once and kept
+                    obj = evolve(obj, addresses=obj.addresses or prev.addresses,
+                                 pod_cidrs=obj.pod_cidrs or prev.pod_cidrs)
             self._apply(obj)
             self._converge()
         return out

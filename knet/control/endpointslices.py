@@ -98,7 +98,8 @@ def pod_endpoint(svc: Service, pod: Pod, family: int, zone: str) -> Endpoint | N
 def ip_text(ip: Any) -> str:
     """str(ip), several times faster for IPv4 (ipaddress.__str__ is slow at scale)."""
     if ip.version == 4:
-        return "%d.%d.%d.%d" % tuple(ip.packed)
+        i = int(ip)
+        return f"{i >> 24}.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
     return str(ip)
 
 

@@ -61,8 +61,23 @@ class Requests:
     nz_memory: int = 0
 
 
+_REQ_CACHE: dict[int, tuple[Any, Any, Requests]] = {}
+
+
 def pod_requests(pod: Pod) -> Requests:
     """Effective requests: max(sum of app containers (+ sidecars), each init container)."""
+    spec = pod.spec
+    hit = _REQ_CACHE.get(id(spec.containers))
+    if hit is not None and hit[0] is spec.containers and hit[1] is spec.init_containers:
+        return hit[2]
+    r = _pod_requests(pod)
+    if len(_REQ_CACHE) > 10_000:
+        _REQ_CACHE.clear()
+    _REQ_CACHE[id(spec.containers)] = (spec.containers, spec.init_containers, r)
+    return r
+
+
+def _pod_requests(pod: Pod) -> Requests:
     cpu = mem = eph = nzc = nzm = 0
     for c in pod.spec.containers:
         r = c.requests
@@ -444,9 +459,13 @@ class Scheduler:
                 if misfit:
                     failed.append((misfit, len(bucket)))
                     continue
-                here = owners_by_bucket.get(key, ())
-                if len(bucket) > len(here):
-                    groups.append((base, aff, taint, 0, key, None, len(bucket) - len(here)))
+                size = len(bucket.items)
+                here = owners_by_bucket.get(key)
+                if here is None:
+                    groups.append((base, aff, taint, 0, key, None, size))
+                    continue
+                if size > len(here):
+                    groups.append((base, aff, taint, 0, key, None, size - len(here)))
                 by_count: dict[int, list[int]] = {}
                 for idx, cnt in here:
                     by_count.setdefault(cnt, []).append(idx)
