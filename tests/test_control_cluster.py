@@ -207,3 +207,13 @@ spec:
     assert s.metadata.labels["service.kubernetes.io/headless"] == ""
     assert s.ports[0].port == 5432
     assert snapshot(load(str(f), seed=3)) == snapshot(c)
+
+
+def test_deleting_a_node_removes_its_pods_and_reschedules():
+    c = Cluster(ClusterConfig(nodes_declared=True),
+                [node("a"), node("b"), deployment("web", replicas=4)], system_objects=False)
+    c.delete("Node", "a")
+    assert [n.name for n in c.nodes()] == ["b"]
+    assert len(c.pods()) == 4 and {p.spec.node_name for p in c.pods()} == {"b"}
+    c.apply(pod("late"))
+    assert c.pod("default/late").spec.node_name == "b"

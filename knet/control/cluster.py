@@ -117,6 +117,7 @@ class Cluster:
         self._terminations: dict[str, float] = {}
         self._evictions: dict[str, float] = {}
         self._unreachable: set[str] = set()
+        self._orphaned: list[str] = []
         self.store.subscribe(self._on_event)
         self._bootstrap(list(objects), system_objects)
 
@@ -663,6 +664,12 @@ class Cluster:
             if cur is not None:
                 self._dirty_services[key] = None
         elif kind == "Node":
+            if cur is None:
+                self.scheduler.remove_node(prev.name)
+                self._pod_ipam.pop(prev.name, None)
+                # pod garbage collector: pods bound to a node that no longer exists go
+                for p in sorted(self.store.pods_on_node(prev.name), key=lambda p: p.key):
+                    self._orphaned.append(p.key)
             for ds in self.store.list("DaemonSet"):
                 self._dirty["DaemonSet"][(ds.metadata.namespace, ds.metadata.name)] = None
             self._retry_unschedulable()
@@ -774,6 +781,13 @@ class Cluster:
                     pod = self.store.get("Pod", *_split_key(key))
                     if pod is not None:
                         self._start_pod(pod)
+            if self._orphaned:
+                progressed = True
+                keys, self._orphaned = self._orphaned, []
+                for key in keys:
+                    pod = self.store.get("Pod", *_split_key(key))
+                    if pod is not None:
+                        self._finalize(pod)
             if self._dirty_services and not progressed:
                 keys = sorted(self._dirty_services)
                 self._dirty_services.clear()

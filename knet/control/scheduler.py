@@ -198,6 +198,7 @@ class NodeState:
     cls: int = 0
     usage: tuple[int, int, int, int, int, int] = (0, 0, 0, 0, 0, 0)  # cpu mem eph pods nzc nzm
     ports: dict[tuple[str, int], int] = field(default_factory=dict)
+    removed: bool = False
 
 
 class _Bucket:
@@ -246,6 +247,7 @@ class Scheduler:
         # a bucket key fixes the node class and usage, so entries never go stale.
         self._eval_cache: dict[tuple, tuple] = {}
         self._sig_ids: dict[tuple, int] = {}
+        self._profiles: dict[int, tuple[Any, tuple]] = {}
         # owner uid -> node index -> number of (non-terminating, bound) pods
         self._owner_nodes: dict[str, dict[int, int]] = defaultdict(dict)
         self._placed: dict[str, tuple[int, tuple[int, ...], str, tuple]] = {}
@@ -260,6 +262,8 @@ class Scheduler:
 
     def upsert_node(self, node: Node) -> None:
         st = self.by_name.get(node.name)
+        if st is not None and st.removed:
+            st = None
         if st is None:
             st = NodeState(len(self.nodes), node, node_allocatable(node))
             self.nodes.append(st)
@@ -273,6 +277,17 @@ class Scheduler:
         ckey = (labels, node.taints, node.unschedulable, st.alloc)
         st.cls = self._classes.setdefault(ckey, len(self._classes))
         self._bucket(self._bucket_key(st)).add(st.index)
+
+    def remove_node(self, name: str) -> None:
+        st = self.by_name.pop(name, None)
+        if st is None:
+            return
+        key = self._bucket_key(st)
+        b = self._buckets[key]
+        b.remove(st.index)
+        if not len(b):
+            del self._buckets[key]
+        st.removed = True
 
     def _bucket_key(self, st: NodeState) -> tuple:
         return (st.cls, st.usage)
@@ -319,7 +334,10 @@ class Scheduler:
             return
         idx, delta, uid, ports = placed
         st = self.nodes[idx]
-        self._set_usage(st, tuple(a - b for a, b in zip(st.usage, delta)))
+        if st.removed:
+            st.usage = tuple(a - b for a, b in zip(st.usage, delta))
+        else:
+            self._set_usage(st, tuple(a - b for a, b in zip(st.usage, delta)))
         if uid:
             on = self._owner_nodes[uid]
             on[idx] -= 1
@@ -402,18 +420,16 @@ class Scheduler:
     # --- decision ------------------------------------------------------------------------------
 
     def schedule(self, pod: Pod) -> Decision:
-        n_all = len(self.nodes)
+        n_all = len(self.by_name)
         r = pod_requests(pod)
         owner = pod.metadata.controller_ref
         owner_nodes = self._owner_nodes.get(owner.uid, {}) if owner and owner.uid else {}
         reasons: dict[str, int] = defaultdict(int)
         groups: list[tuple] = []
-        ports = host_ports(pod)
-        anti = bool((pod.spec.pod_anti_affinity or {}).get(
-            "requiredDuringSchedulingIgnoredDuringExecution"))
-        if ports or anti or names_nodes(pod):
+        slow, ports, sig, sid = self._profile(pod, r)
+        if slow:
             names = named_candidates(pod)
-            sts = (self.nodes if names is None
+            sts = ([st for st in self.nodes if not st.removed] if names is None
                    else [self.by_name[n] for n in sorted(names) if n in self.by_name])
             if names is not None:
                 reasons[R_AFFINITY] += n_all - len(sts)
@@ -434,9 +450,6 @@ class Scheduler:
                 groups.append((self._resource_score(r, st.usage, st.alloc), aff, taint,
                                owner_nodes.get(st.index, 0), None, [st.index], 1))
         else:
-            sig = (tuple(sorted(pod.spec.node_selector.items())),
-                   pod.spec.required_node_affinity, pod.spec.preferred_node_affinity,
-                   pod.spec.tolerations)
             owners_by_bucket: dict[tuple, list[tuple[int, int]]] = defaultdict(list)
             nodes = self.nodes
             for idx, cnt in owner_nodes.items():
@@ -445,7 +458,6 @@ class Scheduler:
             cache = self._eval_cache
             if len(cache) > 200_000:
                 cache.clear()
-            sid = self._sig_ids.setdefault((sig, r), len(self._sig_ids))
             failed: list[tuple[list[str], int]] = []
             for key, bucket in self._buckets.items():
                 ev = cache.get((sid, key))
@@ -480,12 +492,31 @@ class Scheduler:
         return Decision(self.nodes[self._select(groups, owner_nodes, bool(owner_nodes) or
                                                 bool(owner and owner.uid))].node.name)
 
+    def _profile(self, pod: Pod, r: Requests) -> tuple[bool, tuple, tuple, int]:
+        """(needs the per-node path, host ports, static signature, signature id), cached per
+        PodSpec object (pods of one template share it until they are bound)."""
+        spec = pod.spec
+        hit = self._profiles.get(id(spec))
+        if hit is not None and hit[0] is spec:
+            return hit[1]
+        ports = host_ports(pod)
+        anti = bool((spec.pod_anti_affinity or {}).get(
+            "requiredDuringSchedulingIgnoredDuringExecution"))
+        sig = (tuple(sorted(spec.node_selector.items())), spec.required_node_affinity,
+               spec.preferred_node_affinity, spec.tolerations)
+        sid = self._sig_ids.setdefault((sig, r), len(self._sig_ids))
+        prof = (bool(ports or anti or names_nodes(pod)), ports, sig, sid)
+        if len(self._profiles) > 10_000:
+            self._profiles.clear()
+        self._profiles[id(spec)] = (spec, prof)
+        return prof
+
     def _select(self, groups: list[tuple], owner_nodes: Mapping[int, int], spread: bool) -> int:
         max_aff = max(g[1] for g in groups)
         max_taint = max(g[2] for g in groups)
         if spread:
             # PodTopologySpread scoreForCount with the system default hostname constraint.
-            w = math.log(len(self.nodes) + 2)
+            w = math.log(len(self.by_name) + 2)
             raws = [round(g[3] * w + 2) for g in groups]
             hi, lo = max(raws), min(raws)
         best = -1
