@@ -26,6 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 
+from knet.netfilter import conntrack as ct
+from knet.netfilter.engine import Netfilter, Outcome, Outcomes, Result, Step
 from knet.netfilter.packet import Packet
 
 IPAddress = IPv4Address | IPv6Address
@@ -548,5 +550,158 @@ def dest_sort_key(d: Dest | RealServer) -> tuple:
     return (d.address.version, int(d.address), d.port)
 
 
-__all__ = ["CONN_TAB_SIZE", "Conn", "Decision", "Dest", "IPVS", "RealServer", "SCHEDULERS",
+# --- execution: netfilter glue + IPVS at LOCAL_IN/LOCAL_OUT -----------------------------------
+
+class IPVSNetfilter:
+    """One IPVS-mode node: the glue ``Netfilter`` (ipsets, kube-ipvs0 addresses local) and
+    the IPVS table, with the engine's ``forward``/``enumerate_outcomes`` interface.
+
+    A first packet runs the glue hooks (nat PREROUTING/OUTPUT marks, filter INPUT's
+    KUBE-IPVS-FILTER/KUBE-PROXY-FIREWALL); if it is then delivered locally to a virtual
+    server, IPVS schedules a real server, DNATs it and sends it out through nat POSTROUTING
+    (KUBE-POSTROUTING: mark or KUBE-LOOP-BACK ⇒ MASQUERADE), and — as IPVS does with
+    ``net/ipv4/vs/conntrack=1`` (``ip_vs_update_conntrack``) — rewrites the conntrack entry's
+    reply tuple, so that later packets and replies are translated by conntrack. A virtual
+    server without a usable real server answers ICMP port unreachable.
+    """
+
+    def __init__(self, netfilter: Netfilter, ipvs: IPVS, mark: int = 0x4000) -> None:
+        self.nf = netfilter
+        self.ipvs = ipvs
+        self.mark = mark
+        self._conns: dict[int, Conn] = {}  # id(conntrack entry) → IPVS connection
+        self._scratch: Netfilter | None = None
+        self.last_lookups = 0
+
+    @property
+    def conntrack(self) -> ct.Conntrack:
+        return self.nf.conntrack
+
+    @property
+    def rng(self):  # noqa: ANN201
+        return self.nf.rng
+
+    def is_local(self, addr: object) -> bool:
+        return self.nf.is_local(addr)  # type: ignore[arg-type]
+
+    def reset(self) -> None:
+        """Forget connections (conntrack and IPVS), keep the configuration."""
+        self.nf.conntrack.flush()
+        for k, c in list(self.ipvs.conns.items()):
+            self.ipvs._drop_conn(k, c)
+        self.ipvs.templates.clear()
+        self._conns.clear()
+
+    def forward(self, packet: Packet, entered_from: str, now: float) -> Result:
+        if entered_from == "":
+            return self.process(packet, "output", now)
+        if packet.iif != entered_from:
+            packet = packet.replace(iif=entered_from)
+        return self.process(packet, "prerouting", now)
+
+    def process(self, packet: Packet, hook_path: str, now: float, *,
+                explain: bool = True) -> Result:
+        before_lookups = self.ipvs.lookups
+        r = self.nf.process(packet, hook_path, now, explain=explain)
+        c = self._conns.get(id(r.entry)) if r.entry is not None else None
+        if c is not None and c.ct_entry is r.entry:
+            # a later packet of an IPVS connection, either direction: conntrack translated
+            # it; IPVS advances its own state (ActiveConn/InActConn).
+            self.ipvs.observe(c, packet, r.direction, now)
+            self.last_lookups = 1
+            return r
+        if r.verdict != "ACCEPT" or not r.local or r.ctstate != "NEW":
+            self.last_lookups = 0
+            return r
+        if len(self._conns) > 2 * len(self.ipvs.conns) + 64:
+            live = {id(x) for x in self.ipvs.conns.values()}
+            self._conns = {k: v for k, v in self._conns.items() if id(v) in live}
+        p = r.packet
+        d = self.ipvs.schedule(p, now)
+        self.last_lookups = self.ipvs.lookups - before_lookups
+        if d is None:
+            return r
+        hook = "INPUT" if hook_path == "prerouting" else "OUTPUT"
+        steps = list(r.steps)
+        if d.dest is None:
+            if r.entry is not None:
+                self.nf.conntrack.remove(r.entry)  # the packet never confirms its entry
+            steps.append(Step(hook, "ipvs", "", 0, "", "reject", note=d.explain()))
+            return Result("REJECT", p, r.original, False,
+                          "icmp-port-unreachable" if p.src.version == 4
+                          else "icmp6-port-unreachable", tuple(steps), r.rules_walked,
+                          r.ctstate, r.ctstates, "", None, r.unknown)
+        dnat = p.replace(dst=d.dest.address, dport=d.dest.port)
+        steps.append(Step(hook, "ipvs", "", 0, "", "dnat", p, dnat, note=d.explain()))
+        out = dnat
+        masq = self._would_masq(dnat, p.mark)
+        if masq:
+            src = self._masq_addr(dnat)
+            out = dnat.replace(src=src if src is not None else dnat.src,
+                               sport=self.nf._port_rng.randint(1024, 65535))
+            steps.append(Step("POSTROUTING", "nat", "KUBE-POSTROUTING", 0, "", "masquerade",
+                              dnat, out, note="IPVS-forwarded packet masqueraded"))
+        out = out.replace(mark=p.mark & ~self.mark if masq else p.mark)
+        entry = r.entry
+        if entry is not None:
+            # ip_vs_update_conntrack: the reply now comes from the real server (to the
+            # masquerade address when SNATed).
+            self.nf.conntrack.remove(entry)
+            reply = ct.Tuple(out.dst, out.dport, out.src, out.sport)
+            entry = ct.CtEntry(entry.proto, entry.orig, reply, entry.expires,
+                               tcp_state=entry.tcp_state, created=entry.created)
+            self.nf.conntrack.confirm(entry)
+            if d.conn is not None:
+                d.conn.ct_entry = entry
+                self._conns[id(entry)] = d.conn
+        return Result("ACCEPT", out, r.original, False, "", tuple(steps), r.rules_walked,
+                      r.ctstate, r.ctstates | {"DNAT"}, r.direction, entry, r.unknown)
+
+    def _would_masq(self, pkt: Packet, mark: int) -> bool:
+        rs = self.nf.rulesets.get(pkt.src.version)
+        if rs is None:
+            return False
+        return self.nf._would_masq(rs, pkt, mark)
+
+    def _masq_addr(self, pkt: Packet):  # noqa: ANN202
+        return self.nf._masq_addr(pkt)
+
+    def _scratch_nf(self) -> Netfilter:
+        if self._scratch is None:
+            nf = self.nf
+            self._scratch = Netfilter(nf.rulesets.get(4), nf.rulesets.get(6),
+                                      local_addresses=nf.is_local,
+                                      masquerade_address=nf.masquerade_address,
+                                      ipsets=nf.ipsets)
+        return self._scratch
+
+    def enumerate_outcomes(self, packet: Packet, hook_path: str = "prerouting", *,
+                           affinity: bool = False) -> Outcomes:
+        """Every first-packet outcome: the glue's verdict, then every usable real server of
+        the virtual server (rule order = real-server order), masquerade per KUBE-POSTROUTING.
+        Persistence does not add outcomes (a template only repeats an earlier choice)."""
+        nf = self._scratch_nf()
+        nf.conntrack.flush()
+        r = nf.process(packet, hook_path, 0.0, explain=False)
+        nf.conntrack.flush()
+        if r.verdict != "ACCEPT":
+            return Outcomes((Outcome(r.verdict, False, ("glue",)),))
+        if not r.local:
+            return Outcomes(())
+        p = r.packet
+        svc = self.ipvs.services.get((str(p.proto).upper(), p.dst.version, int(p.dst), p.dport))
+        if svc is None:
+            return Outcomes(())
+        dests = [d for d in svc.dest_list() if d.weight > 0]
+        if not dests:
+            return Outcomes((Outcome("REJECT", False, (str(svc.spec),)),))
+        items = []
+        for d in dests:
+            dn = p.replace(dst=d.address, dport=d.port)
+            m = r.masqueraded or self._would_masq(dn, p.mark)
+            items.append(Outcome(d.endpoint, m, (str(svc.spec),)))
+        return Outcomes(tuple(items))
+
+
+__all__ = ["CONN_TAB_SIZE", "IPVSNetfilter", "Conn", "Decision", "Dest", "IPVS", "RealServer", "SCHEDULERS",
            "Scheduler", "VirtualServer", "render_ipvsadm", "sort_key", "dest_sort_key"]

@@ -856,21 +856,22 @@ class Nftables:
         return out
 
     def _enum_rules(self, table: NftTable, c: NftChain, start: int, pkt: Packet, mark: int,
-                    affinity: bool, path: tuple[str, ...], depth: int, out: list) -> str | None:
-        """Walk rules from ``start``; append terminal outcomes; returns "END" when every
-        branch ended, "RETURN" when the chain returned, None at the chain's end."""
+                    affinity: bool, path: tuple[str, ...], depth: int, out: list
+                    ) -> tuple[str | None, int]:
+        """Walk rules from ``start``; append terminal outcomes. Returns ("END", mark) when
+        every branch ended, ("RETURN", mark) when the chain returned, (None, mark) at the
+        chain's end."""
         if depth > 32:
-            return "END"
+            return "END", mark
         for r in c.rules[start:]:
             res = self._enum_rule(table, c, r, pkt, mark, affinity, path, depth, out)
             if res is None:
                 continue
-            kind, mark2 = res
+            kind, mark = res
             if kind == "CONT":
-                mark = mark2
                 continue
-            return kind
-        return None
+            return kind, mark
+        return None, mark
 
     def _enum_rule(self, table: NftTable, c: NftChain, r: NftRule, pkt: Packet, mark: int,
                    affinity: bool, path: tuple[str, ...], depth: int, out: list
@@ -929,16 +930,16 @@ class Nftables:
                 for kind, target in verdicts:
                     if kind in ("jump", "goto"):
                         sub = table.chains[target]
-                        res = self._enum_rules(table, sub, 0, pkt, mark, affinity,
-                                               path + (sub.name,), depth + 1, out)
+                        res, mark2 = self._enum_rules(table, sub, 0, pkt, mark, affinity,
+                                                      path + (sub.name,), depth + 1, out)
                         if fork:
                             ended_all = ended_all and res == "END"
                             continue
                         if res == "END":
-                            return ("END", mark)
+                            return ("END", mark2)
                         if kind == "goto":
-                            return ("RETURN", mark)
-                        return ("CONT", mark)
+                            return ("RETURN", mark2)
+                        return ("CONT", mark2)
                     if kind == "return":
                         return ("RETURN", mark)
                     if kind == "continue":

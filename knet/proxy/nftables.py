@@ -399,3 +399,70 @@ def table_json(t: NftTable) -> dict[str, Any]:
 __all__ = ["BASE_CHAINS", "JUMP_CHAINS", "NftParams", "NftState", "build_from_maps",
            "build_state", "endpoint_base", "hash_and_truncate", "nft_params", "service_base",
            "table_json"]
+
+
+class NFTProxier:
+    """kube-proxy nftables mode on one node and family, for the runtime: change handlers
+    record; ``sync(now)`` writes a full-sync transaction (plus the deletion of stale service
+    chains and affinity sets) and applies it to the live table."""
+
+    def __init__(self, node: Node, proxy_config: KubeProxyConfig,
+                 cluster_config: ClusterConfig | None, family: int = 4) -> None:
+        self.node, self.proxy_config, self.cluster_config = node, proxy_config, cluster_config
+        self.family = family
+        self.services: dict[str, Service] = {}
+        self.slices: dict[tuple[str, str], EndpointSlice] = {}
+        self.table = NftTable("ip6" if family == 6 else "ip", TABLE)
+        self.last_transaction = ""
+        self.syncs = 0
+        self.dirty = True
+
+    def on_service_change(self, prev: Service | None, cur: Service | None) -> None:
+        obj = cur or prev
+        if cur is None:
+            self.services.pop(obj.key, None)  # type: ignore[union-attr]
+        else:
+            self.services[cur.key] = cur
+        self.dirty = True
+
+    def on_slice_change(self, prev: EndpointSlice | None, cur: EndpointSlice | None) -> None:
+        obj = cur or prev
+        key = (obj.metadata.namespace, obj.metadata.name)  # type: ignore[union-attr]
+        if cur is None:
+            self.slices.pop(key, None)
+        else:
+            self.slices[key] = cur
+        self.dirty = True
+
+    def on_node_change(self, prev: Node | None, cur: Node | None) -> None:
+        if cur is not None and cur.name == self.node.name:
+            self.node = cur
+            self.dirty = True
+
+    @property
+    def needs_sync(self) -> bool:
+        return self.dirty
+
+    def sync(self, now: float) -> NftState:
+        st = build_state(self.node, list(self.services.values()), list(self.slices.values()),
+                         self.proxy_config, self.cluster_config, self.family)
+        fam = "ip6" if self.family == 6 else "ip"
+        active = {ln.split()[4] for ln in st.transaction if ln.startswith("add chain ")}
+        sets = {ln.split()[4] for ln in st.transaction if ln.startswith("add set ")}
+        stale: list[str] = []
+        for name in self.table.chains:
+            if name not in active and name.startswith(("service-", "local-", "external-",
+                                                       "firewall-", "endpoint-")):
+                stale += [f"flush chain {fam} {TABLE} {name}", f"delete chain {fam} {TABLE} {name}"]
+        for name in self.table.sets:
+            if name.startswith("affinity-") and name not in sets:
+                stale.append(f"delete set {fam} {TABLE} {name}")
+        lines = list(st.transaction) + stale
+        self.table.apply(lines)
+        self.last_transaction = "\n".join(lines) + "\n"
+        self.syncs += 1
+        self.dirty = False
+        return st
+
+
+__all__ += ["NFTProxier"]
