@@ -16,7 +16,6 @@ Invariants:
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from collections import deque
 from datetime import datetime, timezone
@@ -26,23 +25,22 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from knet.control import defaults, workloads
 from knet.control.endpointslices import is_managed, reconcile, slice_families, wants_slices
-from knet.control.events import Event, ObjectAdded, ObjectDeleted, ObjectUpdated
+from knet.control.events import Event
 from knet.control.ipam import (
     ClusterIPAllocator, HostLocal, LoadBalancerIPAllocator, NodePortAllocator,
     default_address_pools, nth_subnet,
 )
-from knet.control.naming import object_uid, random_suffix, template_hash
+from knet.control.naming import object_uid, random_suffix
 from knet.control.podtemplate import pod_from_template
 from knet.control.scheduler import Scheduler
 from knet.control.store import Store, evolve
-from knet.errors import NotFound, UsageError
+from knet.errors import UsageError
 from knet.model.config import ClusterConfig
 from knet.model.core import (
     ContainerStatus, LoadBalancerIngress, Node, NodeAddress, Pod, PodCondition, PodStatus,
     Service, ServiceType, Taint, Toleration,
 )
 from knet.model.discovery import EndpointSlice
-from knet.model.meta import ObjectMeta
 
 IPAddress = IPv4Address | IPv6Address
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"

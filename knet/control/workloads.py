@@ -9,7 +9,6 @@ statefulset (stateful_set_control.go), daemon (daemon_controller.go, util), job.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import TYPE_CHECKING, Any, Mapping
 
