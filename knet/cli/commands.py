@@ -235,3 +235,7 @@ def dig(name: str, qtype: str, src: str | None, tcp: bool, output: str,
         return 1
     click.echo(d.render(run.reply, transport="TCP" if tcp else "UDP"))
     return 0
+
+
+# Commands that live in their own modules register themselves on import.
+from knet.cli import up as _up  # noqa: E402,F401
