@@ -139,3 +139,17 @@ def test_dig_text_looks_like_dig(capsys) -> None:
     assert ";; ->>HEADER<<- opcode: QUERY, status: NOERROR" in out
     answer = out.split(";; ANSWER SECTION:\n")[1].splitlines()[0]
     assert answer.split() == ["kubernetes.default.svc.cluster.local.", "30", "IN", "A", "10.96.0.1"]
+
+
+def test_live_trace_tells_the_story_and_writes_pcap(capsys, tmp_path) -> None:
+    pcap = tmp_path / "web.pcapng"
+    rc, out, _ = run(capsys, "trace", "-f", DEMO, "--from", "default/client",
+                     "--url", "http://web/", "--pcap", str(pcap), "-o", "json")
+    d = json.loads(out)
+    assert rc == 0 and d["http"]["status"] == 200
+    backend = json.loads(d["http"]["body"])["pod"]
+    story = d["story"]
+    assert "10.96.0.10:53" in story  # the DNS query to kube-dns, first
+    assert '"default/web:http cluster IP"' in story and "DNAT --to-destination" in story
+    assert f"default/{backend}" in story
+    assert pcap.stat().st_size > 0 and d["pcap"]["packets"] > 0
