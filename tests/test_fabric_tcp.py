@@ -390,3 +390,24 @@ def test_plain_string_verdicts_from_a_datapath(verdict: str, reject_with: str) -
             await fabric.namespace("default/client").open_connection(POD_B, 80)
 
     run_virtual(scenario())
+
+
+@virtual_time
+async def test_routed_vip_reaches_the_announcing_node() -> None:
+    """An address outside every pod CIDR (a LoadBalancer IP) goes to the node announcing it."""
+    fabric, _, dp_b = two_nodes()
+    outside = fabric.add_external("client", ["203.0.113.10"])
+    vip = "172.18.255.200"
+    dp_b.inner = PassThroughDatapath({ip_address("172.18.0.3"), ip_address(vip)})
+    await fabric.node("node-b").netns.start_server(echo, None, 80)
+    with pytest.raises(TimeoutError):  # no route yet: the packet leaves for nowhere
+        await asyncio.wait_for(outside.open_connection(vip, 80), 5)
+    fabric.set_route(vip, "node-b")
+    reader, writer = await outside.open_connection(vip, 80)
+    writer.write(b"hi")
+    assert await reader.readexactly(2) == b"hi"
+    assert any(p.dst == ip_address(vip) for _, p in dp_b.seen)
+    await settle(writer)
+    fabric.set_route(vip, None)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(outside.open_connection(vip, 80), 5)

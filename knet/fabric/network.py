@@ -483,6 +483,7 @@ class Fabric:
         self.namespaces: dict[str, Namespace] = {}
         self._hosts: dict[object, Namespace] = {}  # addr_key → namespace
         self._cidrs: list[tuple[IPNetwork, Node]] = []
+        self._extra_routes: dict[IPNetwork, Node] = {}
         self._route_cache: dict[IPAddress, Node | None] = {}
         self._links: dict[tuple[str, str], Link] = {}
         self._default_link: Link | None = None
@@ -545,6 +546,17 @@ class Fabric:
             self._hosts[addr_key(a)] = ns
         return ns
 
+    def set_route(self, prefix: object, node: str | None) -> None:
+        """Route ``prefix`` (an address or CIDR outside every pod CIDR) to ``node``, as a
+        MetalLB L2 speaker or a cloud load balancer delivers a LoadBalancer IP (or a network
+        admin an externalIP) to one node; ``node=None`` removes the route. More specific
+        routes win."""
+        net = ip_network(str(prefix), strict=False)
+        self._extra_routes.pop(net, None)
+        if node is not None:
+            self._extra_routes[net] = self.node(node)
+        self._route_cache.clear()
+
     def add_external(self, name: str, ips: Iterable[object]) -> Namespace:
         """A host outside the cluster (e.g. a client at 203.0.113.10)."""
         if name in self.namespaces:
@@ -600,6 +612,11 @@ class Fabric:
             if dst.version == net.version and dst in net:
                 found = node
                 break
+        if found is None and self._extra_routes:
+            best = -1
+            for net, node in self._extra_routes.items():
+                if dst.version == net.version and dst in net and net.prefixlen > best:
+                    found, best = node, net.prefixlen
         if len(cache) > 65536:
             cache.clear()
         cache[dst] = found
