@@ -20,8 +20,10 @@ Invariants (nftables semantics, kube-proxy.md §5; nft 1.0 syntax as knftables w
 
 from __future__ import annotations
 
+import functools
 import random
 import re
+import socket
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, ip_address, ip_network
@@ -91,11 +93,19 @@ class NftSet:
         return False
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _ip(text: str) -> IPAddress:
+    try:  # fast path for dotted quads (ipaddress' own parser is slow at 10^5 rules)
+        return IPv4Address(socket.inet_pton(socket.AF_INET, text))
+    except OSError:
+        return ip_address(text)
+
+
 def _parse_value(tok: str, typ: str) -> object:
     if typ in ("ipv4_addr", "ipv6_addr"):
         if "/" in tok:
             return ip_network(tok, strict=False)
-        return ip_address(tok)
+        return _ip(tok)
     if typ == "inet_proto":
         return tok
     if typ == "inet_service":
@@ -121,14 +131,22 @@ class NftTable:
         self.chains: dict[str, NftChain] = {}
         self.sets: dict[str, NftSet] = {}
         self.exists = False
+        self._base: dict[str, list[NftChain]] | None = None
 
     @property
     def ipversion(self) -> int:
         return 6 if self.family == "ip6" else 4
 
     def base_chains(self, hook: str) -> list[NftChain]:
-        return sorted((c for c in self.chains.values() if c.hook == hook),
-                      key=lambda c: c.priority)
+        if self._base is None:
+            base: dict[str, list[NftChain]] = {h: [] for h in HOOKS}
+            for c in self.chains.values():
+                if c.hook:
+                    base.setdefault(c.hook, []).append(c)
+            for v in base.values():
+                v.sort(key=lambda c: c.priority)
+            self._base = base
+        return self._base.get(hook, [])
 
     def rule_count(self) -> int:
         return sum(len(c.rules) for c in self.chains.values())
@@ -136,6 +154,7 @@ class NftTable:
     # -- the transaction -------------------------------------------------------------------
     def apply(self, text: str | Iterable[str]) -> None:
         lines = text.splitlines() if isinstance(text, str) else text
+        self._base = None
         for n, line in enumerate(lines, 1):
             line = line.strip()
             if not line or line.startswith("#"):
@@ -456,7 +475,7 @@ def compile_rule(t: list[str], table: NftTable) -> tuple:
                 host, _, port = spec[1:].partition("]:")
             else:
                 host, _, port = spec.rpartition(":") if spec.count(":") == 1 else (spec, "", "")
-            ops.append(("dnat", ip_address(host), int(port) if port else 0))
+            ops.append(("dnat", _ip(host), int(port) if port else 0))
             i = j + 2
             continue
         if a == "masquerade":
