@@ -28,6 +28,7 @@ from multidict import CIMultiDict
 
 from knet.ingress.decision import Decision, Request, upstream_headers
 from knet.ingress.responses import REASONS, SERVER, page
+from knet.ingress.routecache import Routed
 
 if TYPE_CHECKING:
     from knet.ingress.proxy import IngressProxy
@@ -51,9 +52,9 @@ _RFIELDS = re.compile(rb"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*\
 _FRAMING = re.compile(rb"^(content-length|transfer-encoding|connection):[\t ]*([^\r]*?)[\t ]*\r$",
                       re.I | re.M)
 # ngx_http_proxy_module hides Date/Server/X-Pad/X-Accel-*; hop-by-hop and framing are redone.
-_HIDE = re.compile(rb"^(?:connection|keep-alive|transfer-encoding|content-length|server|date|"
-                   rb"x-pad|x-accel-[!#$%&'*+.^_`|~0-9a-z-]*|proxy-connection|trailer):[^\r]*\r\n",
-                   re.I | re.M)
+_HIDE = re.compile(rb"\n(?:connection|keep-alive|transfer-encoding|content-length|server|date|"
+                   rb"x-pad|x-accel-[!#$%&'*+.^_`|~0-9a-z-]*|proxy-connection|trailer):[^\r]*\r",
+                   re.I)
 
 _EXTRA_REASONS = {501: "Not Implemented", 505: "HTTP Version Not Supported"}
 # ngx_http_special_response_handler: these errors turn keep-alive off
@@ -181,6 +182,153 @@ class Chunked:
         return out, pos
 
 
+
+HEAD_MEMO = 512  # parsed request heads / upstream heads / response heads kept per proxy
+_MARK = "\x00knet-request-id\x00"
+_MARK_B = _MARK.encode()
+
+
+class RequestHead:
+    """A validated request head (never mutated: memoised by its bytes and shared)."""
+
+    __slots__ = ("method", "target", "http10", "keep", "host", "headers", "chunked", "length",
+                 "has_length", "upgrade", "expect_continue", "has_expect")
+
+    method: str
+    target: str
+    http10: bool
+    keep: bool
+    host: str
+    headers: CIMultiDict[str]
+    chunked: bool
+    length: int
+    has_length: bool
+    upgrade: bool
+    expect_continue: bool
+    has_expect: bool
+
+
+def parse_request_head(raw: bytes, max_line: int, max_field: int,
+                       max_headers: int) -> RequestHead | int:
+    """Parse a request head (request line + fields + CRLF, without the final empty line).
+
+    Returns the head, or the status of the error page nginx would answer with (RFC 9112:
+    §3 request line, §5 fields, §6.3 framing; 414/431/505/501 as nginx chooses them).
+    """
+    text = raw.decode("latin-1")
+    first = text.find("\r\n")
+    m = _REQUEST_LINE.fullmatch(text, 0, first)
+    if m is None:
+        return 414 if first > max_line else 400
+    method, target, major, minor = m.groups()
+    if major != "1":
+        return 505 if major != "0" else 400
+    if first > max_line:
+        return 414
+    if _FIELDS.fullmatch(text, first + 2) is None:
+        return _oversized(raw, max_line, max_field, request_line_ok=True)
+    pairs = _FIELD.findall(text, first + 2)
+    if len(pairs) > max_headers:
+        return 431
+    if len(text) - first > max_field and any(len(k) + len(v) + 2 > max_field for k, v in pairs):
+        return 431
+    headers: CIMultiDict[str] = CIMultiDict(pairs)
+    h = RequestHead()
+    h.method = method
+    h.target = target
+    h.http10 = http10 = minor == "0"
+    conn = headers.get("Connection")
+    if conn is None:
+        h.keep = not http10
+    else:
+        tokens = conn.lower()
+        h.keep = "close" not in tokens and (not http10 or "keep-alive" in tokens)
+    hosts = headers.getall("Host", ())
+    if len(hosts) > 1 or (not hosts and not http10):
+        return 400  # RFC 9112 §3.2
+    h.host = hosts[0] if hosts else ""
+    te = headers.get("Transfer-Encoding")
+    cl = headers.getall("Content-Length", ())
+    h.chunked = False
+    h.length = 0
+    h.has_length = bool(cl) or te is not None
+    if te is not None:
+        if cl:
+            return 400
+        if te.lower() != "chunked" or http10:
+            return 501 if not http10 else 400
+        h.chunked = True
+    elif cl:
+        if len(cl) > 1 or not cl[0].isdigit() or len(cl[0]) > 18:
+            return 400
+        h.length = int(cl[0])
+    h.headers = headers
+    h.upgrade = "Upgrade" in headers
+    expect = headers.get("Expect")
+    h.has_expect = expect is not None
+    h.expect_continue = expect is not None and expect.lower() == "100-continue"
+    return h
+
+
+def render_upstream_head(head: RequestHead, d: Any, hdrs: list[tuple[str, str]]) -> bytes:
+    """The request head sent upstream: ``upstream_headers`` plus the body framing (nginx
+    removes ``Expect``; ``ngx_http_proxy_headers``)."""
+    if head.has_expect:
+        hdrs = [kv for kv in hdrs if kv[0].lower() != "expect"]
+    framing = ("\r\nTransfer-Encoding: chunked" if head.chunked else
+               f"\r\nContent-Length: {head.length}" if head.has_length else "")
+    fields = "\r\n".join(map(": ".join, hdrs)) if hdrs else ""
+    text = (f"{head.method} {d.upstream_path} HTTP/1.1" + ("\r\n" if hdrs else "") + fields
+            + framing + "\r\n\r\n")
+    return text.encode("latin-1", "replace")
+
+
+class ResponseHead:
+    """What the proxy needs from an upstream response head (memoised by its bytes)."""
+
+    __slots__ = ("code", "status_line", "fields", "length", "te", "keep")
+
+    def __init__(self, code: int, status_line: bytes, fields: bytes, length: bytes | None,
+                 te: bytes, keep: bool) -> None:
+        self.code = code
+        self.status_line = status_line  # b"HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: "
+        self.fields = fields  # b"\r\n" + the relayed header lines, each ending in CRLF
+        self.length = length
+        self.te = te
+        self.keep = keep
+
+
+def parse_response_head(raw: bytes) -> ResponseHead | None:
+    """Status line + framing of an upstream response head (status line and fields, each
+    ending in CRLF); None when nginx would call it invalid (→ 502)."""
+    first = raw.find(b"\r\n")
+    m = _STATUS_LINE.fullmatch(raw, 0, first)
+    if m is None or _RFIELDS.fullmatch(raw, first + 2) is None:
+        return None
+    code = int(m.group(3))
+    cl: bytes | None = None
+    te = b""
+    conn = b""
+    for name, value in _FRAMING.findall(raw, first + 2):
+        n0 = name[0] | 0x20
+        if n0 == 0x63 and len(name) == 14:  # content-length
+            if cl is not None and cl != value:
+                return None  # "upstream sent duplicate header line"
+            cl = value
+        elif n0 == 0x74:
+            te = value.lower() if not te else te + b"," + value.lower()
+        else:
+            conn = value.lower()
+    if cl is not None and (te or not cl.isdigit() or len(cl) > 18):
+        return None  # both framings (nginx ≥1.23 refuses the response) or a bad length
+    status = m.group(2)
+    if len(status) == 3:
+        status += b" " + reason_phrase(code).encode()
+    keep = m.group(1) != b"0" and b"close" not in conn  # HTTP/1.0 upstreams: no keep-alive
+    return ResponseHead(code, b"HTTP/1.1 " + status + b"\r\nServer: " + SERVER.encode() +
+                        b"\r\nDate: ", _HIDE.sub(b"", raw[first:]), cl, te, keep)
+
+
 # --- the client side --------------------------------------------------------------------------
 
 H_HEAD, H_BODY, H_WAIT, H_TUNNEL, H_CLOSED = range(5)
@@ -219,7 +367,7 @@ class ClientConnection(asyncio.Protocol):
         self.keep = False
         self.http10 = False
         self.upgrade = False
-        self.decision: Decision | None = None
+        self.decision: Decision | Routed | None = None
         self.up: UpstreamConnection | None = None
         self.up_head = b""
         self.address = ""
@@ -352,7 +500,7 @@ class ClientConnection(asyncio.Protocol):
                 else:
                     self.deadline = proxy._now() + proxy.client_header_timeout
                 return
-            head = buf[:end + 2].decode("latin-1")
+            head = bytes(buf[:end + 2])
             del buf[:end + 4]
             self.requests += 1
             try:
@@ -367,85 +515,75 @@ class ClientConnection(asyncio.Protocol):
         self.transport.write(local_response(status, keep=False))
         self._close()
 
-    def _request(self, head: str) -> None:
+    def _request(self, raw: bytes) -> None:
         proxy = self.proxy
-        first = head.find("\r\n")
-        m = _REQUEST_LINE.fullmatch(head, 0, first)
-        if m is None:
-            return self._reject(414 if first > proxy.max_line_size else 400)
-        method, target, major, minor = m.groups()
-        if major != "1":
-            return self._reject(505 if major != "0" else 400)
-        if first > proxy.max_line_size:
-            return self._reject(414)
-        if _FIELDS.fullmatch(head, first + 2) is None:
-            return self._reject(_oversized(head.encode("latin-1"), proxy.max_line_size,
-                                           proxy.max_field_size, request_line_ok=True))
-        pairs = _FIELD.findall(head, first + 2)
-        if len(pairs) > proxy.max_headers:
-            return self._reject(431)
-        if len(head) - first > proxy.max_field_size and any(
-                len(k) + len(v) + 2 > proxy.max_field_size for k, v in pairs):
-            return self._reject(431)
-        headers = CIMultiDict(pairs)
-        self.method = method
-        self.http10 = http10 = minor == "0"
-        conn = headers.get("Connection")
-        if conn is None:
-            self.keep = not http10
-        else:
-            tokens = conn.lower()
-            self.keep = "close" not in tokens and (not http10 or "keep-alive" in tokens)
-        if self.requests >= proxy.keepalive_requests:
-            self.keep = False
-        hosts = headers.getall("Host", ())
-        if len(hosts) > 1 or (not hosts and not http10):
-            return self._reject(400)  # RFC 9112 §3.2
-        # request framing (RFC 9112 §6.3)
-        te = headers.get("Transfer-Encoding")
-        cl = headers.getall("Content-Length", ())
-        self.body_left = 0
-        self.body_chunked = None
-        if te is not None:
-            if cl:
-                return self._reject(400)
-            if te.lower() != "chunked" or http10:
-                return self._reject(501 if not http10 else 400)
-            self.body_chunked = Chunked()
-        elif cl:
-            if len(cl) > 1 or not cl[0].isdigit() or len(cl[0]) > 18:
-                return self._reject(400)
-            self.body_left = int(cl[0])
-        self.has_body = self.body_left > 0 or self.body_chunked is not None
+        head = proxy._heads.get(raw)
+        if head is None:
+            parsed = parse_request_head(raw, proxy.max_line_size, proxy.max_field_size,
+                                        proxy.max_headers)
+            if isinstance(parsed, int):
+                return self._reject(parsed)
+            head = parsed
+            if len(proxy._heads) >= HEAD_MEMO:
+                proxy._heads.clear()
+            proxy._heads[raw] = head
+        self.method = head.method
+        self.http10 = head.http10
+        self.keep = head.keep and self.requests < proxy.keepalive_requests
+        self.upgrade = head.upgrade
+        self.body_left = head.length
+        self.body_chunked = Chunked() if head.chunked else None
+        self.has_body = head.chunked or head.length > 0
         self.body_done = not self.has_body
-        self.upgrade = "Upgrade" in headers
-        req = Request(method, hosts[0] if hosts else "", target, headers, self.scheme,
-                      self.client_ip, None)
-        d = proxy.router.route(req, now=proxy.clock())
+        d: Decision | Routed | None = None
+        if not head.has_length:
+            d = proxy.routes.lookup(self.scheme, head.method, head.host, head.target, head.headers)
+        req = None
+        if d is None:
+            req = Request(head.method, head.host, head.target, head.headers, self.scheme,
+                          self.client_ip, None)
+            d = proxy.routes.route(req, now=proxy.clock())
         if d.status != 200:
             return self._local(d)
         self.decision = d
-        hdrs = upstream_headers(req, d, proxy.router.table.config)
-        lines = [f"{method} {d.upstream_path} HTTP/1.1\r\n"]
-        if "Expect" in headers:
-            lines += [f"{k}: {v}\r\n" for k, v in hdrs if k.lower() != "expect"]
-            if not self.body_done and headers["Expect"].lower() == "100-continue" and not self.buf:
-                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if head.expect_continue and not self.body_done and not self.buf:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if req is None:  # a memoised route: the upstream head around the request id is memoised too
+            assert isinstance(d, Routed)
+            key = (raw, self.client_ip, bool(d.request_id))
+            pair = d.heads.get(key)
+            if pair is None:
+                pair = self._upstream_head_parts(head, d)
+                if len(d.heads) >= HEAD_MEMO:
+                    d.heads.clear()
+                d.heads[key] = pair
+            self.up_head = pair[0] + d.request_id.encode() + pair[1] if pair[1] is not None \
+                else pair[0]
         else:
-            lines += [f"{k}: {v}\r\n" for k, v in hdrs]
-        if self.body_chunked is not None:
-            lines.append("Transfer-Encoding: chunked\r\n")
-        elif cl:
-            lines.append(f"Content-Length: {self.body_left}\r\n")
-        lines.append("\r\n")
-        self.up_head = "".join(lines).encode("latin-1", "replace")
+            self.up_head = render_upstream_head(head, d, upstream_headers(
+                req, d, proxy.router.table.config))  # type: ignore[arg-type]
         self.state = H_BODY if not self.body_done else H_WAIT
         self._idle_deadline()
         self.tries = 0
         self.response_started = self.response_done = False
         self._dispatch(d.upstream or "")
 
-    def _local(self, d: Decision) -> None:
+    def _upstream_head_parts(self, head: RequestHead, d: Routed) -> tuple[bytes, bytes | None]:
+        """The upstream head split around the request id: (before, after), or (whole, None)."""
+        req = Request(head.method, head.host, head.target, head.headers, self.scheme,
+                      self.client_ip, None)
+        marked = Routed(d.template, _MARK if d.request_id else "", None, d.heads)
+        whole = render_upstream_head(head, d, upstream_headers(
+            req, marked, self.proxy.router.table.config))  # type: ignore[arg-type]
+        if not d.request_id:
+            return whole, None
+        parts = whole.split(_MARK_B)
+        if len(parts) != 2:  # the marker appears elsewhere: render each time instead
+            return render_upstream_head(head, d, upstream_headers(
+                req, d, self.proxy.router.table.config)), None  # type: ignore[arg-type]
+        return parts[0], parts[1]
+
+    def _local(self, d: Decision | Routed) -> None:
         status = d.status
         keep = self.keep and status not in _CLOSE_AFTER and (
             self.body_done or self.body_chunked is not None or self.body_left <= PIPELINE_LIMIT)
@@ -779,39 +917,30 @@ class UpstreamConnection(asyncio.Protocol):
                 return
             if end > RESPONSE_HEAD_LIMIT:
                 return self._bad()
-            first = data.find(b"\r\n")
-            m = _STATUS_LINE.fullmatch(data, 0, first)
-            if m is None or _RFIELDS.fullmatch(data, first + 2, end + 2) is None:
-                return self._bad()
-            code = int(m.group(3))
+            raw = data[:end + 2]
+            memo = self.proxy._responses
+            rh = memo.get(raw)
+            if rh is None:
+                rh = parse_response_head(raw)
+                if rh is None:
+                    return self._bad()
+                if len(memo) >= HEAD_MEMO:
+                    memo.clear()
+                memo[raw] = rh
+            code = rh.code
             if 100 <= code < 200 and code != 101:
                 data = data[end + 4:]  # interim responses are not relayed
                 if not data:
                     return
                 continue
             break
-        cl: bytes | None = None
-        te = b""
-        conn = b""
-        for name, value in _FRAMING.findall(data, first + 2, end + 2):
-            n0 = name[0] | 0x20
-            if n0 == 0x63 and len(name) == 14:  # content-length
-                if cl is not None and cl != value:
-                    return self._bad()
-                cl = value
-            elif n0 == 0x74:
-                te = value.lower() if not te else te + b"," + value.lower()
-            else:
-                conn = value.lower()
-        keep = m.group(1) != b"0" and b"close" not in conn
+        cl = rh.length
+        te = rh.te
+        keep = rh.keep
         head_only = c.method == "HEAD" or code in (204, 304)
-        status = m.group(2)
-        if len(status) == 3:
-            status += b" " + reason_phrase(code).encode()
         rest = data[end + 4:]
         d = c.decision
-        out = [b"HTTP/1.1 ", status, b"\r\nServer: nginx\r\nDate: ", http_date(), b"\r\n",
-               _HIDE.sub(b"", data[first + 2:end + 2])]
+        out = [rh.status_line, http_date(), rh.fields]
         client_keep = c.keep
         body_mode = U_LENGTH
         wrap = 0
@@ -826,8 +955,6 @@ class UpstreamConnection(asyncio.Protocol):
                 out.append(b"Content-Length: " + cl + b"\r\n")
             body_mode = U_IDLE
         elif te:
-            if cl is not None:
-                return self._bad()  # both framings: nginx ≥1.23 refuses the response
             if te.endswith(b"chunked"):
                 if c.http10:
                     client_keep = False
@@ -838,8 +965,6 @@ class UpstreamConnection(asyncio.Protocol):
                 body_mode = U_EOF
                 keep = False
         elif cl is not None:
-            if not cl.isdigit() or len(cl) > 18:
-                return self._bad()
             out.append(b"Content-Length: " + cl + b"\r\n")
             self.left = int(cl)
         else:

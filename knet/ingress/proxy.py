@@ -22,7 +22,8 @@ from typing import Any, Awaitable, Callable, Iterable
 
 from knet.errors import KnetError, UsageError
 from knet.ingress.decision import Router
-from knet.ingress.http1 import ClientConnection, UpstreamConnection
+from knet.ingress.http1 import ClientConnection, RequestHead, ResponseHead, UpstreamConnection
+from knet.ingress.routecache import RouteCache
 from knet.ingress.routes import RoutingTable
 from knet.ingress.tls import SNIContexts, certificates
 from knet.model import Secret
@@ -95,6 +96,7 @@ class IngressProxy:
                  keepalive_requests: int = 1000, max_line_size: int = 8190,
                  max_field_size: int = 8190, max_headers: int = 100) -> None:
         self.router = router
+        self.routes = RouteCache(router)
         if connect is None:
             connect = streams_connector(open_upstream) if open_upstream is not None else connect_loopback
         self.connect = connect
@@ -110,6 +112,8 @@ class IngressProxy:
         self.head_limit = max_line_size + max_headers * max_field_size // 4 + 4
         self.max_tries = MAX_TRIES
         self._conns: set[Any] = set()
+        self._heads: dict[bytes, RequestHead] = {}  # request head bytes → parsed head
+        self._responses: dict[bytes, ResponseHead] = {}  # upstream head bytes → parsed head
         self._idle: dict[str, list[UpstreamConnection]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._listeners: list[Any] = []
