@@ -769,7 +769,7 @@ class UpstreamConnection(asyncio.Protocol):
     """One keep-alive connection to an upstream address, pooled by the proxy when idle."""
 
     __slots__ = ("proxy", "address", "transport", "client", "state", "buf", "left", "chunked",
-                 "keep", "wrap", "requests", "deadline", "reused", "got", "read_paused")
+                 "keep", "wrap", "requests", "deadline", "reused", "got", "read_paused", "owner")
 
     def __init__(self, proxy: IngressProxy, address: str) -> None:
         self.proxy = proxy
@@ -787,6 +787,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.reused = False
         self.got = False
         self.read_paused = False
+        self.owner: object = None  # keeps a stream opener's StreamWriter (which closes on GC)
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport

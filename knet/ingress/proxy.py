@@ -74,6 +74,7 @@ def streams_connector(open_upstream: OpenUpstream) -> Connect:
         reader, writer = await open_upstream(host, port)
         transport = writer.transport
         proto = protocol_factory()
+        proto.owner = writer  # type: ignore[attr-defined]  # StreamWriter.__del__ closes
         transport.set_protocol(proto)
         proto.connection_made(transport)
         pending = bytes(getattr(reader, "_buffer", b""))
