@@ -1,3 +1,84 @@
-"""``knet up``: run the cluster in real time and expose it to real tools on loopback."""
+"""``knet up``: run the cluster in real time and expose it to real tools on loopback.
+
+Also the client side for commands that talk to a running ``knet up`` (its control endpoint):
+``server_option`` adds ``--server URL`` (default: ``$KNET_SERVER``, else the state file the
+running ``knet up`` wrote), and ``remote_get`` returns ``knet get``'s text from the live state.
+"""
 
 from __future__ import annotations
+
+from typing import Any, Callable
+
+import click
+
+from knet.cli import cli
+from knet.cli.commands import files_option, seed_option
+
+
+def server_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--server", default=None, metavar="URL",
+        help="A running knet up's control endpoint (default: $KNET_SERVER, else the one "
+             "recorded by knet up in $XDG_RUNTIME_DIR/knet/up.json or /tmp/knet-$UID/up.json)."
+    )(fn)
+
+
+def remote_get(server: str | None, kind: str, name: str | None, namespace: str | None,
+               all_namespaces: bool, output: str | None) -> str | None:
+    """``knet get`` of a running ``knet up`` (None when no server is given or recorded)."""
+    from knet.gateway.control import remote_get as _get, server_url
+
+    url = server_url(server)
+    if url is None:
+        return None
+    return _get(url, kind, name, namespace, all_namespaces, output)
+
+
+def _listen(value: str | None, what: str) -> tuple[str, int] | None:
+    from knet.gateway.plan import parse_listen
+
+    return None if value is None else parse_listen(value, what)
+
+
+@cli.command()
+@files_option
+@seed_option
+@click.option("--dns", default=None, metavar="127.0.0.1:P",
+              help="Serve the cluster DNS on loopback UDP+TCP (port 0: pick one).")
+@click.option("--ingress", default=None, metavar="127.0.0.1:P",
+              help="Relay HTTP to the ingress-nginx controller Service (port 80).")
+@click.option("--ingress-tls", default=None, metavar="127.0.0.1:P",
+              help="Relay HTTPS (TLS passthrough) to the controller Service (port 443).")
+@click.option("--control", default="127.0.0.1:0", show_default=True, metavar="127.0.0.1:P",
+              help="HTTP/JSON control endpoint (get, trace, faults).")
+@click.option("--no-control", is_flag=True, help="Do not open the control endpoint.")
+@click.option("--capture", default=None, metavar="FILE",
+              help="Record every packet while up; write pcapng at exit.")
+@click.option("--watch", is_flag=True, help="Re-apply the files when they change.")
+@click.option("--no-nodeports", is_flag=True,
+              help="Do not expose NodePorts on the per-node loopback addresses.")
+@click.option("--real-boot", is_flag=True,
+              help="Boot on real time (default: converge on virtual time, then go real).")
+@click.option("--boot-timeout", type=float, default=600.0, show_default=True,
+              help="Cluster seconds to wait for every pod to be Ready.")
+def up(files: tuple[str, ...], seed: int | None, dns: str | None, ingress: str | None,
+       ingress_tls: str | None, control: str, no_control: bool, capture: str | None,
+       watch: bool, no_nodeports: bool, real_boot: bool, boot_timeout: float) -> int:
+    """Run the cluster in real time until Ctrl-C, exposed on loopback only.
+
+    Node i (name order) serves its NodePorts on 127.0.1.(i+1); LoadBalancer IPs are mapped to
+    127.0.2.N; --dns/--ingress/--ingress-tls/--control take 127.0.0.1:PORT (port 0 picks one;
+    the bound ports are printed). Anything outside 127.0.0.0/8 and ::1 is refused.
+    """
+    from knet.errors import UsageError
+    from knet.gateway.session import UpOptions, up as run
+
+    if not files:
+        raise UsageError("no input: give -f PATH (a file, a directory, or - for stdin)")
+    opts = UpOptions(
+        files=files, seed=seed, dns=_listen(dns, "--dns"), ingress=_listen(ingress, "--ingress"),
+        ingress_tls=_listen(ingress_tls, "--ingress-tls"),
+        control=None if no_control else _listen(control, "--control"),
+        capture=capture, watch=watch, nodeports=not no_nodeports, real_boot=real_boot,
+        boot_timeout=boot_timeout)
+    return run(opts)

@@ -1,0 +1,178 @@
+"""One ``knet up`` run: boot the cluster, open the loopback surfaces, wait for a signal, clean up.
+
+Order (each step's failure undoes the previous ones):
+1. read the topology (errors → exit 1 before anything listens);
+2. boot: the runtime starts on virtual time (``BootWarpLoop``) and runs until every pod is Ready
+   and every kube-proxy synced — probe delays cost no wall time — then the loop switches to
+   real time (``--real-boot`` boots on real time instead);
+3. capture (``--capture``) starts before the runtime so the boot is recorded too;
+4. listeners: NodePorts per node, LoadBalancer IPs, DNS, ingress, control endpoint; the
+   address table goes to stdout (flushed) and the state file is written;
+5. run until SIGINT/SIGTERM; then close listeners, stop the cluster, write the pcapng, remove
+   the state file; exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from knet.errors import UsageError
+
+
+@dataclass
+class UpOptions:
+    files: tuple[str, ...]
+    seed: int | None = None
+    dns: tuple[str, int] | None = None
+    ingress: tuple[str, int] | None = None
+    ingress_tls: tuple[str, int] | None = None
+    control: tuple[str, int] | None = ("127.0.0.1", 0)
+    capture: str | None = None
+    watch: bool = False
+    nodeports: bool = True
+    real_boot: bool = False
+    boot_timeout: float = 600.0
+    state_file: bool = True
+    watch_interval: float = 0.5
+    out: Any = field(default=None)
+    err: Any = field(default=None)
+
+
+def _say(stream: Any, text: str) -> None:
+    stream.write(text if text.endswith("\n") else text + "\n")
+    stream.flush()
+
+
+async def run_up(opts: UpOptions) -> int:
+    import knet.runtime as runtime
+    from knet.control import Cluster
+    from knet.gateway.control import ControlServer, remove_state, write_state
+    from knet.gateway.gateway import Gateway
+    from knet.gateway.watch import Watcher
+    from knet.manifests import read
+
+    out = opts.out or sys.stdout
+    err = opts.err or sys.stderr
+    loop = asyncio.get_running_loop()
+    t_wall = time.monotonic()
+
+    if opts.watch and "-" in opts.files:
+        raise UsageError("--watch cannot watch stdin (-f -)")
+    inp = read(list(opts.files), stdin=sys.stdin)
+    for w in inp.warnings:
+        _say(err, f"warning: {w}")
+    state = Cluster.from_input(inp, seed=opts.seed, ready_on_start=False)
+    for obj in runtime.builtin_ingress_controller(state):
+        state.apply(obj)
+
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+
+    rt = runtime.RuntimeCluster(state, seed=opts.seed)
+    cap = None
+    gw: Gateway | None = None
+    ctl: ControlServer | None = None
+    watcher: Watcher | None = None
+    state_written = False
+    go_real = getattr(loop, "go_real", None)
+    try:
+        if opts.capture:
+            from knet.cli.live import capture_for
+
+            cap = capture_for(rt)
+            cap.epoch = time.time() - loop.time()
+            cap.start()
+        if opts.real_boot and go_real is not None:
+            go_real()
+        await rt.start()
+        boot = loop.create_task(rt.wait_ready(opts.boot_timeout))
+        stopper = loop.create_task(stop.wait())
+        await asyncio.wait({boot, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            boot.cancel()
+            _say(err, "interrupted during boot")
+            return 0
+        stopper.cancel()
+        boot.result()  # NetworkError if pods never got Ready
+        virtual_boot = rt.now()
+        if go_real is not None:
+            go_real()
+        if cap is not None:
+            cap.epoch = time.time() - loop.time()
+
+        gw = Gateway(rt, nodeports=opts.nodeports, warn=lambda m: _say(err, f"warning: {m}"))
+        await gw.start()
+        if opts.dns is not None:
+            await gw.serve_dns(*opts.dns)
+        if opts.ingress is not None:
+            await gw.serve_ingress("ingress", *opts.ingress, service_port=80)
+        if opts.ingress_tls is not None:
+            await gw.serve_ingress("ingress-tls", *opts.ingress_tls, service_port=443)
+        if opts.control is not None:
+            ctl = ControlServer(rt, gw, started=t_wall,
+                                on_change=lambda m: _say(out, f"control: {m}"))
+            await ctl.start(*opts.control)
+            gw.extra["control"] = {"address": f"{ctl.address[0]}:{ctl.address[1]}",  # type: ignore[index]
+                                   "url": ctl.url}
+        if opts.watch:
+            watcher = Watcher(rt, opts.files, inp.objects, interval=opts.watch_interval,
+                              report=lambda m: _say(out, m), error=lambda m: _say(err, m),
+                              config=inp.config)
+            watcher.start()
+
+        took = time.monotonic() - t_wall
+        how = ("on real time" if opts.real_boot or go_real is None
+               else f"{virtual_boot:.1f}s of cluster time on virtual time")
+        _say(out, f'knet up: cluster "{state.config.name}" ready in {took:.2f}s ({how}); '
+                  f"{len(state.nodes())} nodes, {len(state.pods())} pods, "
+                  f"{len(state.services())} services")
+        _say(out, "")
+        _say(out, gw.render_table().rstrip("\n"))
+        if opts.state_file:
+            table = gw.table()
+            write_state({"pid": os.getpid(), "files": list(opts.files),
+                         "cluster": state.config.name, **table})
+            state_written = True
+        _say(out, "")
+        _say(out, "up; Ctrl-C to stop")
+
+        await stop.wait()
+        _say(err, "stopping")
+        return 0
+    finally:
+        if watcher is not None:
+            await watcher.aclose()
+        if ctl is not None:
+            await ctl.aclose()
+        if gw is not None:
+            await gw.aclose()
+        if state_written:
+            remove_state()
+        if cap is not None:
+            cap.stop()
+        await rt.aclose()
+        if cap is not None and opts.capture:
+            n = cap.write_pcapng(opts.capture)
+            _say(err, f"wrote {n} packets to {opts.capture}")
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.remove_signal_handler(sig)
+            except (NotImplementedError, RuntimeError):
+                pass
+
+
+def up(opts: UpOptions) -> int:
+    """Run ``knet up`` on a fresh ``BootWarpLoop`` until SIGINT/SIGTERM."""
+    from knet.gateway.loop import run_up as run_loop
+
+    return run_loop(run_up(opts))
