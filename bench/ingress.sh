@@ -63,11 +63,11 @@ error_log $TMP/$1.err warn;
 events { worker_connections 4096; }
 EOF
 }
-temps() {  # $1 = name
+temps() {  # $1 = name, $2 = keepalive_requests (ingress-nginx keep-alive-requests: 1000)
   cat <<EOF
   access_log off;
   server_tokens off;
-  keepalive_requests 1000000;
+  keepalive_requests $2;
   keepalive_timeout 75s;
   client_body_temp_path $TMP/$1-body;
   proxy_temp_path $TMP/$1-proxy;
@@ -77,7 +77,7 @@ temps() {  # $1 = name
 EOF
 }
 
-{ common backend; echo "http {"; temps backend; cat <<EOF
+{ common backend; echo "http {"; temps backend 1000000; cat <<EOF
   server {
     listen 127.0.0.1:$BACKEND_PORT;
     location / {
@@ -89,7 +89,7 @@ EOF
 EOF
 } > "$TMP/backend.conf"
 
-{ common proxy; echo "http {"; temps proxy; cat <<EOF
+{ common proxy; echo "http {"; temps proxy 1000; cat <<EOF
   upstream default-backend-80 {
     server 127.0.0.1:$BACKEND_PORT;
     keepalive 320;

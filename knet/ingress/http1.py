@@ -184,6 +184,7 @@ class Chunked:
 
 
 HEAD_MEMO = 512  # parsed request heads / upstream heads / response heads kept per proxy
+MEMO_HEAD_BYTES = 2048  # only heads up to this size are memoised (bounded memory)
 _MARK = "\x00knet-request-id\x00"
 _MARK_B = _MARK.encode()
 
@@ -524,9 +525,10 @@ class ClientConnection(asyncio.Protocol):
             if isinstance(parsed, int):
                 return self._reject(parsed)
             head = parsed
-            if len(proxy._heads) >= HEAD_MEMO:
-                proxy._heads.clear()
-            proxy._heads[raw] = head
+            if len(raw) <= MEMO_HEAD_BYTES:
+                if len(proxy._heads) >= HEAD_MEMO:
+                    proxy._heads.clear()
+                proxy._heads[raw] = head
         self.method = head.method
         self.http10 = head.http10
         self.keep = head.keep and self.requests < proxy.keepalive_requests
@@ -550,13 +552,14 @@ class ClientConnection(asyncio.Protocol):
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         if req is None:  # a memoised route: the upstream head around the request id is memoised too
             assert isinstance(d, Routed)
-            key = (raw, self.client_ip, bool(d.request_id))
+            key = (raw, self.scheme, self.client_ip, bool(d.request_id))
             pair = d.heads.get(key)
             if pair is None:
                 pair = self._upstream_head_parts(head, d)
-                if len(d.heads) >= HEAD_MEMO:
-                    d.heads.clear()
-                d.heads[key] = pair
+                if len(raw) <= MEMO_HEAD_BYTES:
+                    if len(d.heads) >= HEAD_MEMO:
+                        d.heads.clear()
+                    d.heads[key] = pair
             self.up_head = pair[0] + d.request_id.encode() + pair[1] if pair[1] is not None \
                 else pair[0]
         else:

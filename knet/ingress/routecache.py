@@ -20,7 +20,7 @@ from typing import Any
 from knet.ingress.decision import Decision, Headers, Request, Router, split_host
 from knet.ingress.routes import BadRequest, Location, RoutingTable, Upstream, normalize_uri
 
-MAX_ENTRIES = 4096
+MAX_ENTRIES = 1024
 
 
 class Routed:
@@ -33,7 +33,7 @@ class Routed:
     def __init__(self, d: Decision, request_id: str, upstream: str | None,
                  heads: dict[Any, Any]) -> None:
         self.template = d
-        self.heads = heads  # the proxy's memo of rendered upstream heads for this decision
+        self.heads = heads  # the proxy's memo of rendered upstream heads (RouteCache.heads)
         self.status = d.status
         self.location = d.location
         self.response_headers = d.response_headers
@@ -52,13 +52,14 @@ class RouteCache:
     """``lookup(...)`` → a Routed for a memoised route, else None; then ``route(req, now)``
     runs ``Router.route`` and memoises the decision when it qualifies."""
 
-    __slots__ = ("router", "_table", "_memo", "hits", "misses")
+    __slots__ = ("router", "_table", "_memo", "heads", "hits", "misses")
 
     def __init__(self, router: Router) -> None:
         self.router = router
         self._table: RoutingTable | None = None
         self._memo: dict[tuple[str, str, str, str],
-                         tuple[Decision, Upstream | None, dict[Any, Any]]] = {}
+                         tuple[Decision, Upstream | None]] = {}
+        self.heads: dict[Any, Any] = {}  # the proxy's rendered upstream heads, per table
         self.hits = 0
         self.misses = 0
 
@@ -67,14 +68,14 @@ class RouteCache:
         """The memoised decision for a request without a body (None: call ``route``)."""
         router = self.router
         if router.table is not self._table:
-            self._memo = {}
-            self._table = router.table
+            self._reset()
             return None
         entry = self._memo.get((scheme, method, host, target))
         if entry is None or "Content-Length" in headers or "Transfer-Encoding" in headers:
             return None
         self.hits += 1
-        d, u, heads = entry
+        d, u = entry
+        heads = self.heads
         # decision.Router.route: the request id first, then the balancer
         rid = headers.get("X-Request-ID") or (
             f"{router.rng.getrandbits(128):032x}" if router.table.config.generate_request_id else "")
@@ -88,8 +89,7 @@ class RouteCache:
         self.misses += 1
         router = self.router
         if router.table is not self._table:
-            self._memo = {}
-            self._table = router.table
+            self._reset()
         d = router.route(req, now=now)
         key = (req.scheme, req.method, req.host, req.path)
         if key not in self._memo:
@@ -110,7 +110,12 @@ class RouteCache:
             return
         if len(self._memo) >= MAX_ENTRIES:
             self._memo.clear()
-        self._memo[key] = (d, u, {})
+        self._memo[key] = (d, u)
+
+    def _reset(self) -> None:
+        self._memo = {}
+        self.heads = {}
+        self._table = self.router.table
 
 
 def _location(table: RoutingTable, host_header: str, target: str) -> Location | None:
