@@ -149,7 +149,7 @@ def _ready_nodes(svc: Any, slices: Iterable[Any]) -> set[str]:
         if es.namespace != svc.namespace or es.service_name != key:
             continue
         for ep in es.endpoints:
-            if ep.conditions.is_ready() and ep.node_name:
+            if ep.conditions.is_ready and ep.node_name:
                 out.add(ep.node_name)
     return out
 
