@@ -49,6 +49,10 @@ class Upstream:
                     return
                 lower = head.lower()
                 body = b""
+                if head.startswith(b"POST /early "):  # answers before reading the body
+                    writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno")
+                    self.requests.append((head, b""))
+                    continue
                 if b"transfer-encoding: chunked" in lower:
                     while True:
                         size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
@@ -321,6 +325,22 @@ async def test_request_bodies(env):
                  + b"400\r\n" + b"a" * 1024 + b"\r\n" + b"400\r\n" + b"a" * 1024 + b"\r\n")
     status, _, _, _ = await read_response(reader)
     assert status == 413 and await closed(reader)
+    writer.close()
+
+
+@pytest.mark.asyncio
+async def test_upstream_answering_before_the_body_ends(env):
+    up, _, port = env
+    reader, writer = await connect(port)
+    writer.write(b"POST /early HTTP/1.1\r\nHost: web.test\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1000)
+    status, h, body, _ = await read_response(reader)
+    assert (status, body) == (403, b"no") and h["connection"] == "close" and await closed(reader)
+    writer.close()
+    reader, writer = await connect(port)
+    writer.write(get("/fresh"))
+    status, _, body, _ = await read_response(reader)
+    assert status == 200 and body.startswith(b"/fresh|0|GET")
+    assert up.connections == 2  # the half-sent upstream connection was not reused
     writer.close()
 
 

@@ -739,8 +739,9 @@ class ClientConnection(asyncio.Protocol):
         self.state = H_HEAD
         self.deadline = self.proxy._now() + (
             self.proxy.client_header_timeout if self.buf else self.proxy.keepalive_timeout)
-        if self.paused & _PAUSE_PIPELINE:
-            self._resume(_PAUSE_PIPELINE)
+        if self.paused:
+            self.paused = 0  # whatever paused this exchange is over
+            self.transport.resume_reading()
         if self.buf:
             self._next_request()
 
@@ -945,7 +946,7 @@ class UpstreamConnection(asyncio.Protocol):
         rest = data[end + 4:]
         d = c.decision
         out = [rh.status_line, http_date(), rh.fields]
-        client_keep = c.keep
+        client_keep = c.keep and c.body_done  # an early answer ends the connection
         body_mode = U_LENGTH
         wrap = 0
         if code == 101:
@@ -1062,6 +1063,8 @@ class UpstreamConnection(asyncio.Protocol):
         c = self.client
         self.client = None
         self.state = U_IDLE
+        if c is not None and not c.body_done:
+            self.keep = False  # answered mid-request-body: the request framing is unfinished
         self.deadline = 0.0
         if self.read_paused:
             self.resume_reading()
