@@ -426,6 +426,10 @@ class RuntimeCluster:
             except asyncio.TimeoutError:
                 pass
 
+    async def wait_synced(self, timeout: float = 60.0) -> None:
+        """Until every node's kube-proxy has synced the latest Services/EndpointSlices."""
+        await self.wait_for(lambda: not any(p.needs_sync for p in self.proxies.values()), timeout)
+
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 600.0) -> None:
         deadline = self.loop.time() + timeout
         while not predicate():

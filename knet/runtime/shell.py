@@ -158,6 +158,9 @@ class Shell:
                     output += data.decode(errors="replace")
         elif prog in ("test", "["):
             a = [x for x in args if x != "]"]
+            neg = bool(a) and a[0] == "!"
+            if neg:
+                a = a[1:]
             if len(a) == 2 and a[0] in ("-f", "-e", "-d", "-s"):
                 ok = self.fs.exists(a[1])
                 if a[0] == "-s":
@@ -167,6 +170,8 @@ class Shell:
                 code = 0 if a[0] else 1
             else:
                 code = 0
+            if neg:
+                code = 1 - code
         elif prog == "hostname":
             output = self.hostname + "\n"
         else:
