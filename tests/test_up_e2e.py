@@ -126,7 +126,8 @@ def dig(port: int, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    up = Up(["-f", DEMO, "--dns", "127.0.0.1:0", "--ingress", "127.0.0.1:0"],
+    up = Up(["-f", DEMO, "--dns", "127.0.0.1:0", "--ingress", "127.0.0.1:0",
+             "--ingress-tls", "127.0.0.1:0"],
             tmp_path_factory.mktemp("demo-xdg"))
     try:
         yield up.wait_up()
@@ -176,6 +177,14 @@ def test_curl_through_ingress_routes_two_hosts(demo: Up) -> None:
     nohost = curl("-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: c.example.com",
                   f"http://{host}:{port}/")
     assert nohost.stdout == "404"
+
+
+@needs
+def test_curl_https_through_ingress_tls(demo: Up) -> None:
+    _, port = demo.address("INGRESS-TLS")
+    r = curl("-k", "--resolve", f"a.example.com:{port}:127.0.0.1",
+             f"https://a.example.com:{port}/")
+    assert r.stdout.strip() == "hello from a", r
 
 
 @needs
@@ -284,6 +293,7 @@ def test_control_faults_scale(nodeport: Up) -> None:
     with pytest.raises(urllib.error.HTTPError) as e:
         nodeport.api("/v1/faults", {"action": "explode"})
     assert e.value.code == 400
+    e.value.close()
 
 
 def test_sigint_exits_zero_and_writes_the_capture(nodeport: Up) -> None:

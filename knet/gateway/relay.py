@@ -102,7 +102,10 @@ class RealTcpRelay(asyncio.Protocol):
         if self.virtual is None:
             self._pending_eof = True
         else:
-            self.virtual.write_eof()
+            try:
+                self.virtual.write_eof()
+            except (OSError, RuntimeError):
+                pass
             self._maybe_done()
         return True
 
@@ -130,7 +133,13 @@ class RealTcpRelay(asyncio.Protocol):
         self._virtual_eof = True
         t = self.transport
         if t is not None and not t.is_closing() and t.can_write_eof():
-            t.write_eof()
+            try:
+                t.write_eof()
+            except OSError:  # the real client is already gone
+                t.abort()
+                if self.virtual is not None:
+                    self.virtual.abort()
+                return
         self._maybe_done()
 
     def virtual_lost(self, exc: Exception | None) -> None:
