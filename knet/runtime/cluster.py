@@ -69,6 +69,8 @@ class RuntimeCluster:
             self.set_app(k, f, restart=False)
         self._watchers: list[Callable[[], None]] = []
         self._notify_pending = False
+        self._announce_pending = False
+        self._announced: dict[Any, str] = {}
         self._deadline: asyncio.TimerHandle | None = None
         self._changed = asyncio.Event()
         self._handles: dict[str, PodHandle] = {}
@@ -109,6 +111,7 @@ class RuntimeCluster:
             self._sync_proxy(name)  # kube-proxy's first (full) sync before pods start
         for name in self.proxies:
             self._tasks.append(self.loop.create_task(self._proxy_loop(name), name=f"kube-proxy {name}"))
+        self._announce_lb()
         for pod in self.state.pods():
             self._ensure_pod(pod)
         self._arm_deadline()
@@ -219,11 +222,50 @@ class RuntimeCluster:
                 self.datapaths[cur.name].set_addresses(cur.ips())
         elif kind == "Pod":
             self.loop.call_soon(self._pod_changed, prev, cur)
+        if kind in ("Service", "Node") and not self._announce_pending:
+            self._announce_pending = True
+            self.loop.call_soon(self._announce_lb)
         if kind in _WATCHED and self._watchers and not self._notify_pending:
             self._notify_pending = True
             self.loop.call_soon(self._notify)
         self._changed.set()
         self.loop.call_soon(self._arm_deadline)
+
+    def _announce_lb(self) -> None:
+        """MetalLB L2 mode: one eligible node answers ARP/NDP for each LoadBalancer IP
+        (nodes sorted by sha256(node + "#" + ip); nodes labelled
+        node.kubernetes.io/exclude-from-external-load-balancers are skipped, as kind labels
+        its control plane). The fabric then routes that IP to the node, whose tables DNAT it."""
+        import hashlib
+
+        from knet.fabric.transport import addr_key
+
+        self._announce_pending = False
+        nodes = [n for n in self.state.nodes() if n.ready and
+                 "node.kubernetes.io/exclude-from-external-load-balancers" not in n.labels]
+        wanted: dict[Any, str] = {}
+        for svc in self.state.services():
+            for ing in svc.load_balancer_ingress:
+                if not ing.ip or not nodes:
+                    continue
+                ip = ip_address(ing.ip)
+                best = min(nodes, key=lambda n: hashlib.sha256(
+                    f"{n.name}#{ip}".encode()).hexdigest())
+                wanted[ip] = best.name
+        hosts = self.fabric._hosts  # noqa: SLF001 - fabric has no public "extra address" API yet
+        for ip, node in list(self._announced.items()):
+            if wanted.get(ip) != node:
+                if hosts.get(addr_key(ip)) is self.fabric.node(node).netns:
+                    del hosts[addr_key(ip)]
+                del self._announced[ip]
+        for ip, node in wanted.items():
+            if ip not in self._announced and addr_key(ip) not in hosts:
+                hosts[addr_key(ip)] = self.fabric.node(node).netns
+                self._announced[ip] = node
+
+    def lb_announcer(self, ip: str) -> str | None:
+        """The node that announces a LoadBalancer IP (MetalLB L2 leader)."""
+        return self._announced.get(ip_address(ip))
 
     def _notify(self) -> None:
         self._notify_pending = False
