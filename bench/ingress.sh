@@ -3,6 +3,7 @@
 #
 #   bench/ingress.sh                 # wrk -t1 -c32 -d10s against each proxy, one after the other
 #   DURATION=5s CONNS=64 ROUNDS=2 bench/ingress.sh
+#   PIN=0 bench/ingress.sh           # no CPU pinning
 #
 # Backend: an nginx (one worker) on 127.0.0.1 answering every request with a small echo-like
 # JSON body (method, URI, Host, X-Request-ID, X-Forwarded-For as received).
@@ -37,7 +38,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [ "$(nproc)" -ge 2 ]; then
+if [ "$(nproc)" -ge 2 ] && [ "${PIN:-1}" != 0 ]; then
   PIN_WRK=(taskset -c 0); PIN_SRV=(taskset -c 1)
 else
   PIN_WRK=(); PIN_SRV=()
