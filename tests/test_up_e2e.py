@@ -204,7 +204,7 @@ def test_control_get_nodes_wide(demo: Up) -> None:
                                                 "INTERNAL-IP"]
     assert {ln.split()[0] for ln in text.splitlines()[1:]} == {
         "knet-control-plane", "knet-worker", "knet-worker2"}
-    from knet.cli.up import remote_get
+    from knet.cli.commands import remote_get
 
     assert remote_get(demo.control, "nodes", None, None, False, "wide") == text
     state = json.loads(demo.state_file.read_text())

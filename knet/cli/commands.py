@@ -40,6 +40,31 @@ def load_cluster(files: tuple[str, ...], seed: int | None):
     return Cluster.from_input(read_input(files), seed=seed)
 
 
+def server_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--server", default=None, metavar="URL",
+        help="A running knet up's control endpoint (default without -f: $KNET_SERVER, else the "
+             "one knet up recorded in $XDG_RUNTIME_DIR/knet/up.json or /tmp/knet-$UID/up.json)."
+    )(fn)
+
+
+def server_for(server: str | None, files: tuple[str, ...]) -> str | None:
+    """The control endpoint to ask: ``--server``, or (without ``-f``) the running knet up."""
+    if server is None and files:
+        return None
+    from knet.gateway.control import server_url
+
+    return server_url(server)
+
+
+def remote_get(server: str, kind: str, name: str | None, namespace: str | None,
+               all_namespaces: bool, output: str | None) -> str:
+    """``knet get`` of a running ``knet up``: the same text as the local form."""
+    from knet.gateway.control import remote_get as _get
+
+    return _get(server, kind, name, namespace, all_namespaces, output)
+
+
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False))
 
@@ -60,11 +85,18 @@ def validate(files: tuple[str, ...]) -> int:
 @click.option("-o", "--output", type=click.Choice(["wide", "yaml", "json", "name"]), default=None)
 @files_option
 @seed_option
+@server_option
 def get(kind: str, name: str | None, namespace: str | None, all_namespaces: bool,
-        output: str | None, files: tuple[str, ...], seed: int | None) -> int:
-    """Show converged objects the way kubectl does (pods, svc, nodes, endpointslices, …, all)."""
+        output: str | None, files: tuple[str, ...], seed: int | None,
+        server: str | None) -> int:
+    """Show converged objects the way kubectl does (pods, svc, nodes, endpointslices, …, all);
+    without -f, from the running knet up."""
     from knet.cli.get import run_get
 
+    url = server_for(server, files)
+    if url is not None:
+        click.echo(remote_get(url, kind, name, namespace, all_namespaces, output), nl=False)
+        return 0
     cluster = load_cluster(files, seed)
     click.echo(run_get(cluster, kind, name, namespace, all_namespaces, output), nl=False)
     return 0
@@ -149,10 +181,11 @@ def rules(node: str, mode: str | None, table: str | None, family: str | None, fm
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
 @files_option
 @seed_option
+@server_option
 def trace(src: str | None, dst: str | None, proto: str, node: str | None, mode: str | None,
           all_: bool, rules_file: str | None, local_addresses: tuple[str, ...], url: str | None,
           dns_name: str | None, pcap: str | None, output: str, files: tuple[str, ...],
-          seed: int | None) -> int:
+          seed: int | None, server: str | None) -> int:
     """The story of one packet through the tables (or a live request with --url/--dns)."""
     from knet.cli import trace as tr
     from knet.path import ClusterPath, split_host_port
@@ -162,7 +195,8 @@ def trace(src: str | None, dst: str | None, proto: str, node: str | None, mode: 
     if url or dns_name:
         from knet.cli.live import live_trace
 
-        return live_trace(files, seed, src, url, dns_name, pcap, output)
+        return live_trace(files, seed, src, url, dns_name, pcap, output,
+                          server_for(server, files))
     if dst is None:
         raise UsageError("--to DESTINATION:PORT is required (or --url / --dns for live mode)")
     host, port = split_host_port(dst)

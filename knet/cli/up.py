@@ -1,8 +1,6 @@
 """``knet up``: run the cluster in real time and expose it to real tools on loopback.
 
 Also the client side for commands that talk to a running ``knet up`` (its control endpoint):
-``server_option`` adds ``--server URL`` (default: ``$KNET_SERVER``, else the state file the
-running ``knet up`` wrote), and ``remote_get`` returns ``knet get``'s text from the live state.
 """
 
 from __future__ import annotations
@@ -13,25 +11,6 @@ import click
 
 from knet.cli import cli
 from knet.cli.commands import files_option, seed_option
-
-
-def server_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--server", default=None, metavar="URL",
-        help="A running knet up's control endpoint (default: $KNET_SERVER, else the one "
-             "recorded by knet up in $XDG_RUNTIME_DIR/knet/up.json or /tmp/knet-$UID/up.json)."
-    )(fn)
-
-
-def remote_get(server: str | None, kind: str, name: str | None, namespace: str | None,
-               all_namespaces: bool, output: str | None) -> str | None:
-    """``knet get`` of a running ``knet up`` (None when no server is given or recorded)."""
-    from knet.gateway.control import remote_get as _get, server_url
-
-    url = server_url(server)
-    if url is None:
-        return None
-    return _get(url, kind, name, namespace, all_namespaces, output)
 
 
 def _listen(value: str | None, what: str) -> tuple[str, int] | None:

@@ -168,34 +168,16 @@ class ControlServer:
         return web.json_response({"text": text})
 
     async def trace(self, request: web.Request) -> web.Response:
-        from knet.cli.live import capture_for
+        from knet.cli.live import traced_request
 
         body = await _json(request)
         src = body.get("from")
-        url, name = body.get("url"), body.get("dns")
-        if not src or (url is None) == (name is None):
+        if not src:
             raise UsageError('trace needs "from" and exactly one of "url" or "dns"')
-        pod = self.rt.pod(src)
-        timeout = float(body.get("timeout", 10.0))
-        result: dict[str, Any] = {"from": src}
         async with self._lock:
-            cap = capture_for(self.rt)
-            async with cap:
-                try:
-                    if url is not None:
-                        async with asyncio.timeout(timeout):
-                            resp = await pod.http.get(url, allow_redirects=False)
-                            data = await resp.read()
-                        result["http"] = {"status": resp.status, "headers": dict(resp.headers),
-                                          "body": data.decode("utf-8", "replace")}
-                    else:
-                        async with asyncio.timeout(timeout):
-                            result["dns"] = {"name": name, "addresses": await pod.resolve(name)}
-                except (OSError, asyncio.TimeoutError, KnetError) as e:
-                    result["error"] = f"{type(e).__name__}: {e}"
-                await asyncio.sleep(0)
-            result["story"] = cap.story(verbose=bool(body.get("verbose", True)))
-            result["flows"] = len(cap.flows())
+            result, _ = await traced_request(
+                self.rt, src, body.get("url"), body.get("dns"),
+                timeout=float(body.get("timeout", 10.0)), verbose=bool(body.get("verbose", True)))
         return web.json_response(result)
 
     async def fault(self, request: web.Request) -> web.Response:
