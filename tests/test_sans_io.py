@@ -15,7 +15,9 @@ KNET = Path(__file__).resolve().parents[1] / "knet"
 CORE_PACKAGES = ["model", "manifests", "control", "proxy", "netfilter"]
 # Pure modules inside packages that also hold adapters.
 CORE_MODULES = ["errors.py", "dns/answer.py", "dns/records.py", "dns/stub.py",
-                "dns/corefile.py", "ingress/routes.py"]
+                "dns/corefile.py", "dns/view.py", "ingress/routes.py",
+                "ingress/decision.py", "ingress/annotations.py", "ingress/routecache.py",
+                "path.py"]
 FORBIDDEN = {"asyncio", "socket", "selectors", "ssl", "aiohttp", "threading", "subprocess", "time"}
 
 
