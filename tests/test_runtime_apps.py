@@ -135,3 +135,29 @@ async def test_user_app_via_python_api_and_scale_and_set_image() -> None:
         assert pod.name not in old
         async with client.http.get(f"http://{pod.ip}:8080/") as r:
             assert json.loads(await r.text())["me"] == pod.name
+
+
+ANNOTATED = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: mine
+  annotations: {knet.dev/app: "test_runtime_apps:make_app"}
+spec:
+  containers:
+    - name: app
+      image: example.com/mine:1
+      ports: [{containerPort: 9090}]
+      env: [{name: COLOR, value: green}]
+"""
+
+
+@virtual_time
+async def test_user_app_via_annotation_gets_env_and_ports() -> None:
+    async with run(BASIC) as c:
+        c.apply(ANNOTATED)
+        await c.wait_ready()
+        client = c.pod("default/client")
+        async with client.http.get(f"http://{c.pod('default/mine').ip}:9090/") as r:
+            body = json.loads(await r.text())
+        assert body == {"me": "mine", "color": "green", "node": c.pod("default/mine").node}
