@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
@@ -565,13 +566,18 @@ class IPVSNetfilter:
     server without a usable real server answers ICMP port unreachable.
     """
 
-    def __init__(self, netfilter: Netfilter, ipvs: IPVS, mark: int = 0x4000) -> None:
+    def __init__(self, netfilter: Netfilter, ipvs: IPVS, mark: int = 0x4000,
+                 native: bool = False) -> None:
         self.nf = netfilter
         self.ipvs = ipvs
         self.mark = mark
+        # native: the engine itself consults ``ipvs`` at LOCAL_IN/LOCAL_OUT (its IPVS hook);
+        # otherwise this wrapper runs IPVS after the engine's INPUT/OUTPUT walk.
+        self.native = native
         self._conns: dict[int, Conn] = {}  # id(conntrack entry) → IPVS connection
         self._scratch: Netfilter | None = None
         self.last_lookups = 0
+        self._port_rng = random.Random(netfilter.rng.getrandbits(64))
 
     @property
     def conntrack(self) -> ct.Conntrack:
@@ -603,6 +609,16 @@ class IPVSNetfilter:
                 explain: bool = True) -> Result:
         before_lookups = self.ipvs.lookups
         r = self.nf.process(packet, hook_path, now, explain=explain)
+        if self.native:
+            d = getattr(r.entry, "ipvs", None) if r.entry is not None else None
+            conn = getattr(d, "conn", None)
+            if isinstance(conn, Conn):
+                if conn.ct_entry is None:
+                    conn.ct_entry = r.entry  # the first packet: scheduled by the engine
+                else:
+                    self.ipvs.observe(conn, packet, r.direction, now)
+            self.last_lookups = self.ipvs.lookups - before_lookups
+            return r
         c = self._conns.get(id(r.entry)) if r.entry is not None else None
         if c is not None and c.ct_entry is r.entry:
             # a later packet of an IPVS connection, either direction: conntrack translated
@@ -638,7 +654,7 @@ class IPVSNetfilter:
         if masq:
             src = self._masq_addr(dnat)
             out = dnat.replace(src=src if src is not None else dnat.src,
-                               sport=self.nf._port_rng.randint(1024, 65535))
+                               sport=self._port_rng.randint(1024, 65535))
             steps.append(Step("POSTROUTING", "nat", "KUBE-POSTROUTING", 0, "", "masquerade",
                               dnat, out, note="IPVS-forwarded packet masqueraded"))
         out = out.replace(mark=p.mark & ~self.mark if masq else p.mark)
@@ -658,13 +674,23 @@ class IPVSNetfilter:
                       r.ctstate, r.ctstates | {"DNAT"}, r.direction, entry, r.unknown)
 
     def _would_masq(self, pkt: Packet, mark: int) -> bool:
+        """Does nat POSTROUTING (KUBE-POSTROUTING) masquerade this DNATed packet?"""
         rs = self.nf.rulesets.get(pkt.src.version)
         if rs is None:
             return False
-        return self.nf._would_masq(rs, pkt, mark)
+        run = getattr(self.nf, "_would_masq", None)
+        if run is not None:
+            return bool(run(rs, pkt, mark))
+        # the glue's meaning, should the engine stop offering its dry POSTROUTING walk
+        loop = next((s for n, s in self.nf.ipsets.items() if n.endswith("LOOP-BACK")), None)
+        return bool(mark & self.mark) or (loop is not None and loop.test(pkt, ("dst", "dst",
+                                                                               "src")))
 
     def _masq_addr(self, pkt: Packet):  # noqa: ANN202
-        return self.nf._masq_addr(pkt)
+        m = self.nf.masquerade_address
+        if m is None:
+            return None
+        return m(pkt) if callable(m) else m.get(pkt.src.version)
 
     def _scratch_nf(self) -> Netfilter:
         if self._scratch is None:

@@ -12,6 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
+import inspect
 import random
 from dataclasses import dataclass, field
 from ipaddress import ip_address
@@ -61,14 +62,16 @@ def ipvs_datapath(states: dict, node: Any, rng: random.Random) -> Any:
         ipsets.update(st.ipset_map())
         local.extend(st.dummy_addresses)
         vss.extend(st.virtual_servers)
+    table = IPVS()
+    table.apply(vss)
+    # the engine's IPVS hook (LOCAL_IN/LOCAL_OUT), when this engine has it
+    native = "ipvs" in inspect.signature(Netfilter.__init__).parameters
     nf = Netfilter(states[4].ruleset() if 4 in states else None,
                    states[6].ruleset() if 6 in states else None,
                    local_addresses=local, masquerade_address=_masq(node), rng=rng,
-                   ipsets=ipsets)
-    table = IPVS()
-    table.apply(vss)
+                   ipsets=ipsets, **({"ipvs": table} if native else {}))
     mark = next(iter(states.values())).nat_rules[-1].args[-1]
-    return IPVSNetfilter(nf, table, int(mark, 16))
+    return IPVSNetfilter(nf, table, int(mark, 16), native=native)
 
 
 def nft_datapath(states: dict, node: Any, rng: random.Random) -> Any:
