@@ -31,12 +31,6 @@ INGRESS_NAMESPACE = "ingress-nginx"
 INGRESS_SERVICE = "ingress-nginx-controller"
 
 
-def announce(fabric: Any, ip: Any, node: str | None) -> None:
-    """Route ``ip`` (a LoadBalancer IP) to ``node`` as the MetalLB speaker's gratuitous ARP does
-    on the node's L2 segment (``None`` withdraws it)."""
-    fabric.set_route(ip, node)
-
-
 class Listener:
     """One real loopback socket (TCP server or UDP endpoint) and its relays."""
 
@@ -62,7 +56,6 @@ class Gateway:
         self.extra: dict[str, dict[str, Any]] = {}  # dns / ingress / ingress-tls / control
         self._extra_servers: list[Any] = []
         self._outside: dict[IPv4Address, Any] = {}
-        self._announced: dict[Any, str] = {}
         self.stats: dict[str, int] = {}
         self._warn = warn or (lambda m: print(f"warning: {m}", file=sys.stderr, flush=True))
         self._sync_task: asyncio.Task[None] | None = None
@@ -161,11 +154,8 @@ class Gateway:
     def _route(self, t: Target) -> None:
         if t.kind != "loadbalancer":
             return
-        if not t.node:
+        if not self.rt.lb_announcer(str(t.dst)):  # the runtime's MetalLB speaker routes it
             raise NetworkError(f"no node announces {t.dst}")
-        if self._announced.get(t.dst) != t.node:
-            announce(self.rt.fabric, t.dst, t.node)
-            self._announced[t.dst] = t.node
 
     def _target(self, key: ListenKey) -> Target:
         t = self.targets.get(key)

@@ -19,7 +19,6 @@ Invariants:
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any, Iterable
@@ -29,7 +28,7 @@ IPAddress = IPv4Address | IPv6Address
 NODE_BASE = IPv4Address("127.0.1.2")
 LB_BASE = IPv4Address("127.0.2.1")
 _FIRST_BLOCK = 254  # 127.0.1.2-127.0.1.255 / 127.0.2.1-127.0.2.254, then 127.1.x.y / 127.2.x.y
-EXCLUDE_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+from knet.control.speaker import EXCLUDE_LB_LABEL, announcer, lb_ips  # noqa: E402,F401
 OUTSIDE_V4 = IPv4Address("203.0.113.0")
 OUTSIDE_V6 = IPv6Address("2001:db8::")
 
@@ -129,41 +128,6 @@ class Target:
 
 
 ListenKey = tuple[str, int, str]  # (loopback address, port, "tcp" | "udp")
-
-
-def lb_ips(svc: Any) -> list[IPAddress]:
-    out: list[IPAddress] = []
-    for ing in svc.load_balancer_ingress:
-        if ing.ip:
-            try:
-                out.append(ip_address(ing.ip))
-            except ValueError:
-                pass
-    return out
-
-
-def _ready_nodes(svc: Any, slices: Iterable[Any]) -> set[str]:
-    key = svc.metadata.name
-    out: set[str] = set()
-    for es in slices:
-        if es.namespace != svc.namespace or es.service_name != key:
-            continue
-        for ep in es.endpoints:
-            if ep.conditions.is_ready and ep.node_name:
-                out.add(ep.node_name)
-    return out
-
-
-def announcer(ip: IPAddress, svc: Any, nodes: Iterable[Any], slices: Iterable[Any]) -> str | None:
-    """The node that announces ``ip`` (MetalLB layer2 ``ShouldAnnounce``), or None."""
-    cands = [n.name for n in nodes if n.ready and EXCLUDE_LB_LABEL not in n.labels]
-    if svc.spec.external_traffic_policy == "Local":
-        ready = _ready_nodes(svc, slices)
-        cands = [n for n in cands if n in ready]
-    if not cands:
-        return None
-    text = str(ip)
-    return min(cands, key=lambda n: hashlib.sha256(f"{n}#{text}".encode()).digest())
 
 
 def node_ip(node: Any, family: int = 4) -> IPAddress | None:

@@ -222,7 +222,7 @@ class RuntimeCluster:
                 self.datapaths[cur.name].set_addresses(cur.ips())
         elif kind == "Pod":
             self.loop.call_soon(self._pod_changed, prev, cur)
-        if kind in ("Service", "Node") and not self._announce_pending:
+        if kind in ("Service", "Node", "EndpointSlice") and not self._announce_pending:
             self._announce_pending = True
             self.loop.call_soon(self._announce_lb)
         if kind in _WATCHED and self._watchers and not self._notify_pending:
@@ -232,35 +232,25 @@ class RuntimeCluster:
         self.loop.call_soon(self._arm_deadline)
 
     def _announce_lb(self) -> None:
-        """MetalLB L2 mode: one eligible node answers ARP/NDP for each LoadBalancer IP
-        (nodes sorted by sha256(node + "#" + ip); nodes labelled
-        node.kubernetes.io/exclude-from-external-load-balancers are skipped, as kind labels
-        its control plane). The fabric then routes that IP to the node, whose tables DNAT it."""
-        import hashlib
-
-        from knet.fabric.transport import addr_key
+        """MetalLB layer-2 mode (``knet.control.speaker``): one eligible node announces each
+        LoadBalancer IP; the fabric routes the IP to it, and its tables DNAT the traffic."""
+        from knet.control.speaker import announcer, lb_ips
 
         self._announce_pending = False
-        nodes = [n for n in self.state.nodes() if n.ready and
-                 "node.kubernetes.io/exclude-from-external-load-balancers" not in n.labels]
+        nodes, slices = self.state.nodes(), self.state.endpoint_slices()
         wanted: dict[Any, str] = {}
         for svc in self.state.services():
-            for ing in svc.load_balancer_ingress:
-                if not ing.ip or not nodes:
-                    continue
-                ip = ip_address(ing.ip)
-                best = min(nodes, key=lambda n: hashlib.sha256(
-                    f"{n.name}#{ip}".encode()).hexdigest())
-                wanted[ip] = best.name
-        hosts = self.fabric._hosts  # noqa: SLF001 - fabric has no public "extra address" API yet
+            for ip in lb_ips(svc):
+                who = announcer(ip, svc, nodes, slices)
+                if who is not None:
+                    wanted[ip] = who
         for ip, node in list(self._announced.items()):
             if wanted.get(ip) != node:
-                if hosts.get(addr_key(ip)) is self.fabric.node(node).netns:
-                    del hosts[addr_key(ip)]
+                self.fabric.set_route(ip, None)
                 del self._announced[ip]
         for ip, node in wanted.items():
-            if ip not in self._announced and addr_key(ip) not in hosts:
-                hosts[addr_key(ip)] = self.fabric.node(node).netns
+            if self._announced.get(ip) != node:
+                self.fabric.set_route(ip, node)
                 self._announced[ip] = node
 
     def lb_announcer(self, ip: str) -> str | None:
