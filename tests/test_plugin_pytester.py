@@ -258,3 +258,26 @@ def test_capture_fixture(inner: pytest.Pytester) -> None:
             assert flows and "translated destination" in knet_capture.story()
     """)
     inner.runpytest("-W", "error").assert_outcomes(passed=1)
+
+
+def test_docs_snippets_run(inner: pytest.Pytester) -> None:
+    """The python snippets of docs/testing.md (a test and a knet_topology override) run."""
+    import re
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "testing.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", doc, re.S)
+    test = next(b for b in blocks if "async def test_" in b)
+    override = next(b for b in blocks if "def knet_topology" in b)
+    topo = inner.path / "topologies"
+    topo.mkdir()
+    for name in ("echo.yaml", "base.yaml"):
+        (topo / name).write_text(Path(ECHO).read_text())
+    (topo / "overrides.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: extra}\n")
+    inner.makepyfile(test_doc=test)
+    inner.runpytest("-W", "error").assert_outcomes(passed=1)
+    inner.makeconftest(override.replace("# conftest.py\n", ""))
+    inner.makepyfile(test_doc="""
+        async def test_override(knet_cluster):
+            assert any(ns.metadata.name == "extra" for ns in knet_cluster.state.namespaces())
+    """)
+    inner.runpytest("-W", "error").assert_outcomes(passed=1)
