@@ -17,7 +17,7 @@ from typing import Any
 
 from knet.errors import NotFound, UsageError
 from knet.model import Node, Pod
-from knet.netfilter import Netfilter, Outcomes, Result, RuleSet
+from knet.netfilter import Outcomes, Result
 from knet.netfilter.packet import IPAddress, Packet, Proto
 
 WIRE = "eth0"
@@ -64,27 +64,12 @@ class Walk:
     note: str = ""
 
 
-def rule_tables(cluster: Any, node: Node, family: int) -> RuleSet:
-    """The node's iptables-mode kube-proxy tables for one family (a full sync)."""
-    from knet.proxy.iptables import build_ruleset
-
-    return build_ruleset(node, cluster.services(), cluster.endpoint_slices(),
-                         cluster.config.kube_proxy, cluster.config, family)
-
-
 def node_datapath(cluster: Any, node: Node, rng: random.Random, mode: str | None = None) -> Any:
-    """The node's datapath for the given kube-proxy mode: an object with
+    """The node's datapath for the kube-proxy mode (a full sync of its tables): an object with
     ``forward(packet, entered_from, now) -> Result`` and ``enumerate_outcomes(...)``."""
-    mode = mode or cluster.config.kube_proxy.mode
-    if mode != "iptables":
-        from knet.proxy import modes  # IPVS and nftables modes
+    from knet.proxy import modes
 
-        return modes.node_datapath(cluster, node, rng, mode)
-    fams = cluster.config.families
-    v4 = rule_tables(cluster, node, 4) if 4 in fams else None
-    v6 = rule_tables(cluster, node, 6) if 6 in fams else None
-    masq = {ip.version: ip for ip in reversed(node.ips())}
-    return Netfilter(v4, v6, local_addresses=node.ips(), masquerade_address=masq, rng=rng)
+    return modes.node_datapath(cluster, node, rng, mode or cluster.config.kube_proxy.mode)
 
 
 class ClusterPath:
