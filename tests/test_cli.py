@@ -153,3 +153,15 @@ def test_live_trace_tells_the_story_and_writes_pcap(capsys, tmp_path) -> None:
     assert '"default/web:http cluster IP"' in story and "DNAT --to-destination" in story
     assert f"default/{backend}" in story
     assert pcap.stat().st_size > 0 and d["pcap"]["packets"] > 0
+
+
+def test_compare_modes_reports_the_unused_port_difference(capsys) -> None:
+    rc, out, _ = run(capsys, "compare-modes", "-f", DEMO, "-o", "json")
+    d = json.loads(out)
+    assert rc == 0 and d["modes"] == ["iptables", "ipvs", "nftables"]
+    unused = [f for f in d["differences"] if f["kind"] == "ClusterIP-unused-port"]
+    assert unused and all(f["modes"]["iptables"]["outcomes"] == [] and
+                          f["modes"]["nftables"]["outcomes"] == ["REJECT"] for f in unused)
+    same = [f for f in d["all"] if f["kind"] == "ClusterIP" and not f["differs"]]
+    assert same  # real service ports route alike in all three modes
+    assert d["cost"]["iptables"]["rules_walked_mean"] > d["cost"]["nftables"]["rules_walked_mean"]

@@ -274,3 +274,22 @@ def dig(name: str, qtype: str, src: str | None, tcp: bool, output: str,
 # Commands that live in their own modules register themselves on import.
 from knet.cli import up as _up  # noqa: E402,F401
 from knet.cli import demo as _demo  # noqa: E402,F401
+
+
+@cli.command("compare-modes")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
+@files_option
+@seed_option
+def compare_modes(output: str, files: tuple[str, ...],
+                  seed: int | None) -> int:
+    """Run the same flows through iptables, IPVS and nftables modes: where outcomes differ, and
+    what each mode's first-packet lookup costs."""
+    from knet.proxy import modes
+
+    cluster = load_cluster(files, seed)
+    report = modes.compare(cluster, seed=cluster.seed)
+    if output == "json":
+        emit_json(modes.to_json(report))
+    else:
+        click.echo(modes.render_text(report), nl=False)
+    return 0
