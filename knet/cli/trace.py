@@ -29,8 +29,8 @@ def describe_step(step: Step) -> str:
             return f"{head} → DNAT to {step.after.endpoint_str('dst')}"
         return f"{head} → {a.upper()} source {step.before.src} → {step.after.src}"
     if a in ("jump", "goto"):
-        j = _JUMP.search(step.rule)
-        return f"{head} → {j.group(1) if j else a}"
+        j = _JUMP.search(step.rule)  # iptables names the target in the rule; nft in the note
+        return f"{head} → {j.group(1) if j else (step.note or a)}"
     if a == "mark":
         return f"{head} → mark for masquerade" if "KUBE-MARK-MASQ" in step.chain or (
             "0x4000" in step.rule) else f"{head} → MARK"
