@@ -281,3 +281,35 @@ def test_docs_snippets_run(inner: pytest.Pytester) -> None:
             assert any(ns.metadata.name == "extra" for ns in knet_cluster.state.namespaces())
     """)
     inner.runpytest("-W", "error").assert_outcomes(passed=1)
+
+
+NEVER_READY = """
+apiVersion: v1
+kind: Pod
+metadata: {name: stuck}
+spec:
+  containers:
+    - name: echo
+      image: knet/echo:1
+      readinessProbe:
+        exec: {command: ["false"]}
+        periodSeconds: 5
+"""
+
+
+def test_setup_failure_reports_and_writes_pcap(inner: pytest.Pytester, tmp_path: Path) -> None:
+    (inner.path / "stuck.yaml").write_text(NEVER_READY)
+    inner.makepyfile("""
+        import pytest
+
+        @pytest.mark.knet(topology="stuck.yaml", seed=4, timeout=60)
+        async def test_never_starts(knet_cluster):
+            pass
+    """)
+    res = inner.runpytest(f"--knet-pcap-dir={tmp_path}")
+    res.assert_outcomes(errors=1)
+    res.stdout.fnmatch_lines(["*NetworkError: pods not ready: default/stuck*",
+                              f"cluster 1: topology {inner.path / 'stuck.yaml'} seed=4",
+                              f"  pcapng: {tmp_path}/*test_never_starts.pcapng"])
+    (pcap,) = tmp_path.iterdir()
+    assert pcap.stat().st_size > 0
