@@ -102,7 +102,8 @@ class Decision:
         if self.service:
             lines.append(f"service:   {self.service}" + ("  (canary)" if self.canary else ""))
         if self.upstream:
-            lines.append(f"upstream:  {self.upstream} {self.backend_protocol}{self.upstream_path or ''}")
+            lines.append(f"upstream:  {self.backend_protocol} {self.upstream}"
+                         f"  path {self.upstream_path or '/'}")
         elif self.upstream_path is not None:
             lines.append(f"path:      {self.upstream_path}")
         if self.location:
