@@ -61,7 +61,9 @@ class Tuple:
 
 
 def _key(proto: str, src: IPAddress, sport: int, dst: IPAddress, dport: int) -> tuple:
-    return (proto, src.version, int(src), sport, int(dst), dport)
+    # ``_version``/``_ip`` are the ipaddress objects' own fields (the public properties cost
+    # a call each, and this runs for every packet)
+    return (proto, src._version, src._ip, sport, dst._ip, dport)
 
 
 class Direction(enum.StrEnum):
@@ -81,6 +83,12 @@ class CtEntry:
     created: float = 0.0
     packets: int = 1
     mark: int = 0
+    # The IPVS decision that created this connection (IPVS mode, net/ipv4/vs/conntrack=1):
+    # later packets in the original direction are translated at LOCAL_IN, where IPVS does.
+    ipvs: object = None
+    # The evaluator's per-flow fast path: {(hook path, direction, …): cached outcome}, valid
+    # for one rule-set generation (knet.netfilter.engine).
+    flows: dict | None = field(default=None, repr=False)
 
     @property
     def dnat(self) -> bool:
@@ -91,9 +99,15 @@ class CtEntry:
         return self.reply.dst != self.orig.src or self.reply.dport != self.orig.sport
 
     def __repr__(self) -> str:
-        st = f" {self.tcp_state}" if self.tcp_state else ""
-        return (f"<ct {self.proto}{st} {self.orig} | reply {self.reply}"
-                f"{' [ASSURED]' if self.seen_reply else ' [UNREPLIED]'}>")
+        return describe(self.proto, self.tcp_state, self.orig, self.reply, self.seen_reply)
+
+
+def describe(proto: str, tcp_state: TcpState | None, orig: Tuple, reply: Tuple,
+             seen_reply: bool) -> str:
+    """``repr(CtEntry)`` from a snapshot of its fields (explanations render it later)."""
+    st = f" {tcp_state}" if tcp_state else ""
+    return (f"<ct {proto}{st} {orig} | reply {reply}"
+            f"{' [ASSURED]' if seen_reply else ' [UNREPLIED]'}>")
 
 
 @dataclass(slots=True)
@@ -186,6 +200,9 @@ def update(entry: CtEntry, direction: Direction, pkt: Packet, now: float) -> Non
     if entry.proto == Proto.TCP:
         st = entry.tcp_state or TcpState.SYN_SENT
         f = pkt.flags
+        if st is TcpState.ESTABLISHED and (f == "A" or f == "PA"):  # the common case
+            entry.expires = now + TCP_TIMEOUTS[st]
+            return
         if "R" in f:
             st = TcpState.CLOSE
         elif not f:  # flag-less model: a reply establishes the connection

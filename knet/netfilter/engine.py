@@ -3,34 +3,69 @@
 Invariants (semantics per the kube-proxy reference §3 and the kernel's netfilter):
 - Hook order and table priorities are the kernel's (raw < mangle < nat-DNAT < filter <
   security < nat-SNAT). The nat table runs only for a connection's first packet; later
-  packets (both directions) are translated from the conntrack entry without rule evaluation.
-  The filter table runs for every packet and sees the post-DNAT destination.
+  packets (both directions) are translated from the conntrack entry without rule evaluation:
+  the destination at PREROUTING/OUTPUT, the source at POSTROUTING, or at INPUT (nat INPUT,
+  after the filter table) for packets delivered locally.
+- The filter table runs for every packet and sees the post-DNAT destination.
 - Rule evaluation is exactly sequential in meaning: within a rule the header (-s -d -i -o -p)
   is checked first, then matches in order, stopping at the first miss; so ``statistic``
   consumes exactly one rng draw per evaluation, in rule order. Large chains are dispatched
   through an index on (dst, proto, dport) that only skips rules which cannot match;
   ``rules_walked`` still counts what the kernel walks sequentially.
+- Per-flow fast path: when a packet hits a conntrack entry, its outcome is a function of the
+  entry, the direction, the packet's interfaces/mark/flags and the rule-set generation
+  (``knet.netfilter.rules.GENERATION``, bumped by every table change), unless a stateful
+  match (statistic, recent, ipset, addrtype over a caller-supplied predicate) was evaluated.
+  So the first such packet is evaluated fully and its outcome cached on the entry; the next
+  ones are one dict lookup + the header rewrite + the conntrack update. The cached outcome
+  and the full evaluation are indistinguishable (same verdict, packet, steps, rules_walked).
+- Explanations cost nothing until read: the walk records raw tuples (the matched Rule, not
+  its text), and ``Result.steps`` renders ``Step`` values on demand. ``explain=False`` skips
+  even the tuples.
 - Unknown matches never match and unknown targets continue; both are reported.
 - No IO, no wall clock: time is the caller's ``now``; randomness is the injected rng.
+
+IPVS extension point (kube-proxy IPVS mode; net/netfilter/ipvs/ip_vs_core.c): a node may carry
+an ``ipvs`` object (``Netfilter(ipvs=…)`` or ``nf.ipvs = …``) with
+``schedule(packet, now) -> decision | None`` (see ``IPVSScheduler``). The engine consults it
+for a connection's first packet where the kernel runs IPVS:
+
+- NF_INET_LOCAL_IN (``ip_vs_remote_request``, after filter/security INPUT, before nat INPUT):
+  packets routed locally, e.g. to an address on ``kube-ipvs0``;
+- NF_INET_LOCAL_OUT (``ip_vs_local_request``, after nat OUTPUT, before filter OUTPUT):
+  locally generated packets.
+
+``None`` means "not a virtual service": the packet goes on unchanged. A decision whose
+``dest`` is None (no usable real server) rejects the packet with ICMP port unreachable. Else
+the packet is DNATed to ``dest.address:dest.port``; the conntrack entry records the
+translation (``net/ipv4/vs/conntrack=1``), so replies are un-NATed by conntrack and later
+packets translated at LOCAL_IN (the entry's ``ipvs`` holds the decision). From LOCAL_IN the
+packet leaves as IPVS sends it (``ip_vs_nat_send_or_cont``): through the LOCAL_OUT tables
+(raw, mangle, filter, security; nat OUTPUT does not run again for the connection) and then
+POSTROUTING, so KUBE-POSTROUTING's masquerade applies. The explanation step's note is
+``decision.explain()``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, ip_address
+from operator import itemgetter
+from typing import Protocol
 
 from knet.netfilter import conntrack as ct
+from knet.netfilter.compiler import (PROTO_NUM, T_JUMP, T_MARK, T_NAT, T_NONE, T_UNKNOWN,
+                                     T_VERDICT, _Compiled, compiled)
 from knet.netfilter.ipset import IPSet
 from knet.netfilter.packet import IPAddress, Packet
-from knet.netfilter.rules import (AddrTypeMatch, Chain, CommentMatch, ConntrackMatch, Jump,
-                                  MarkMatch, MarkTarget, MultiportMatch, NatTarget,
-                                  NfacctMatch, PhysdevMatch, PortMatch, RecentAction,
-                                  RecentMatch, Rule, RuleSet, SetMatch, StatisticMatch,
-                                  StatisticMode, Table, UnknownMatch, UnknownTarget, Verdict,
-                                  VerdictTarget)
+from knet.netfilter.rules import (GENERATION, AddrTypeMatch, Chain, ConntrackMatch, Jump,
+                                  MarkTarget, NatTarget, RecentAction, RecentMatch, Rule,
+                                  RuleSet, SetMatch, StatisticMatch, StatisticMode, Table,
+                                  UnknownMatch, UnknownTarget, Verdict, VerdictTarget, bump)
 
 
 class Hook(enum.StrEnum):
@@ -42,17 +77,70 @@ class Hook(enum.StrEnum):
 
 
 # Tables per hook in priority order (include/uapi/linux/netfilter_ipv4.h NF_IP_PRI_*).
-HOOK_TABLES: dict[Hook, tuple[str, ...]] = {
-    Hook.PREROUTING: ("raw", "mangle", "nat"),
-    Hook.INPUT: ("mangle", "filter", "security", "nat"),
-    Hook.FORWARD: ("mangle", "filter", "security"),
-    Hook.OUTPUT: ("raw", "mangle", "nat", "filter", "security"),
-    Hook.POSTROUTING: ("mangle", "nat"),
+HOOK_TABLES: dict[str, tuple[str, ...]] = {
+    "PREROUTING": ("raw", "mangle", "nat"),
+    "INPUT": ("mangle", "filter", "security", "nat"),
+    "FORWARD": ("mangle", "filter", "security"),
+    "OUTPUT": ("raw", "mangle", "nat", "filter", "security"),
+    "POSTROUTING": ("mangle", "nat"),
 }
+# The hooks split where IPVS runs: LOCAL_IN between security and nat, LOCAL_OUT between nat
+# and filter; IPVS-forwarded packets pass the LOCAL_OUT tables without nat.
+_INPUT_BEFORE_IPVS = ("mangle", "filter", "security")
+_INPUT_AFTER_IPVS = ("nat",)
+_OUTPUT_BEFORE_IPVS = ("raw", "mangle", "nat")
+_OUTPUT_AFTER_IPVS = ("filter", "security")
+_IPVS_LOCAL_OUT = ("raw", "mangle", "filter", "security")
 
 FINAL = ("ACCEPT", "DROP", "REJECT")
-PROTO_NUM = {"tcp": 6, "udp": 17, "sctp": 132, "icmp": 1}
+_ORIGINAL = ct.Direction.ORIGINAL
+_REPLY = ct.Direction.REPLY
 
+
+# --------------------------------------------------------------------------------------------
+# IPVS extension point
+
+class IPVSDest(Protocol):
+    address: IPAddress
+    port: int
+
+
+class IPVSDecisionLike(Protocol):
+    dest: IPVSDest | None
+
+    def explain(self) -> str: ...
+
+
+class IPVSScheduler(Protocol):
+    """What the engine asks an IPVS table (``knet.netfilter.ipvs.IPVS`` fits)."""
+
+    def schedule(self, packet: Packet, now: float) -> IPVSDecisionLike | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RealServer:
+    address: IPAddress
+    port: int
+
+    @property
+    def endpoint(self) -> str:
+        return f"[{self.address}]:{self.port}" if self.address.version == 6 else \
+            f"{self.address}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class IPVSDecision:
+    """A minimal decision: the real server chosen (None: no usable real server) and the
+    explanation text."""
+    dest: RealServer | None
+    note: str = ""
+
+    def explain(self) -> str:
+        return self.note
+
+
+# --------------------------------------------------------------------------------------------
+# Results
 
 @dataclass(frozen=True, slots=True)
 class Step:
@@ -63,7 +151,7 @@ class Step:
     index: int        # 1-based rule number in the chain (iptables -L --line-numbers); 0: none
     rule: str         # restore-form text ("-A CHAIN …"), "" for events
     action: str       # jump goto return accept drop reject dnat snat masquerade mark continue
-    #                   policy conntrack route unknown
+    #                   policy conntrack route unknown ipvs
     before: Packet | None = None
     after: Packet | None = None
     note: str = ""
@@ -75,21 +163,106 @@ class Step:
         return f"[{self.hook}] {where} {self.action}: {text}{nat}"
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
-    """What the node did with one packet (duck-compatible with knet.fabric.datapath.Hop)."""
-    verdict: str            # "ACCEPT" | "DROP" | "REJECT"
-    packet: Packet          # after all NAT (original if untouched)
-    original: Packet
-    local: bool             # delivered to this node's own stack
-    reject_with: str = ""   # REJECT only, e.g. "icmp-port-unreachable", "tcp-reset"
-    steps: tuple[Step, ...] = ()
-    rules_walked: int = 0   # rules the kernel would have evaluated sequentially
-    ctstate: str = "NEW"    # NEW | ESTABLISHED | INVALID (+ "DNAT"/"SNAT" flags in ctstates)
-    ctstates: frozenset[str] = frozenset()
-    direction: str = ""     # "original" | "reply" | "" (no conntrack entry)
-    entry: ct.CtEntry | None = None
-    unknown: tuple[str, ...] = ()  # unknown matches/targets met (rule texts)
+# Placeholders in raw explanation records, resolved when the steps are rendered: the packet
+# as it arrived (S0), after the conntrack destination rewrite (S1), after the source rewrite
+# (S2), and the conntrack entry as it was when the packet arrived.
+_S0, _S1, _S2, _CT_NOTE = object(), object(), object(), object()
+_STAGES = (_S0, _S1, _S2)
+
+
+def _rebuilder() -> Callable[..., Packet]:
+    """``packet.replace(src=, sport=, dst=, dport=, mark=)`` without dataclasses.replace's
+    per-call introspection (generated from Packet's fields, so new fields are carried)."""
+    names = [f.name for f in dataclasses.fields(Packet)]
+    given = {"src": "src", "sport": "sport", "dst": "dst", "dport": "dport", "mark": "mark"}
+    args = ", ".join(given.get(n, f"p.{n}") for n in names)
+    ns: dict[str, object] = {}
+    exec(f"def rebuild(p, src, sport, dst, dport, mark):\n    return P({args})\n",  # noqa: S102
+         {"P": Packet}, ns)
+    return ns["rebuild"]  # type: ignore[return-value]
+
+
+_rebuild = _rebuilder()
+
+
+def _render(trace: tuple, ctx: tuple | None) -> tuple[Step, ...]:
+    stages: list[Packet] | None = None
+    out = []
+    for hook, table, chain, index, rule, action, before, after, note in trace:
+        if type(rule) is not str:
+            rule = rule.text
+        if note is _CT_NOTE:
+            snap = ctx[1]  # type: ignore[index]
+            note = f"{snap[0]} {ct.describe(*snap[1:])}"
+        if before is _S0 or before is _S1 or before is _S2:
+            if stages is None:
+                stages = _stages(ctx)  # type: ignore[arg-type]
+            before = stages[_STAGES.index(before)]
+            after = stages[_STAGES.index(after)]
+        out.append(Step(hook, table, chain, index, rule, action, before, after, note))
+    return tuple(out)
+
+
+def _stages(ctx: tuple) -> list[Packet]:
+    """The packet before/after the conntrack rewrites (from the entry snapshot)."""
+    p0, (d, _proto, _st, o, r, _seen) = ctx
+    if d is _ORIGINAL:
+        dst = (r.src, r.sport) if (r.src != o.dst or r.sport != o.dport) else None
+        src = (r.dst, r.dport) if (r.dst != o.src or r.dport != o.sport) else None
+    else:
+        dst = (o.src, o.sport) if (r.dst != o.src or r.dport != o.sport) else None
+        src = (o.dst, o.dport) if (r.src != o.dst or r.sport != o.dport) else None
+    p1 = _rebuild(p0, p0.src, p0.sport, dst[0], dst[1], p0.mark) if dst else p0
+    p2 = _rebuild(p1, src[0], src[1], p1.dst, p1.dport, p1.mark) if src else p1
+    return [p0, p1, p2]
+
+
+class Result(tuple):
+    """What the node did with one packet (duck-compatible with knet.fabric.datapath.Hop).
+
+    A tuple (positional order as the fields below) rather than a frozen dataclass: the hot
+    path builds one per packet and a tuple costs a fifth. Treat it as an immutable value.
+    ``steps`` are rendered from the raw records on access.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, verdict: str, packet: Packet, original: Packet, local: bool,
+                reject_with: str = "", steps: tuple[Step, ...] | None = (),
+                rules_walked: int = 0, ctstate: str = "NEW",
+                ctstates: frozenset[str] = frozenset(), direction: str = "",
+                entry: ct.CtEntry | None = None, unknown: tuple[str, ...] = (),
+                trace: tuple = (), ctx: tuple | None = None) -> Result:
+        return tuple.__new__(cls, (verdict, packet, original, local, reject_with, steps,
+                                   rules_walked, ctstate, ctstates, direction, entry, unknown,
+                                   trace, ctx))
+
+    verdict: str = property(itemgetter(0))  # type: ignore[assignment]
+    """"ACCEPT" | "DROP" | "REJECT" (or the caller's values, ``Netfilter(verdicts=…)``)"""
+    packet: Packet = property(itemgetter(1))  # type: ignore[assignment]
+    """after all NAT (the original object if untouched)"""
+    original: Packet = property(itemgetter(2))  # type: ignore[assignment]
+    local: bool = property(itemgetter(3))  # type: ignore[assignment]
+    """delivered to this node's own stack"""
+    reject_with: str = property(itemgetter(4))  # type: ignore[assignment]
+    """REJECT only, e.g. "icmp-port-unreachable", "tcp-reset\""""
+    rules_walked: int = property(itemgetter(6))  # type: ignore[assignment]
+    """rules the kernel would have evaluated sequentially"""
+    ctstate: str = property(itemgetter(7))  # type: ignore[assignment]
+    """NEW | ESTABLISHED | INVALID (+ "DNAT"/"SNAT" flags in ctstates)"""
+    ctstates: frozenset[str] = property(itemgetter(8))  # type: ignore[assignment]
+    direction: str = property(itemgetter(9))  # type: ignore[assignment]
+    """"original" | "reply" | "" (no conntrack entry)"""
+    entry: ct.CtEntry | None = property(itemgetter(10))  # type: ignore[assignment]
+    unknown: tuple[str, ...] = property(itemgetter(11))  # type: ignore[assignment]
+    """unknown matches/targets met (rule texts)"""
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        s = self[5]
+        if s:
+            return s
+        return _render(self[12], self[13]) if self[12] else ()
 
     @property
     def explanation(self) -> tuple[Step, ...]:
@@ -97,8 +270,15 @@ class Result:
 
     @property
     def masqueraded(self) -> bool:
-        return any(s.action in ("masquerade", "snat") for s in self.steps) or (
-            self.direction == "original" and self.entry is not None and self.entry.snat)
+        if self[5]:
+            hit = any(s.action in ("masquerade", "snat") for s in self[5])
+        else:
+            hit = any(rec[5] in ("masquerade", "snat") for rec in self[12])
+        return hit or (self[9] == "original" and self[10] is not None and self[10].snat)
+
+    def __repr__(self) -> str:
+        return (f"<Result {self[0]} {self[1]!r}{' local' if self[3] else ''}"
+                f"{' ' + self[9] if self[9] else ''}>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,108 +306,9 @@ class Outcomes:
         return any(o.masquerade for o in self.items)
 
 
-# --------------------------------------------------------------------------------------------
-# Compiled rules: a tuple of predicates over a walk, the target, and an index key.
-
-class _Compiled:
-    __slots__ = ("preds", "target", "key", "parsed", "text", "unknown", "stat", "recent_check")
-
-    def __init__(self, rule: Rule, family: int) -> None:
-        p = rule.parsed(family)
-        self.parsed = p
-        self.text = rule.text
-        self.target = p.target
-        self.unknown = p.unknown
-        preds: list[Callable[[_Walk], bool]] = []
-        self.stat = any(isinstance(m, StatisticMatch) for m in p.matches)
-        self.recent_check = any(isinstance(m, RecentMatch) and m.action in
-                                (RecentAction.RCHECK, RecentAction.UPDATE) for m in p.matches)
-        key_dst: int | None = None
-        key_proto: int | None = None
-        key_dport: int | None = None
-        for am, attr in ((p.src, "src"), (p.dst, "dst")):
-            if am is None:
-                continue
-            net_i = int(am.net.network_address)
-            mask_i = int(am.net.netmask)
-            inv = am.invert
-            if attr == "src":
-                preds.append(lambda w, n=net_i, m=mask_i, v=inv: ((w.src & m) == n) != v)
-            else:
-                preds.append(lambda w, n=net_i, m=mask_i, v=inv: ((w.dst & m) == n) != v)
-                if am.host and not inv:
-                    key_dst = net_i
-        if p.iif is not None:
-            preds.append(lambda w, t=p.iif.test: t(w.iif))
-        if p.oif is not None:
-            preds.append(lambda w, t=p.oif.test: t(w.oif))
-        if p.proto:
-            preds.append(lambda w, n=p.proto, v=p.proto_invert: (w.proto == n) != v)
-            if not p.proto_invert:
-                key_proto = p.proto
-        for m in p.matches:
-            pred = _match_pred(m, rule)
-            if pred is not None:
-                preds.append(pred)
-            if (isinstance(m, PortMatch) and m.dport is not None and not m.dport_invert
-                    and m.dport[0] == m.dport[1]):
-                key_dport = m.dport[0]
-        self.preds = tuple(preds)
-        if key_proto is not None and key_dport is not None:
-            self.key: tuple | None = (key_dst, key_proto, key_dport)
-        elif key_dst is not None:
-            self.key = (key_dst, None, None)
-        else:
-            self.key = None
-
-
-def _match_pred(m: object, rule: Rule) -> Callable[[_Walk], bool] | None:
-    if isinstance(m, CommentMatch) or isinstance(m, NfacctMatch):
-        return None
-    if isinstance(m, PortMatch):
-        num = PROTO_NUM[m.module]
-        sp, si, dp, di = m.sport, m.sport_invert, m.dport, m.dport_invert
-
-        def port_pred(w: _Walk) -> bool:
-            if w.proto != num:
-                return False
-            if sp is not None and (sp[0] <= w.sport <= sp[1]) == si:
-                return False
-            if dp is not None and (dp[0] <= w.dport <= dp[1]) == di:
-                return False
-            return True
-        return port_pred
-    if isinstance(m, MultiportMatch):
-        return lambda w, t=m.test: w.proto in (6, 17, 132) and t(w.sport, w.dport)
-    if isinstance(m, MarkMatch):
-        return lambda w, t=m.test: w.m_mark(t)
-    if isinstance(m, AddrTypeMatch):
-        return lambda w, mm=m: w.m_addrtype(mm)
-    if isinstance(m, StatisticMatch):
-        return lambda w, mm=m, r=rule: w.m_statistic(mm, r)
-    if isinstance(m, RecentMatch):
-        return lambda w, mm=m: w.m_recent(mm)
-    if isinstance(m, ConntrackMatch):
-        return lambda w, mm=m: w.m_conntrack(mm)
-    if isinstance(m, SetMatch):
-        return lambda w, mm=m: w.m_set(mm)
-    if isinstance(m, PhysdevMatch):
-        return lambda w, t=m.test: t()
-    if isinstance(m, UnknownMatch):
-        return lambda w, mm=m: w.m_unknown(mm)
-    return None
-
-
-def compiled(rule: Rule, family: int) -> _Compiled:
-    c = rule._compiled
-    if c is None or c.parsed.family != family:  # type: ignore[attr-defined]
-        c = rule._compiled = _Compiled(rule, family)
-    return c  # type: ignore[return-value]
-
-
 class _Index:
     """Positions of a chain's rules by necessary condition (dst, proto, dport)."""
-    __slots__ = ("version", "n", "full", "portonly", "dstonly", "always", "comp")
+    __slots__ = ("version", "n", "full", "portonly", "dstonly", "always", "comp", "merged")
 
     def __init__(self, chain: Chain, family: int) -> None:
         self.version = chain.version
@@ -237,6 +318,7 @@ class _Index:
         self.dstonly: dict[int, list[int]] = {}
         self.always: list[int] = []
         self.comp = [compiled(r, family) for r in chain.rules]
+        self.merged: dict[tuple, list[int]] = {}
         for i, c in enumerate(self.comp):
             k = c.key
             if k is None:
@@ -249,16 +331,20 @@ class _Index:
                 self.full.setdefault(k, []).append(i)
 
     def candidates(self, dst: int, proto: int, dport: int) -> list[int]:
-        lists = [x for x in (self.full.get((dst, proto, dport)), self.portonly.get((proto, dport)),
+        key = (dst, proto, dport)
+        out = self.merged.get(key)
+        if out is not None:
+            return out
+        lists = [x for x in (self.full.get(key), self.portonly.get((proto, dport)),
                              self.dstonly.get(dst), self.always) if x]
         if not lists:
-            return []
-        if len(lists) == 1:
-            return lists[0]
-        out: list[int] = []
-        for x in lists:
-            out.extend(x)
-        out.sort()
+            out = []
+        elif len(lists) == 1:
+            out = lists[0]
+        else:
+            out = sorted(i for x in lists for i in x)
+        if len(self.merged) < 4096:  # bounded: one entry per (dst, proto, dport) seen
+            self.merged[key] = out
         return out
 
 
@@ -267,14 +353,15 @@ class _Index:
 
 class _Walk:
     __slots__ = ("nf", "family", "pkt", "src", "dst", "proto", "sport", "dport", "iif", "oif",
-                 "mark", "ctstates", "now", "steps", "walked", "hook", "table", "unknown",
-                 "reject_with", "nat_done", "mode", "explain", "masq", "path", "forks")
+                 "mark", "ctstates", "now", "trace", "walked", "hook", "table", "unknown",
+                 "reject_with", "nat_done", "mode", "explain", "masq", "path", "forks",
+                 "cacheable")
 
     def __init__(self, nf: Netfilter, pkt: Packet, now: float, explain: bool) -> None:
         self.nf = nf
-        self.family = pkt.src.version
+        self.family = pkt.src._version
         self.now = now
-        self.steps: list[Step] = []
+        self.trace: list[tuple] = []
         self.walked = 0
         self.hook = ""
         self.table = ""
@@ -287,13 +374,21 @@ class _Walk:
         self.path: tuple[str, ...] = ()
         self.forks: list[object] = []
         self.mark = pkt.mark
-        self.ctstates: frozenset[str] = frozenset({"NEW"})
-        self.set_packet(pkt)
+        self.ctstates: frozenset[str] = _NEW
+        self.cacheable = True
+        self.pkt = pkt
+        self.src = pkt.src._ip
+        self.dst = pkt.dst._ip
+        self.proto = PROTO_NUM.get(pkt.proto, 0)
+        self.sport = pkt.sport
+        self.dport = pkt.dport
+        self.iif = pkt.iif
+        self.oif = pkt.oif
 
     def set_packet(self, pkt: Packet) -> None:
         self.pkt = pkt
-        self.src = int(pkt.src)
-        self.dst = int(pkt.dst)
+        self.src = pkt.src._ip
+        self.dst = pkt.dst._ip
         self.proto = PROTO_NUM.get(pkt.proto, 0)
         self.sport = pkt.sport
         self.dport = pkt.dport
@@ -307,6 +402,8 @@ class _Walk:
         return test(self.mark)
 
     def m_addrtype(self, m: AddrTypeMatch) -> bool:
+        if self.nf._local_fn is not None:
+            self.cacheable = False  # the caller's predicate may change its mind
         if m.src_type and (_addrtype(self.nf, self.pkt.src, m.src_type) == m.src_invert):
             return False
         if m.dst_type and (_addrtype(self.nf, self.pkt.dst, m.dst_type) == m.dst_invert):
@@ -318,6 +415,7 @@ class _Walk:
             return True  # both branches are explored by the enumerator
         if self.mode == "dry":
             return False
+        self.cacheable = False
         if m.mode is StatisticMode.RANDOM:
             hit = self.nf.rng.random() < m.kernel_probability
         else:
@@ -331,6 +429,7 @@ class _Walk:
             return (m.action is RecentAction.SET) != m.invert
         if self.mode == "dry":  # affinity branch of the enumerator: assume the entry exists
             return not m.invert
+        self.cacheable = False
         addr = self.pkt.src if m.side == "source" else self.pkt.dst
         return self.nf.recent.check(m, addr, self.now)
 
@@ -343,6 +442,7 @@ class _Walk:
         return True
 
     def m_set(self, m: SetMatch) -> bool:
+        self.cacheable = False  # the caller's sets may change
         s = self.nf.ipsets.get(m.name)
         if s is None:
             self.unknown.append(f"ipset {m.name} not supplied (no match)")
@@ -353,24 +453,30 @@ class _Walk:
         self.unknown.append(f"-m {m.module} {' '.join(m.tokens)} (not evaluated: no match)")
         return False
 
-    def step(self, chain: str, index: int, rule: str, action: str, before: Packet | None = None,
-             after: Packet | None = None, note: str = "") -> None:
+    def step(self, chain: str, index: int, rule: str | Rule, action: str,
+             before: object = None, after: object = None, note: object = "") -> None:
         if self.explain:
-            table = self.table if chain else ""
-            self.steps.append(Step(self.hook, table, chain, index, rule, action, before,
-                                   after, note))
+            self.trace.append((self.hook, self.table if chain else "", chain, index, rule,
+                               action, before, after, note))
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        return _render(tuple(self.trace), None)
+
+
+_NEW = frozenset({"NEW"})
+_LIMITED_BCAST = IPv4Address("255.255.255.255")
 
 
 def _addrtype(nf: Netfilter, addr: IPAddress, kind: str) -> bool:
     if kind == "LOCAL":
         return nf.is_local(addr)
     if kind == "UNICAST":
-        return not (nf.is_local(addr) or addr.is_multicast or
-                    addr == IPv4Address("255.255.255.255"))
+        return not (nf.is_local(addr) or addr.is_multicast or addr == _LIMITED_BCAST)
     if kind == "MULTICAST":
         return addr.is_multicast
     if kind == "BROADCAST":
-        return addr == IPv4Address("255.255.255.255")
+        return addr == _LIMITED_BCAST
     return False
 
 
@@ -423,6 +529,11 @@ class RecentLists:
         return ret
 
 
+
+_POLICY_NOTES = {"ACCEPT": "policy ACCEPT", "DROP": "policy DROP"}
+_VERDICT_ACTIONS = {Verdict.ACCEPT: "accept", Verdict.DROP: "drop", Verdict.REJECT: "reject"}
+
+
 # --------------------------------------------------------------------------------------------
 
 class Netfilter:
@@ -432,6 +543,10 @@ class Netfilter:
     ``masquerade_address``: ``{4: IP, 6: IP}`` (the node's primary IP per family) or a
     function ``(packet) -> IP`` giving the egress interface's primary address.
     ``ipsets``: ``{name: IPSet}`` for ``-m set`` (IPVS mode), supplied by the caller.
+    ``ipvs``: the node's IPVS table (see the module docstring), or None.
+    ``verdicts``: maps "ACCEPT"/"DROP"/"REJECT" to the values ``Result.verdict`` carries (e.g.
+    the fabric's ``Verdict`` members, so that a Result can serve as its ``Hop``).
+    ``explain``: what ``forward`` asks for (``process`` takes it per call).
     """
 
     def __init__(self, ruleset_v4: RuleSet | None, ruleset_v6: RuleSet | None = None, *,
@@ -441,7 +556,10 @@ class Netfilter:
                  rng: random.Random | None = None,
                  ipsets: Mapping[str, IPSet] | None = None,
                  conntrack: ct.Conntrack | None = None,
-                 index_threshold: int = 16) -> None:
+                 index_threshold: int = 16,
+                 ipvs: IPVSScheduler | None = None,
+                 verdicts: Mapping[str, object] | None = None,
+                 explain: bool = True) -> None:
         self.rulesets: dict[int, RuleSet] = {}
         if ruleset_v4 is not None:
             self.rulesets[4] = ruleset_v4
@@ -462,50 +580,98 @@ class Netfilter:
         self.recent = RecentLists()
         self._nth: dict[int, int] = {}
         self.index_threshold = index_threshold
+        self.ipvs = ipvs
+        self._verdicts: dict[str, object] = {v: v for v in FINAL}
+        if verdicts is not None:
+            self._verdicts.update(verdicts)
+        self.explain = explain
 
     # -- configuration
     def is_local(self, addr: IPAddress) -> bool:
-        if addr.is_loopback:
-            return True
         if self._local_fn is not None:
-            return self._local_fn(addr)
-        return (addr.version, int(addr)) in self._local
+            return addr.is_loopback or self._local_fn(addr)
+        if (addr._version, addr._ip) in self._local:
+            return True
+        return addr.is_loopback
 
     def set_local_addresses(self, addrs: Iterable[IPAddress]) -> None:
         self._local_fn = None
         self._local = frozenset((a.version, int(a)) for a in addrs)
+        bump()  # cached flow outcomes depended on what was local
 
     # -- the fabric's Datapath protocol
     def forward(self, packet: Packet, entered_from: str, now: float) -> Result:
         if entered_from == "":
-            return self.process(packet, "output", now)
+            return self.process(packet, "output", now, explain=self.explain)
         if packet.iif != entered_from:
             packet = packet.replace(iif=entered_from)
-        return self.process(packet, "prerouting", now)
+        return self.process(packet, "prerouting", now, explain=self.explain)
 
     # -- evaluation
     def process(self, packet: Packet, hook_path: str, now: float, *,
                 explain: bool = True) -> Result:
         """Run one packet through this node: ``"prerouting"`` (arrived on an interface) or
         ``"output"`` (generated locally). Returns the verdict, translated packet, locality."""
-        if hook_path not in ("prerouting", "output"):
+        if hook_path == "prerouting":
+            first = True
+        elif hook_path == "output":
+            first = False
+        else:
             raise ValueError(f"hook_path must be 'prerouting' or 'output', not {hook_path!r}")
-        w = _Walk(self, packet, now, explain)
-        rs = self.rulesets.get(w.family)
+        rs = self.rulesets.get(packet.src._version)
         hit = self.conntrack.lookup(packet, now)
         entry: ct.CtEntry | None = None
         direction: ct.Direction | None = None
-        invalid = False
         if hit is not None:
             entry, direction = hit
-            if (direction is ct.Direction.ORIGINAL and packet.proto == "tcp" and "S" in packet.flags
+            if (direction is _ORIGINAL and packet.proto == "tcp" and "S" in packet.flags
                     and "A" not in packet.flags and entry.tcp_state in
                     (ct.TcpState.TIME_WAIT, ct.TcpState.CLOSE)):
                 self.conntrack.remove(entry)  # a new SYN reopens a closed tuple
                 entry = direction = None
-        w.hook = "PREROUTING" if hook_path == "prerouting" else "OUTPUT"
+            elif entry.flows is not None:
+                key = (first, direction, entry.seen_reply or direction is _REPLY, packet.iif,
+                       packet.oif, packet.mark, packet.flags)
+                fp = entry.flows.get(key)
+                if (fp is not None and fp[0] == GENERATION[0] and fp[1] is rs
+                        and (fp[12] is not None or not explain)
+                        and (self._local_fn is None or self.is_local(fp[13]) == fp[14])):
+                    return self._cached(fp, packet, entry, direction, now, explain)
+        return self._evaluate(packet, first, rs, entry, direction, now, explain)
+
+    def _cached(self, fp: tuple, packet: Packet, entry: ct.CtEntry, direction: ct.Direction,
+                now: float, explain: bool) -> Result:
+        """The per-flow fast path (module docstring): the cached outcome, this packet."""
+        addrs = fp[9]
+        if addrs is not None:
+            final = _rebuild(packet, addrs[0], addrs[1], addrs[2], addrs[3], fp[10])
+        elif fp[10] != packet.mark:
+            final = _rebuild(packet, packet.src, packet.sport, packet.dst, packet.dport, fp[10])
+        else:
+            final = packet
+        if explain:
+            ctx = (packet, (direction, entry.proto, entry.tcp_state, entry.orig, entry.reply,
+                            entry.seen_reply))
+            trace = fp[12]
+        else:
+            ctx, trace = None, ()
+        if fp[2] == "ACCEPT":
+            ct.update(entry, direction, packet, now)
+        return tuple.__new__(Result, (self._verdicts[fp[2]], final, packet, fp[3], fp[4], (),
+                                      fp[5], fp[8], fp[7], fp[11], entry, fp[6], trace, ctx))
+
+    def _evaluate(self, packet: Packet, first: bool, rs: RuleSet | None,
+                  entry: ct.CtEntry | None, direction: ct.Direction | None, now: float,
+                  explain: bool) -> Result:
+        w = _Walk(self, packet, now, explain)
+        invalid = False
+        ctx: tuple | None = None
+        flow_key: tuple | None = None
+        w.hook = "PREROUTING" if first else "OUTPUT"
         if entry is not None and direction is not None:
-            seen = entry.seen_reply or direction is ct.Direction.REPLY
+            seen = entry.seen_reply or direction is _REPLY
+            flow_key = (first, direction, seen, packet.iif, packet.oif, packet.mark,
+                        packet.flags)
             states = {"ESTABLISHED" if seen else "NEW"}
             if entry.dnat:
                 states.add("DNAT")
@@ -513,94 +679,176 @@ class Netfilter:
                 states.add("SNAT")
             w.ctstates = frozenset(states)
             w.nat_done = True
-            w.step("", 0, "", "conntrack", note=f"{direction} {entry!r}")
+            ctx = (packet, (direction, entry.proto, entry.tcp_state, entry.orig, entry.reply,
+                            entry.seen_reply))
+            w.step("", 0, "", "conntrack", note=_CT_NOTE)
         elif packet.proto == "tcp" and ct.tcp_first_packet_invalid(packet.flags):
             invalid = True
             w.ctstates = frozenset({"INVALID"})
             w.nat_done = True  # no conntrack entry, no NAT
             w.step("", 0, "", "conntrack", note="INVALID (no connection for this packet)")
         original = packet
-        first = hook_path == "prerouting"
-        hooks = (Hook.PREROUTING,) if first else (Hook.OUTPUT,)
-        verdict = "ACCEPT"
         new_dst_nat: tuple[IPAddress, int] | None = None
         new_src_nat: tuple[IPAddress, int] | None = None
+        ipvs = self.ipvs if entry is None and not invalid else None
+        ipvs_decision: object = None
+        # an established IPVS connection is translated where IPVS runs (LOCAL_IN)
+        defer = (first and entry is not None and entry.ipvs is not None
+                 and direction is _ORIGINAL)
 
         # DNAT-side hook (PREROUTING or OUTPUT)
-        h = hooks[0]
-        w.hook = str(h)
-        if entry is not None and direction is not None:
+        h = "PREROUTING" if first else "OUTPUT"
+        if entry is not None and direction is not None and not defer:
             self._ct_translate(w, entry, direction, dst_side=True)
-        verdict, dn, _sn = self._hook(w, rs, h)
+        if first or ipvs is None:
+            verdict, dn, _sn = self._hook(w, rs, h)
+        else:
+            verdict, dn, _sn = self._hook(w, rs, h, _OUTPUT_BEFORE_IPVS)
+            if verdict == "ACCEPT":
+                verdict, ipvs_dn, ipvs_decision = self._ipvs(w, ipvs, now)
+                if ipvs_dn is not None:
+                    dn = ipvs_dn
+                if verdict == "ACCEPT":
+                    verdict, _dn, _sn = self._hook(w, rs, h, _OUTPUT_AFTER_IPVS)
         if dn is not None:
             new_dst_nat = dn
         local = False
+        route_dst = w.pkt.dst
+        route_local = False
         if verdict == "ACCEPT":
-            local = self.is_local(w.pkt.dst)
+            local = route_local = self.is_local(route_dst)
             if first:
-                nxt = Hook.INPUT if local else Hook.FORWARD
+                nxt = "INPUT" if local else "FORWARD"
                 w.step("", 0, "", "route", note=f"{'local' if local else 'forward'} "
                        f"{w.pkt.endpoint_str()} → {nxt}")
-                verdict, _dn, sn = self._hook(w, rs, nxt)
-                if sn is not None:
-                    new_src_nat = sn
-                if verdict == "ACCEPT" and not local:
-                    verdict, sn, new_src_nat = self._post(w, rs, entry, direction, new_src_nat)
+                if local:
+                    verdict, _dn, sn = self._hook(w, rs, "INPUT", _INPUT_BEFORE_IPVS)
+                    scheduled = False
+                    if verdict == "ACCEPT":
+                        if defer:
+                            assert entry is not None and direction is not None
+                            self._ct_translate(w, entry, direction, dst_side=True)
+                            scheduled = True
+                        elif ipvs is not None:
+                            verdict, ipvs_dn, ipvs_decision = self._ipvs(w, ipvs, now)
+                            if ipvs_dn is not None:
+                                new_dst_nat = ipvs_dn
+                                scheduled = True
+                    if verdict == "ACCEPT" and scheduled:
+                        # ip_vs_nat_send_or_cont: out through LOCAL_OUT, then POSTROUTING
+                        local = False
+                        w.step("", 0, "", "route", note=f"ipvs {w.pkt.endpoint_str()} → OUTPUT")
+                        verdict, _dn, _sn = self._hook(w, rs, "OUTPUT", _IPVS_LOCAL_OUT)
+                        if verdict == "ACCEPT":
+                            verdict, _sn, new_src_nat = self._post(w, rs, entry, direction,
+                                                                   new_src_nat)
+                    elif verdict == "ACCEPT":
+                        # nat INPUT (NF_NAT_MANIP_SRC at LOCAL_IN): a reply's un-DNAT
+                        if entry is not None and direction is not None:
+                            self._ct_translate(w, entry, direction, dst_side=False)
+                        verdict, _dn, sn = self._hook(w, rs, "INPUT", _INPUT_AFTER_IPVS)
+                        if sn is not None:
+                            new_src_nat = sn
+                else:
+                    verdict, _dn, _sn = self._hook(w, rs, "FORWARD")
+                    if verdict == "ACCEPT":
+                        verdict, _sn, new_src_nat = self._post(w, rs, entry, direction,
+                                                               new_src_nat)
             else:
-                verdict, sn, new_src_nat = self._post(w, rs, entry, direction, new_src_nat)
+                verdict, _sn, new_src_nat = self._post(w, rs, entry, direction, new_src_nat)
                 if verdict == "ACCEPT" and local:
                     w.step("", 0, "", "route", note="loopback → INPUT")
-                    verdict, _dn, sn = self._hook(w, rs, Hook.INPUT)
+                    verdict, _dn, sn = self._hook(w, rs, "INPUT")
                     if sn is not None:
                         new_src_nat = sn
         # conntrack: create on accepted first packets, update on later ones
         if verdict == "ACCEPT" and not invalid:
             if entry is None:
                 entry = self._create_entry(original, new_dst_nat, new_src_nat, w, now)
-                direction = ct.Direction.ORIGINAL
+                entry.ipvs = ipvs_decision
+                direction = _ORIGINAL
                 if new_src_nat is not None and entry.reply.dport != new_src_nat[1]:
                     # port clash avoided: re-apply the chosen source port
-                    w.set_packet(w.pkt.replace(sport=entry.reply.dport))
+                    p = w.pkt
+                    w.set_packet(_rebuild(p, p.src, entry.reply.dport, p.dst, p.dport, p.mark))
                 self.conntrack.confirm(entry)
             else:
                 assert direction is not None
                 ct.update(entry, direction, packet, now)
-        final = w.pkt if w.pkt.mark == w.mark else w.pkt.replace(mark=w.mark)
+        fp_ = w.pkt
+        final = fp_ if fp_.mark == w.mark else _rebuild(fp_, fp_.src, fp_.sport, fp_.dst,
+                                                        fp_.dport, w.mark)
         state = "INVALID" if invalid else ("ESTABLISHED" if "ESTABLISHED" in w.ctstates else "NEW")
-        return Result(verdict=verdict, packet=final, original=original, local=local,
-                      reject_with=w.reject_with if verdict == "REJECT" else "",
-                      steps=tuple(w.steps), rules_walked=w.walked, ctstate=state,
-                      ctstates=w.ctstates, direction=str(direction) if direction else "",
-                      entry=entry, unknown=tuple(dict.fromkeys(w.unknown)))
+        reject_with = w.reject_with if verdict == "REJECT" else ""
+        unknown = tuple(dict.fromkeys(w.unknown))
+        dir_s = direction.value if direction is not None else ""
+        trace = tuple(w.trace)
+        if flow_key is not None and w.cacheable and entry is not None:
+            if entry.flows is None:
+                entry.flows = {}
+            addrs = None
+            if (final.src, final.sport, final.dst, final.dport) != (
+                    packet.src, packet.sport, packet.dst, packet.dport):
+                addrs = (final.src, final.sport, final.dst, final.dport)
+            entry.flows[flow_key] = (
+                GENERATION[0], rs, verdict, local, reject_with, w.walked, unknown, w.ctstates,
+                state, addrs, w.mark, dir_s, trace if explain else None, route_dst,
+                route_local)
+        return tuple.__new__(Result, (self._verdicts.get(verdict, verdict), final, original,
+                                      local, reject_with, (), w.walked, state, w.ctstates,
+                                      dir_s, entry, unknown, trace, ctx))
+
+    def _ipvs(self, w: _Walk, ipvs: IPVSScheduler, now: float
+              ) -> tuple[str, tuple[IPAddress, int] | None, object]:
+        """IPVS at LOCAL_IN/LOCAL_OUT (module docstring): (verdict, DNAT, decision)."""
+        w.cacheable = False
+        d = ipvs.schedule(w.pkt, now)
+        if d is None:
+            return "ACCEPT", None, None
+        w.table = ""
+        if d.dest is None:
+            w.reject_with = "icmp-port-unreachable" if w.family == 4 else \
+                "icmp6-port-unreachable"
+            w.step("", 0, "", "ipvs", note=d.explain())
+            return "REJECT", None, d
+        p = w.pkt
+        after = _rebuild(p, p.src, p.sport, d.dest.address, d.dest.port or p.dport, p.mark)
+        w.step("", 0, "", "ipvs", before=p, after=after, note=d.explain())
+        w.set_packet(after)
+        w.ctstates = w.ctstates | {"DNAT"}
+        return "ACCEPT", (after.dst, after.dport), d
 
     def _post(self, w: _Walk, rs: RuleSet | None, entry: ct.CtEntry | None,
               direction: ct.Direction | None, new_src_nat: tuple[IPAddress, int] | None
               ) -> tuple[str, object, tuple[IPAddress, int] | None]:
         if entry is not None and direction is not None:
-            w.hook = str(Hook.POSTROUTING)
+            w.hook = "POSTROUTING"
             self._ct_translate(w, entry, direction, dst_side=False)
-        verdict, _dn, sn = self._hook(w, rs, Hook.POSTROUTING)
+        verdict, _dn, sn = self._hook(w, rs, "POSTROUTING")
         return verdict, None, sn if sn is not None else new_src_nat
 
     def _ct_translate(self, w: _Walk, e: ct.CtEntry, d: ct.Direction, *, dst_side: bool) -> None:
-        """Apply the entry's NAT: dst manip at PREROUTING/OUTPUT, src manip at POSTROUTING."""
+        """Apply the entry's NAT: dst manip at PREROUTING/OUTPUT, src manip at POSTROUTING
+        (or nat INPUT for local delivery)."""
         p = w.pkt
-        if d is ct.Direction.ORIGINAL:
-            if dst_side and e.dnat:
-                new = p.replace(dst=e.reply.src, dport=e.reply.sport)
-            elif not dst_side and e.snat:
-                new = p.replace(src=e.reply.dst, sport=e.reply.dport)
+        o, r = e.orig, e.reply
+        if d is _ORIGINAL:
+            if dst_side and (r.src != o.dst or r.sport != o.dport):
+                new = _rebuild(p, p.src, p.sport, r.src, r.sport, p.mark)
+            elif not dst_side and (r.dst != o.src or r.dport != o.sport):
+                new = _rebuild(p, r.dst, r.dport, p.dst, p.dport, p.mark)
             else:
                 return
         else:
-            if dst_side and e.snat:
-                new = p.replace(dst=e.orig.src, dport=e.orig.sport)
-            elif not dst_side and e.dnat:
-                new = p.replace(src=e.orig.dst, sport=e.orig.dport)
+            if dst_side and (r.dst != o.src or r.dport != o.sport):
+                new = _rebuild(p, p.src, p.sport, o.src, o.sport, p.mark)
+            elif not dst_side and (r.src != o.dst or r.sport != o.dport):
+                new = _rebuild(p, o.dst, o.dport, p.dst, p.dport, p.mark)
             else:
                 return
-        w.step("", 0, "", "conntrack", before=p, after=new,
-               note=("un-SNAT" if dst_side else "un-DNAT") if d is ct.Direction.REPLY else
+        w.step("", 0, "", "conntrack", before=_S0 if dst_side else _S1,
+               after=_S1 if dst_side else _S2,
+               note=("un-SNAT" if dst_side else "un-DNAT") if d is _REPLY else
                ("DNAT" if dst_side else "SNAT"))
         w.set_packet(new)
 
@@ -622,17 +870,20 @@ class Netfilter:
         return ct.CtEntry(original.proto, o, reply, now + timeout, tcp_state=tcp_state,
                           created=now)
 
-    def _hook(self, w: _Walk, rs: RuleSet | None, hook: Hook
+    def _hook(self, w: _Walk, rs: RuleSet | None, hook: str,
+              tables: tuple[str, ...] | None = None
               ) -> tuple[str, tuple[IPAddress, int] | None, tuple[IPAddress, int] | None]:
-        """Run every table of one hook. Returns (verdict, dnat, snat)."""
-        w.hook = str(hook)
+        """Run the tables of one hook (or the given part of them). Returns (verdict, dnat,
+        snat)."""
+        w.hook = hook
         dnat = snat = None
         if rs is None:
             return "ACCEPT", None, None
-        for tname in HOOK_TABLES[hook]:
+        all_tables = rs.tables
+        for tname in tables or HOOK_TABLES[hook]:
             if tname == "nat" and w.nat_done:
                 continue
-            t = rs.tables.get(tname)
+            t = all_tables.get(tname)
             if t is None:
                 continue
             c = t.chains.get(hook)
@@ -642,16 +893,16 @@ class Netfilter:
             before = w.pkt
             v = self._run_chain(w, t, c, 0)
             if v is None or v == "RETURN":
-                v = c.policy or "ACCEPT"
-                w.step(c.name, 0, "", "policy", note=f"policy {v}")
+                v = c._policy or "ACCEPT"
+                w.step(c.name, 0, "", "policy", note=_POLICY_NOTES.get(v) or f"policy {v}")
             if tname == "nat":
                 if w.pkt is not before:
-                    if hook in (Hook.PREROUTING, Hook.OUTPUT):
+                    if hook == "PREROUTING" or hook == "OUTPUT":
                         dnat = (w.pkt.dst, w.pkt.dport)
                         w.ctstates = w.ctstates | {"DNAT"}
                     else:
                         snat = (w.pkt.src, w.pkt.sport)
-                if hook in (Hook.POSTROUTING, Hook.INPUT):
+                if hook == "POSTROUTING" or hook == "INPUT":
                     w.nat_done = True
             if v != "ACCEPT":
                 return v, dnat, snat
@@ -664,67 +915,69 @@ class Netfilter:
         rules = c.rules
         n = len(rules)
         fam = w.family
-        idx = c._index
+        positions: Iterable[int]
         if n >= self.index_threshold:
+            idx = c._index
             if not isinstance(idx, _Index) or idx.version != c.version or idx.n != n:
                 idx = c._index = _Index(c, fam)
-            positions: Iterable[int] = idx.candidates(w.dst, w.proto, w.dport)
-            comp = idx.comp
+            positions = idx.candidates(w.dst, w.proto, w.dport)
+            comp: list[_Compiled] | None = idx.comp
         else:
             positions = range(n)
             comp = None
+        explain = w.explain
         last = -1
         for pos in positions:
             cr = comp[pos] if comp is not None else compiled(rules[pos], fam)
             w.walked += pos - last
             last = pos
-            ok = True
             for pred in cr.preds:
                 if not pred(w):
-                    ok = False
                     break
-            if not ok:
-                continue
-            tgt = cr.target
-            if cr.unknown:
-                w.unknown.append(cr.text)
-            if tgt is None:
-                w.step(c.name, pos + 1, cr.text, "continue")
-                continue
-            if isinstance(tgt, Jump):
-                sub = t.chains.get(tgt.chain)
-                w.step(c.name, pos + 1, cr.text, "goto" if tgt.goto else "jump")
-                if sub is None:
-                    w.unknown.append(f"{cr.text} (chain {tgt.chain} missing)")
+            else:
+                kind = cr.kind
+                if cr.unknown:
+                    w.unknown.append(cr.text)
+                if kind == T_JUMP:
+                    tgt = cr.target
+                    sub = t.chains.get(tgt.chain)  # type: ignore[union-attr]
+                    if explain:
+                        w.step(c.name, pos + 1, cr.rule, "goto" if tgt.goto else "jump")  # type: ignore[union-attr]
+                    if sub is None:
+                        w.unknown.append(f"{cr.text} (chain {tgt.chain} missing)")  # type: ignore[union-attr]
+                        continue
+                    v = self._run_chain(w, t, sub, depth + 1)
+                    if tgt.goto:  # type: ignore[union-attr]
+                        return v
+                    if v is not None:
+                        return v
                     continue
-                v = self._run_chain(w, t, sub, depth + 1)
-                if tgt.goto:
-                    return v
-                if v is not None:
-                    return v
-                continue
-            if isinstance(tgt, VerdictTarget):
-                vd = tgt.verdict
-                if vd is Verdict.RETURN:
-                    w.step(c.name, pos + 1, cr.text, "return")
-                    return None
-                if vd is Verdict.REJECT:
-                    w.reject_with = tgt.reject_with or ("icmp-port-unreachable" if fam == 4
-                                                        else "icmp6-port-unreachable")
-                w.step(c.name, pos + 1, cr.text, str(vd).lower())
-                return str(vd)
-            if isinstance(tgt, MarkTarget):
-                old = w.mark
-                w.mark = tgt.apply(old)
-                w.step(c.name, pos + 1, cr.text, "mark", note=f"mark 0x{old:x} → 0x{w.mark:x}")
-                continue
-            if isinstance(tgt, NatTarget):
-                self._nat(w, c, pos, cr, tgt)
-                return "ACCEPT"
-            if isinstance(tgt, UnknownTarget):
-                w.step(c.name, pos + 1, cr.text, "unknown",
-                       note=f"target {tgt.name} not implemented: continue")
-                continue
+                if kind == T_VERDICT:
+                    vd = cr.target.verdict  # type: ignore[union-attr]
+                    if vd is Verdict.RETURN:
+                        w.step(c.name, pos + 1, cr.rule, "return")
+                        return None
+                    if vd is Verdict.REJECT:
+                        w.reject_with = cr.target.reject_with or (  # type: ignore[union-attr]
+                            "icmp-port-unreachable" if fam == 4 else "icmp6-port-unreachable")
+                    w.step(c.name, pos + 1, cr.rule, _VERDICT_ACTIONS[vd])
+                    return vd.value
+                if kind == T_NONE:
+                    w.step(c.name, pos + 1, cr.rule, "continue")
+                    continue
+                if kind == T_MARK:
+                    old = w.mark
+                    w.mark = cr.target.apply(old)  # type: ignore[union-attr]
+                    w.step(c.name, pos + 1, cr.rule, "mark",
+                           note=f"mark 0x{old:x} → 0x{w.mark:x}")
+                    continue
+                if kind == T_NAT:
+                    self._nat(w, c, pos, cr, cr.target)  # type: ignore[arg-type]
+                    return "ACCEPT"
+                if kind == T_UNKNOWN:
+                    w.step(c.name, pos + 1, cr.rule, "unknown",
+                           note=f"target {cr.target.name} not implemented: continue")  # type: ignore[union-attr]
+                    continue
         w.walked += n - 1 - last
         return None
 
@@ -732,20 +985,23 @@ class Netfilter:
         before = w.pkt
         if tgt.kind == "DNAT":
             dst = tgt.addr_lo if tgt.addr_lo is not None else before.dst
-            after = before.replace(dst=dst, dport=tgt.port_lo or before.dport)
+            after = _rebuild(before, before.src, before.sport, dst, tgt.port_lo or before.dport,
+                             before.mark)
             action = "dnat"
         elif tgt.kind == "SNAT":
             src = tgt.addr_lo if tgt.addr_lo is not None else before.src
-            after = before.replace(src=src, sport=self._nat_port(tgt, before.sport))
+            after = _rebuild(before, src, self._nat_port(tgt, before.sport), before.dst,
+                             before.dport, before.mark)
             action = "snat"
         else:
             src = self._masq_addr(before)
             if src is None:
                 w.unknown.append(f"{cr.text} (no masquerade address known: source kept)")
                 src = before.src
-            after = before.replace(src=src, sport=self._nat_port(tgt, before.sport))
+            after = _rebuild(before, src, self._nat_port(tgt, before.sport), before.dst,
+                             before.dport, before.mark)
             action = "masquerade"
-        w.step(c.name, pos + 1, cr.text, action, before=before, after=after)
+        w.step(c.name, pos + 1, cr.rule, action, before=before, after=after)
         w.set_packet(after)
 
     def _nat_port(self, tgt: NatTarget, sport: int) -> int:
@@ -891,7 +1147,8 @@ class Netfilter:
         w = _Walk(self, pkt, 0.0, explain=True)
         w.mode, w.table, w.hook, w.mark = "dry", "nat", "POSTROUTING", mark
         self._run_chain(w, nat, post, 0)
-        return any(s.action in ("masquerade", "snat") for s in w.steps)
+        return any(rec[5] in ("masquerade", "snat") for rec in w.trace)
 
 
-__all__ = ["Hook", "Netfilter", "Outcome", "Outcomes", "RecentLists", "Result", "Step"]
+__all__ = ["Hook", "IPVSDecision", "IPVSScheduler", "Netfilter", "Outcome", "Outcomes",
+           "RealServer", "RecentLists", "Result", "Step"]
