@@ -146,11 +146,13 @@ MODES = click.Choice(["iptables", "ipvs", "nftables"])
               help="IP family (default: every family of the cluster).")
 @click.option("--format", "fmt", type=click.Choice(["restore", "iptables-save"]), default="restore",
               help="iptables-restore input (kube-proxy's) or what iptables-save shows.")
+@click.option("--grep", default=None, metavar="TEXT",
+              help="Only the rule lines that contain TEXT (e.g. a service's ns/name).")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
 @files_option
 @seed_option
 def rules(node: str, mode: str | None, table: str | None, family: str | None, fmt: str,
-          output: str, files: tuple[str, ...], seed: int | None) -> int:
+          grep: str | None, output: str, files: tuple[str, ...], seed: int | None) -> int:
     """A node's kube-proxy rules in the mode's native text (iptables-restore input by default)."""
     from knet.cli.rules import render_rules
 
@@ -160,6 +162,9 @@ def rules(node: str, mode: str | None, table: str | None, family: str | None, fm
     if output == "json":
         emit_json(out)
     else:
+        if grep is not None:
+            out = "".join(ln for ln in out.splitlines(keepends=True) if grep in ln and
+                          not ln.startswith((":", "#", "*")))
         click.echo(out, nl=False)
     return 0
 
