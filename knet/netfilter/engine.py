@@ -95,6 +95,8 @@ _IPVS_LOCAL_OUT = ("raw", "mangle", "filter", "security")
 FINAL = ("ACCEPT", "DROP", "REJECT")
 _ORIGINAL = ct.Direction.ORIGINAL
 _REPLY = ct.Direction.REPLY
+_ESTABLISHED = ct.TcpState.ESTABLISHED
+_EST_TIMEOUT = ct.TCP_TIMEOUTS[ct.TcpState.ESTABLISHED]
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,19 +172,28 @@ _S0, _S1, _S2, _CT_NOTE = object(), object(), object(), object()
 _STAGES = (_S0, _S1, _S2)
 
 
-def _rebuilder() -> Callable[..., Packet]:
-    """``packet.replace(src=, sport=, dst=, dport=, mark=)`` without dataclasses.replace's
-    per-call introspection (generated from Packet's fields, so new fields are carried)."""
+def _rebuilder(*given: str) -> Callable[..., Packet]:
+    """``packet.replace(<given>=…)`` without dataclasses.replace's per-call introspection:
+    generated from Packet's fields (fields added later are carried over), filling the slots
+    directly (Packet has no ``__post_init__``; if it gets one, its constructor is used)."""
     names = [f.name for f in dataclasses.fields(Packet)]
-    given = {"src": "src", "sport": "sport", "dst": "dst", "dport": "dport", "mark": "mark"}
-    args = ", ".join(given.get(n, f"p.{n}") for n in names)
+    g: dict[str, object] = {"P": Packet, "_new": object.__new__}
+    if hasattr(Packet, "__post_init__"):
+        args = ", ".join(n if n in given else f"p.{n}" for n in names)
+        body = f"    return P({args})\n"
+    else:
+        for n in names:
+            g["s_" + n] = Packet.__dict__[n].__set__
+        body = "    o = _new(P)\n" + "".join(
+            f"    s_{n}(o, {n if n in given else 'p.' + n})\n" for n in names) + "    return o\n"
     ns: dict[str, object] = {}
-    exec(f"def rebuild(p, src, sport, dst, dport, mark):\n    return P({args})\n",  # noqa: S102
-         {"P": Packet}, ns)
+    exec(f"def rebuild(p, {', '.join(given)}):\n{body}", g, ns)  # noqa: S102
     return ns["rebuild"]  # type: ignore[return-value]
 
 
-_rebuild = _rebuilder()
+_rebuild = _rebuilder("src", "sport", "dst", "dport", "mark")
+_rebuild_iif = _rebuilder("src", "sport", "dst", "dport", "mark", "iif")
+_with_iif = _rebuilder("iif")
 
 
 def _render(trace: tuple, ctx: tuple | None) -> tuple[Step, ...]:
@@ -205,7 +216,9 @@ def _render(trace: tuple, ctx: tuple | None) -> tuple[Step, ...]:
 
 def _stages(ctx: tuple) -> list[Packet]:
     """The packet before/after the conntrack rewrites (from the entry snapshot)."""
-    p0, (d, _proto, _st, o, r, _seen) = ctx
+    p0, (d, _proto, _st, o, r, _seen) = ctx[0], ctx[1]
+    if len(ctx) > 2 and ctx[2] is not None:  # the arrival interface, not yet on the packet
+        p0 = _with_iif(p0, ctx[2])
     if d is _ORIGINAL:
         dst = (r.src, r.sport) if (r.src != o.dst or r.sport != o.dport) else None
         src = (r.dst, r.dport) if (r.dst != o.src or r.dport != o.sport) else None
@@ -232,16 +245,22 @@ class Result(tuple):
                 rules_walked: int = 0, ctstate: str = "NEW",
                 ctstates: frozenset[str] = frozenset(), direction: str = "",
                 entry: ct.CtEntry | None = None, unknown: tuple[str, ...] = (),
-                trace: tuple = (), ctx: tuple | None = None) -> Result:
+                trace: tuple = (), ctx: tuple | None = None, iif: str | None = None
+                ) -> Result:
         return tuple.__new__(cls, (verdict, packet, original, local, reject_with, steps,
                                    rules_walked, ctstate, ctstates, direction, entry, unknown,
-                                   trace, ctx))
+                                   trace, ctx, iif))
 
     verdict: str = property(itemgetter(0))  # type: ignore[assignment]
     """"ACCEPT" | "DROP" | "REJECT" (or the caller's values, ``Netfilter(verdicts=…)``)"""
     packet: Packet = property(itemgetter(1))  # type: ignore[assignment]
     """after all NAT (the original object if untouched)"""
-    original: Packet = property(itemgetter(2))  # type: ignore[assignment]
+    @property
+    def original(self) -> Packet:
+        """the packet as it arrived (with ``iif`` set to the arrival interface)"""
+        o, iif = self[2], self[14]
+        return o if iif is None else _with_iif(o, iif)
+
     local: bool = property(itemgetter(3))  # type: ignore[assignment]
     """delivered to this node's own stack"""
     reject_with: str = property(itemgetter(4))  # type: ignore[assignment]
@@ -603,23 +622,30 @@ class Netfilter:
     def forward(self, packet: Packet, entered_from: str, now: float) -> Result:
         if entered_from == "":
             return self.process(packet, "output", now, explain=self.explain)
-        if packet.iif != entered_from:
-            packet = packet.replace(iif=entered_from)
-        return self.process(packet, "prerouting", now, explain=self.explain)
+        return self.process(packet, "prerouting", now, explain=self.explain, iif=entered_from)
 
     # -- evaluation
     def process(self, packet: Packet, hook_path: str, now: float, *,
-                explain: bool = True) -> Result:
+                explain: bool = True, iif: str | None = None) -> Result:
         """Run one packet through this node: ``"prerouting"`` (arrived on an interface) or
-        ``"output"`` (generated locally). Returns the verdict, translated packet, locality."""
+        ``"output"`` (generated locally). Returns the verdict, translated packet, locality.
+        ``iif``: the interface it arrived on, when ``packet.iif`` does not say it yet (the
+        result's packets carry it)."""
         if hook_path == "prerouting":
             first = True
         elif hook_path == "output":
             first = False
         else:
             raise ValueError(f"hook_path must be 'prerouting' or 'output', not {hook_path!r}")
-        rs = self.rulesets.get(packet.src._version)
-        hit = self.conntrack.lookup(packet, now)
+        src = packet.src
+        rs = self.rulesets.get(src._version)
+        conn = self.conntrack
+        # Conntrack.lookup, inlined (one dict lookup on the hot path)
+        hit = conn._by_key.get((packet.proto, src._version, src._ip, packet.sport,
+                                packet.dst._ip, packet.dport))
+        if hit is not None and hit[0].expires <= now:
+            conn.remove(hit[0])
+            hit = None
         entry: ct.CtEntry | None = None
         direction: ct.Direction | None = None
         if hit is not None:
@@ -630,20 +656,31 @@ class Netfilter:
                 self.conntrack.remove(entry)  # a new SYN reopens a closed tuple
                 entry = direction = None
             elif entry.flows is not None:
-                key = (first, direction, entry.seen_reply or direction is _REPLY, packet.iif,
-                       packet.oif, packet.mark, packet.flags)
+                key = (first, direction, entry.seen_reply or direction is _REPLY,
+                       packet.iif if iif is None else iif, packet.oif, packet.mark,
+                       packet.flags)
                 fp = entry.flows.get(key)
                 if (fp is not None and fp[0] == GENERATION[0] and fp[1] is rs
                         and (fp[12] is not None or not explain)
                         and (self._local_fn is None or self.is_local(fp[13]) == fp[14])):
-                    return self._cached(fp, packet, entry, direction, now, explain)
+                    return self._cached(fp, packet, entry, direction, now, explain,
+                                        None if iif is None or iif == packet.iif else iif)
+        if iif is not None and packet.iif != iif:
+            packet = _with_iif(packet, iif)
         return self._evaluate(packet, first, rs, entry, direction, now, explain)
 
     def _cached(self, fp: tuple, packet: Packet, entry: ct.CtEntry, direction: ct.Direction,
-                now: float, explain: bool) -> Result:
+                now: float, explain: bool, iif: str | None) -> Result:
         """The per-flow fast path (module docstring): the cached outcome, this packet."""
         addrs = fp[9]
-        if addrs is not None:
+        if iif is not None:  # the arrival interface, set on the packets we hand back
+            if addrs is not None:
+                final = _rebuild_iif(packet, addrs[0], addrs[1], addrs[2], addrs[3], fp[10],
+                                     iif)
+            else:
+                final = _rebuild_iif(packet, packet.src, packet.sport, packet.dst,
+                                     packet.dport, fp[10], iif)
+        elif addrs is not None:
             final = _rebuild(packet, addrs[0], addrs[1], addrs[2], addrs[3], fp[10])
         elif fp[10] != packet.mark:
             final = _rebuild(packet, packet.src, packet.sport, packet.dst, packet.dport, fp[10])
@@ -651,14 +688,22 @@ class Netfilter:
             final = packet
         if explain:
             ctx = (packet, (direction, entry.proto, entry.tcp_state, entry.orig, entry.reply,
-                            entry.seen_reply))
+                            entry.seen_reply), iif)
             trace = fp[12]
         else:
             ctx, trace = None, ()
         if fp[2] == "ACCEPT":
-            ct.update(entry, direction, packet, now)
+            f = packet.flags
+            if entry.tcp_state is _ESTABLISHED and (f == "A" or f == "PA"):
+                entry.packets += 1  # ct.update's common case, inlined
+                if direction is _REPLY:
+                    entry.seen_reply = True
+                entry.expires = now + _EST_TIMEOUT
+            else:
+                ct.update(entry, direction, packet, now)
         return tuple.__new__(Result, (self._verdicts[fp[2]], final, packet, fp[3], fp[4], (),
-                                      fp[5], fp[8], fp[7], fp[11], entry, fp[6], trace, ctx))
+                                      fp[5], fp[8], fp[7], fp[11], entry, fp[6], trace, ctx,
+                                      iif))
 
     def _evaluate(self, packet: Packet, first: bool, rs: RuleSet | None,
                   entry: ct.CtEntry | None, direction: ct.Direction | None, now: float,
@@ -796,7 +841,7 @@ class Netfilter:
                 route_local)
         return tuple.__new__(Result, (self._verdicts.get(verdict, verdict), final, original,
                                       local, reject_with, (), w.walked, state, w.ctstates,
-                                      dir_s, entry, unknown, trace, ctx))
+                                      dir_s, entry, unknown, trace, ctx, None))
 
     def _ipvs(self, w: _Walk, ipvs: IPVSScheduler, now: float
               ) -> tuple[str, tuple[IPAddress, int] | None, object]:

@@ -1,0 +1,278 @@
+"""Fast paths must not change meaning: fast compile == full compile, fast save == full save,
+the per-flow conntrack cache == full evaluation (and follows rule changes), lazy
+explanations, bulk_build, and the IPVS hook (with a trivial test scheduler)."""
+
+from __future__ import annotations
+
+import gc
+import random
+from dataclasses import dataclass
+from ipaddress import ip_address as A
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from knet.netfilter.compiler import _compile_fast, _compile_full
+from knet.netfilter.engine import IPVSDecision, Netfilter, RealServer, _Walk
+from knet.netfilter.packet import Packet, Proto
+from knet.netfilter.rules import (GENERATION, Rule, RuleSet, _fast_save, bulk_build, parse_rules,
+                                  split_tokens)
+
+from test_netfilter_engine import node_a, nf_for, reply_to, syn
+from test_netfilter_index import rule_args
+
+DATA = Path(__file__).parent / "data"
+NODE = A("192.168.10.11")
+
+
+def data_rules() -> list[tuple[Rule, int]]:
+    out = []
+    for f in sorted((DATA / "netfilter").glob("*")) + sorted((DATA / "proxy").glob("*.restore")):
+        try:
+            rs = parse_rules(f.read_text())
+        except Exception:  # noqa: BLE001 - some files are not rule dumps
+            continue
+        out += [(r, rs.family) for t in rs.tables.values() for c in t.chains.values()
+                for r in c.rules]
+    return out
+
+
+PACKETS = [Packet(A(s), A(d), p, sp, dp, iif=i)
+           for s in ("10.244.1.5", "10.244.2.7", "192.168.10.11", "127.0.0.1")
+           for d in ("10.96.7.20", "10.244.2.7", "192.168.10.11", "10.96.0.1")
+           for p in (Proto.TCP, Proto.UDP) for sp, dp in ((40000, 80), (53, 8080), (1, 443))
+           for i in ("", "veth1")]
+
+
+def same_compile(rule: Rule, family: int) -> bool:
+    fast = _compile_fast(rule, family)
+    if fast is None:
+        return False
+    full = _compile_full(rule, family)
+    assert (fast.key, fast.target, fast.kind, fast.stat, fast.unknown) == (
+        full.key, full.target, full.kind, full.stat, full.unknown), rule
+    nf = Netfilter(None, local_addresses=[NODE])
+    for p in PACKETS:
+        if p.src.version != family:
+            continue
+        for mode in ("enum", "dry"):  # statistic: matches / does not (no rng draw)
+            w = _Walk(nf, p, 0.0, False)
+            w.mode = mode
+            assert all(pr(w) for pr in fast.preds) == all(pr(w) for pr in full.preds), (rule, p)
+    return True
+
+
+def test_fast_compile_and_save_agree_with_the_parser_on_real_rules() -> None:
+    rules = data_rules()
+    assert len(rules) > 1000
+    compiled = saved = 0
+    for r, fam in rules:
+        compiled += same_compile(r, fam)
+        fast = _fast_save(r.args, fam)
+        if fast is not None:
+            saved += 1
+            assert fast == " ".join(r.parsed(fam).save_tokens()), r
+    assert compiled > len(rules) // 3 and saved > len(rules) // 3  # the shapes are covered
+
+
+@settings(max_examples=150, deadline=None)
+@given(rule_args())
+def test_fast_compile_and_save_agree_with_the_parser(args: tuple[str, ...]) -> None:
+    r = Rule("KUBE-X", args)
+    same_compile(r, 4)
+    fast = _fast_save(args, 4)
+    if fast is not None:
+        assert fast == " ".join(r.parsed(4).save_tokens())
+
+
+def _view(r: object) -> tuple:
+    return (r.verdict, r.packet, r.original, r.local, r.reject_with, r.steps,  # type: ignore[attr-defined]
+            r.rules_walked, r.ctstate, r.ctstates, r.direction, r.unknown)  # type: ignore[attr-defined]
+
+
+def test_flow_cache_equals_full_evaluation_and_follows_rule_changes() -> None:
+    rs = node_a()
+    fast, slow = nf_for(rs, random.Random(3)), nf_for(rs, random.Random(3))
+    flows = [syn(f"10.244.1.{9 + i}", "10.96.7.20", 80, sport=41000 + i) for i in range(6)]
+    script: list[tuple[Packet, str]] = []
+    for p in flows:
+        script.append((p, "veth1"))
+    for rnd in range(3):
+        for p in flows:
+            script.append((p.replace(flags="A", seq=rnd), "veth1"))
+    for step, (p, iif) in enumerate(script):
+        a = fast.forward(p, iif, float(step))
+        for e in slow.conntrack.entries():
+            e.flows = None  # no cache: always the full evaluation
+        b = slow.forward(p, iif, float(step))
+        assert _view(a) == _view(b)
+    assert all(e.flows for e in fast.conntrack.entries())  # the cached path was taken
+    # replies (un-DNAT), explain off and on
+    for p in flows:
+        r = fast.conntrack.lookup(Packet(p.src, A("10.96.7.20"), Proto.TCP, p.sport, 80), 30.0)
+        assert r is not None
+        e = r[0]
+        rep = Packet(e.reply.src, e.reply.dst, Proto.TCP, e.reply.sport, e.reply.dport, "A")
+        for explain in (False, True, True):
+            a = fast.process(rep.replace(iif="eth0"), "prerouting", 31.0, explain=explain)
+            for x in slow.conntrack.entries():
+                x.flows = None
+            b = slow.process(rep.replace(iif="eth0"), "prerouting", 31.0, explain=explain)
+            assert _view(a) == _view(b)
+            assert (a.packet.src, a.packet.sport) == (A("10.96.7.20"), 80)
+    # a rule change (generation bump) is seen by established flows at once
+    p = flows[0].replace(flags="A")
+    assert fast.forward(p, "veth1", 40.0).verdict == "ACCEPT"
+    gen = GENERATION[0]
+    rs.table("filter").insert(Rule("FORWARD", ("-s", str(p.src), "-j", "DROP")), 1)
+    assert GENERATION[0] > gen
+    r = fast.forward(p, "veth1", 41.0)
+    assert r.verdict == "DROP" and r.steps[-1].action == "drop"
+    rs.table("filter").delete_rule("FORWARD", 1)
+    assert fast.forward(p, "veth1", 42.0).verdict == "ACCEPT"
+    rs.table("filter").chain("FORWARD").policy = "DROP"  # policies too
+    assert fast.forward(p, "veth1", 43.0).verdict == "ACCEPT"  # KUBE-FORWARD accepts it
+    fast.set_local_addresses([NODE, A("10.244.2.7"), A("10.244.1.5"), A("10.244.1.12")])
+    r = fast.forward(p, "veth1", 44.0)
+    assert r.local  # the endpoint became local: the cached "forward" outcome is not reused
+
+
+def test_cached_outcome_is_not_used_across_stateful_matches() -> None:
+    rs = RuleSet(4)
+    f = rs.table("filter")
+    f.append(Rule("FORWARD", tuple(split_tokens(
+        "-m statistic --mode random --probability 0.5 -j DROP"))))
+    nf = Netfilter(rs, local_addresses=[NODE], rng=random.Random(5))
+    p = syn("10.244.1.9", "10.244.2.7", 80)
+    verdicts = set()
+    for i in range(40):
+        nf.conntrack.flush()
+        first = nf.forward(p, "veth1", float(i))
+        if first.verdict == "ACCEPT":
+            verdicts.add(nf.forward(p.replace(flags="A"), "veth1", float(i)).verdict)
+            verdicts.add(nf.forward(p.replace(flags="A"), "veth1", float(i)).verdict)
+    assert verdicts == {"ACCEPT", "DROP"}  # every packet draws again, as in the kernel
+
+
+def test_explanations_are_lazy_and_complete() -> None:
+    nf = nf_for(node_a(), random.Random(1))
+    r = nf.process(syn("10.244.1.9", "10.96.7.20", 80), "prerouting", 0.0)
+    assert r[5] == () and r.steps  # rendered on access
+    assert any(s.action == "dnat" and s.rule.startswith("-A KUBE-SEP-") for s in r.steps)
+    quiet = nf.process(syn("10.244.1.9", "10.96.7.20", 80, sport=40001), "prerouting", 0.0,
+                       explain=False)
+    assert quiet.steps == () and quiet.rules_walked > 0
+
+
+def test_local_reply_is_un_dnatted_at_nat_input() -> None:
+    """A node-local client of a ClusterIP sees the reply come from the ClusterIP (the kernel
+    un-DNATs at NF_INET_LOCAL_IN)."""
+    nf = nf_for(node_a(), random.Random(2))
+    out = nf.process(syn(str(NODE), "10.96.7.20", 80), "output", 0.0)
+    assert out.verdict == "ACCEPT" and not out.local and out.packet.dst != A("10.96.7.20")
+    back = reply_to(out.packet)
+    r = nf.process(back.replace(iif="eth0"), "prerouting", 0.1)
+    assert r.local and (r.packet.src, r.packet.sport) == (A("10.96.7.20"), 80)
+    assert any(s.hook == "INPUT" and s.note == "un-DNAT" for s in r.steps)
+
+
+def test_bulk_build_pauses_gc_and_freezes() -> None:
+    was = gc.isenabled()
+    before = gc.get_freeze_count()
+    with bulk_build():
+        assert not gc.isenabled()
+        with bulk_build():  # nested: only the outermost freezes
+            rules = [Rule("KUBE-X", ("-j", "ACCEPT")) for _ in range(1000)]
+        assert not gc.isenabled()
+    assert gc.isenabled() == was and gc.get_freeze_count() >= before + len(rules)
+    assert not hasattr(rules[0], "__dict__")
+    gc.unfreeze()
+
+
+# --------------------------------------------------------------------------------------------
+# IPVS extension point
+
+VIP = A("10.96.50.1")
+REAL = [RealServer(A("10.244.2.7"), 8080), RealServer(A("10.244.3.8"), 8080)]
+
+
+@dataclass
+class RoundRobin:
+    """A trivial scheduler: one virtual server, real servers in turn."""
+    servers: list[RealServer]
+    calls: int = 0
+
+    def schedule(self, packet: Packet, now: float) -> IPVSDecision | None:
+        if (packet.dst, packet.dport) != (VIP, 80):
+            return None
+        if not self.servers:
+            return IPVSDecision(None, "no real server")
+        d = self.servers[self.calls % len(self.servers)]
+        self.calls += 1
+        return IPVSDecision(d, f"rr → {d.endpoint}")
+
+
+def ipvs_node(servers: list[RealServer]) -> Netfilter:
+    rs = parse_rules("""*nat
+:PREROUTING ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:KUBE-MARK-MASQ - [0:0]
+-A PREROUTING ! -s 10.244.0.0/16 -d 10.96.50.1/32 -j KUBE-MARK-MASQ
+-A OUTPUT -d 10.96.50.1/32 -j KUBE-MARK-MASQ
+-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000
+-A POSTROUTING -m mark --mark 0x4000/0x4000 -j MASQUERADE
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+-A INPUT -d 10.96.50.1/32 -p tcp -m tcp --dport 81 -j REJECT
+COMMIT
+""")
+    return Netfilter(rs, local_addresses=[NODE, VIP], masquerade_address={4: NODE},
+                     rng=random.Random(1), ipvs=RoundRobin(servers))
+
+
+def test_ipvs_schedules_at_local_in_and_conntrack_un_nats_replies() -> None:
+    nf = ipvs_node(list(REAL))
+    client = Packet(A("172.18.0.1"), VIP, Proto.TCP, 5000, 80, "S")
+    r = nf.forward(client, "eth0", 0.0)
+    assert r.verdict == "ACCEPT" and not r.local
+    assert (r.packet.dst, r.packet.dport) == (A("10.244.2.7"), 8080)
+    assert r.packet.src == NODE and r.masqueraded  # KUBE-POSTROUTING still applies
+    hooks = [(s.hook, s.action) for s in r.steps]
+    assert ("INPUT", "ipvs") in hooks and ("POSTROUTING", "masquerade") in hooks
+    assert hooks.index(("INPUT", "ipvs")) < hooks.index(("POSTROUTING", "masquerade"))
+    ipvs_step = next(s for s in r.steps if s.action == "ipvs")
+    assert ipvs_step.note == "rr → 10.244.2.7:8080" and ipvs_step.after.dst == A("10.244.2.7")
+    assert r.entry is not None and r.entry.ipvs is not None and "DNAT" in r.ctstates
+    # the reply: un-SNAT (to the client) and un-DNAT (from the VIP)
+    rep = Packet(A("10.244.2.7"), NODE, Proto.TCP, 8080, r.packet.sport, "SA")
+    back = nf.forward(rep, "eth0", 0.1)
+    assert (back.packet.src, back.packet.sport, back.packet.dst, back.packet.dport) == (
+        VIP, 80, A("172.18.0.1"), 5000)
+    # later packets: translated where IPVS runs, no new scheduling
+    for i in range(3):
+        again = nf.forward(client.replace(flags="A", seq=i), "eth0", 0.2 + i)
+        assert (again.packet.dst, again.packet.src) == (A("10.244.2.7"), NODE)
+        assert any(s.hook == "INPUT" and s.note == "DNAT" for s in again.steps)
+    assert nf.ipvs.calls == 1  # type: ignore[union-attr]
+    # a second connection goes to the next real server
+    r2 = nf.forward(client.replace(sport=5001), "eth0", 1.0)
+    assert r2.packet.dst == A("10.244.3.8")
+
+
+def test_ipvs_at_local_out_and_fallthroughs() -> None:
+    nf = ipvs_node(list(REAL))
+    out = nf.process(Packet(NODE, VIP, Proto.TCP, 6000, 80, "S"), "output", 0.0)
+    assert out.verdict == "ACCEPT" and out.packet.dst == A("10.244.2.7") and not out.local
+    assert any(s.hook == "OUTPUT" and s.action == "ipvs" for s in out.steps)
+    # not a virtual service: delivered locally; filter INPUT still runs before IPVS
+    other = nf.forward(Packet(A("172.18.0.1"), VIP, Proto.TCP, 5000, 81, "S"), "eth0", 0.0)
+    assert other.verdict == "REJECT" and nf.ipvs.calls == 1  # type: ignore[union-attr]
+    local = nf.forward(Packet(A("172.18.0.1"), NODE, Proto.TCP, 5000, 22, "S"), "eth0", 0.0)
+    assert local.verdict == "ACCEPT" and local.local
+    # a virtual server without real servers: ICMP port unreachable
+    empty = ipvs_node([])
+    r = empty.forward(Packet(A("172.18.0.1"), VIP, Proto.TCP, 5000, 80, "S"), "eth0", 0.0)
+    assert (r.verdict, r.reject_with) == ("REJECT", "icmp-port-unreachable")
+    assert len(empty.conntrack) == 0
