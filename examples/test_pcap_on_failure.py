@@ -22,7 +22,7 @@ async def test_write_a_capture_explicitly(knet_cluster, knet_capture, tmp_path):
 
     # The story of the connection: DNAT from the ClusterIP to the chosen pod.
     tcp = [f for f in knet_capture.flows() if f"default/{backend}" in knet_capture.explain(f)]
-    assert tcp and "translated destination" in knet_capture.explain(tcp[0])
+    assert tcp and "DNAT 10." in knet_capture.explain(tcp[0])
 
     written = knet_capture.write_pcapng(tmp_path / "echo.pcapng")
     assert written >= 6  # DNS query/answer and the TCP handshake, request, response, close

@@ -116,17 +116,8 @@ def resolve_paths(paths: Iterable[str | Path], base_dirs: Sequence[Path]) -> tup
 
 
 def start_capture(cluster: Any, **filters: Any) -> Any:
-    """A running ``knet.trace.Capture`` on the cluster's fabric (``cluster.capture`` when the
-    runtime provides one)."""
-    own = getattr(cluster, "capture", None)
-    if callable(own):
-        cap = own(**filters)
-        if not getattr(cap, "running", True):
-            cap.start()
-        return cap
-    from knet.trace import Capture
-
-    return Capture(cluster.fabric, **filters).start()
+    """A running capture of the cluster (``cluster.capture``)."""
+    return cluster.capture(**filters).start()
 
 
 class ClusterFactory:
@@ -281,11 +272,9 @@ def _fmt(host: str, port: int) -> str:
 async def _attempt(src: Any, dst: Any, port: int, timeout: float
                    ) -> tuple[bool, str, str]:
     """Try a TCP connection from ``src``; (connected, what happened, packet story)."""
-    from knet.trace import Capture
-
     _, rt = _endpoint(src)
     host = _target(dst)
-    cap = Capture(rt.fabric, ip=src.ip).start()
+    cap = rt.capture(ip=src.ip).start()
     try:
         try:
             _, writer = await asyncio.wait_for(src.open_connection(host, port), timeout)

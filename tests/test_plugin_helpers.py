@@ -43,7 +43,7 @@ async def test_unreachable_message_tells_the_story(knet_cluster) -> None:
         await assert_unreachable(client, "echo", port=80)
     msg = str(info.value)
     assert "reached echo:80 (expected it to be unreachable)" in msg
-    assert "translated destination" in msg and "delivered to default/echo-" in msg
+    assert "DNAT 10." in msg and "delivered to default/echo-" in msg, msg
 
 
 async def test_unreachable_on_partition_times_out_on_virtual_time(knet_cluster) -> None:

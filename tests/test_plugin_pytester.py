@@ -255,7 +255,7 @@ def test_capture_fixture(inner: pytest.Pytester) -> None:
             async with client.http.get("http://echo/") as r:
                 assert r.status == 200
             flows = [f for f in knet_capture.flows() if "TCP" in knet_capture.explain(f)]
-            assert flows and "translated destination" in knet_capture.story()
+            assert flows and "DNAT 10." in knet_capture.story()
     """)
     inner.runpytest("-W", "error").assert_outcomes(passed=1)
 

@@ -33,8 +33,6 @@ def _pkt(p: Any) -> str:
 
 async def _story(files: tuple[str, ...], seed: int | None, pcap: str) -> list[str]:
     import knet
-    from knet.cli.live import capture_for
-
     lines: list[str] = []
     t0 = time.perf_counter()
     async with knet.run(list(files), seed=seed) as cluster:
@@ -44,7 +42,7 @@ async def _story(files: tuple[str, ...], seed: int | None, pcap: str) -> list[st
                      f"{sum(1 for p in pods if p.status.ready)}/{len(pods)} pods Ready "
                      f"(virtual {cluster.now():.1f} s, wall {wall:.0f} ms)")
         client = cluster.pod("default/client")
-        cap = capture_for(cluster)
+        cap = cluster.capture()
         async with cap:
             resp = await client.http.get("http://web/demo?from=client")
             echo = await resp.json()

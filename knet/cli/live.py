@@ -13,17 +13,6 @@ import click
 from knet.errors import KnetError, UsageError
 
 
-def capture_for(cluster: Any) -> Any:
-    """The runtime's capture (pod/service names resolved) or a bare one over its fabric."""
-    if hasattr(cluster, "capture"):
-        return cluster.capture()
-    from knet.trace import Capture
-
-    for dp in getattr(cluster, "datapaths", {}).values():
-        dp.explain = True  # keep the matched rules for the story
-    return Capture(cluster.fabric)
-
-
 async def traced_request(cluster: Any, src: str, url: str | None = None,
                          dns_name: str | None = None, *, timeout: float = 10.0,
                          verbose: bool = True) -> tuple[dict[str, Any], Any]:
@@ -33,7 +22,7 @@ async def traced_request(cluster: Any, src: str, url: str | None = None,
         raise UsageError("give exactly one of --url or --dns")
     pod = cluster.pod(src)
     result: dict[str, Any] = {"from": src}
-    cap = capture_for(cluster)
+    cap = cluster.capture()
     async with cap:
         try:
             async with asyncio.timeout(timeout):

@@ -87,9 +87,7 @@ async def run_up(opts: UpOptions) -> int:
     go_real = getattr(loop, "go_real", None)
     try:
         if opts.capture:
-            from knet.cli.live import capture_for
-
-            cap = capture_for(rt)
+            cap = rt.capture()
             cap.epoch = time.time() - loop.time()
             cap.start()
         if opts.real_boot and go_real is not None:

@@ -82,6 +82,7 @@ class RuntimeCluster:
             pods=state.pods(), namespaces=state.namespaces(), config_maps=state.config_maps(),
             cluster=state.config, now=state.now, seed=int(self.seed or 0))
         self.errors: list[BaseException] = []
+        self._explaining = 0  # running captures (datapaths keep matched rules while > 0)
 
     # -- time ---------------------------------------------------------------------------
     def now(self) -> float:
@@ -384,6 +385,14 @@ class RuntimeCluster:
         return svc.spec.cluster_ip
 
     # -- apps ---------------------------------------------------------------------------
+    def capture(self, filter: Any = None, **filters: Any) -> Any:
+        """``async with cluster.capture(pod="default/client") as cap:`` — record every hop
+        (filters as ``hubble observe``); ``cap.flows()``, ``cap.explain(flow)``,
+        ``cap.write_pcapng(path)``. See knet.trace."""
+        from knet.runtime.capture import RuntimeCapture
+
+        return RuntimeCapture(self, filter, **filters)
+
     def set_app(self, key: str, factory: Callable[..., Any] | str, *, restart: bool = True) -> None:
         """Run ``factory`` in the first container of pod ``ns/name`` or of every pod of the
         workload ``ns/name`` (Deployment, StatefulSet, DaemonSet, Job)."""
