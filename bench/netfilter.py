@@ -35,6 +35,7 @@ from knet.model.discovery import (SERVICE_NAME_LABEL, Endpoint, EndpointConditio
                                   EndpointPort, EndpointSlice)
 from knet.model.meta import ObjectMeta  # noqa: E402
 from knet.netfilter import Netfilter, render_save  # noqa: E402
+from knet.netfilter.rules import bulk_build  # noqa: E402
 from knet.netfilter.packet import Packet, Proto  # noqa: E402
 from knet.proxy import iptables  # noqa: E402
 
@@ -90,7 +91,8 @@ def run(n_services: int, samples: int, seed: int) -> dict[str, str]:
     nodes, services, slices = cluster(n_services)
     gc.collect()
     t0 = time.perf_counter()
-    rs, _ri = iptables.build(nodes[0], services, slices, PROXY, CLUSTER)
+    with bulk_build():  # what the builder should adopt: no GC passes, then gc.freeze()
+        rs, _ri = iptables.build(nodes[0], services, slices, PROXY, CLUSTER)
     t_build = time.perf_counter() - t0
     n_rules = rs.rule_count()
     t0 = time.perf_counter()
@@ -135,6 +137,7 @@ def run(n_services: int, samples: int, seed: int) -> dict[str, str]:
         for p, iface in est:
             nf.forward(p, iface, 4.0)
     t_ct = time.perf_counter() - t0
+    gc.unfreeze()
     return {"services": f"{n_services:,}", "rules": f"{n_rules:,}", "build": f"{t_build:.2f}s",
             "render_save": f"{t_save:.2f}s", "first (cold)": rate(samples, t_cold),
             "first (warm)": rate(samples, t_warm), "ct hit": rate(rounds * len(est), t_ct),

@@ -167,6 +167,10 @@ def _port_pred(num: int, sp: tuple[int, int] | None, si: bool, dp: tuple[int, in
     return port_pred
 
 
+def _random_pred(m: StatisticMatch) -> Pred:
+    return lambda w, kp=m.kernel_probability, inv=m.invert: w.m_random(kp, inv)
+
+
 def _match_pred(m: object, rule: Rule) -> Pred | None:
     if isinstance(m, CommentMatch) or isinstance(m, NfacctMatch):
         return None
@@ -179,6 +183,8 @@ def _match_pred(m: object, rule: Rule) -> Pred | None:
     if isinstance(m, AddrTypeMatch):
         return lambda w, mm=m: w.m_addrtype(mm)
     if isinstance(m, StatisticMatch):
+        if m.mode is StatisticMode.RANDOM:
+            return _random_pred(m)
         return lambda w, mm=m, r=rule: w.m_statistic(mm, r)
     if isinstance(m, RecentMatch):
         return lambda w, mm=m: w.m_recent(mm)
@@ -334,7 +340,7 @@ def _compile_fast(rule: Rule, family: int) -> _Compiled | None:
                 sm = _statistic(args[i + 5])
                 if sm is None:
                     return None
-                preds.append(lambda w, mm=sm, r=rule: w.m_statistic(mm, r))
+                preds.append(_random_pred(sm))
                 stat = True
                 port_mod = ""
                 i += 6

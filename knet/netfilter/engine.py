@@ -205,6 +205,8 @@ def _render(trace: tuple, ctx: tuple | None) -> tuple[Step, ...]:
         if note is _CT_NOTE:
             snap = ctx[1]  # type: ignore[index]
             note = f"{snap[0]} {ct.describe(*snap[1:])}"
+        elif type(note) is tuple:  # (function, args…): rendered on demand
+            note = note[0](*note[1:])
         if before is _S0 or before is _S1 or before is _S2:
             if stages is None:
                 stages = _stages(ctx)  # type: ignore[arg-type]
@@ -212,6 +214,14 @@ def _render(trace: tuple, ctx: tuple | None) -> tuple[Step, ...]:
             after = stages[_STAGES.index(after)]
         out.append(Step(hook, table, chain, index, rule, action, before, after, note))
     return tuple(out)
+
+
+def _route_note(local: bool, pkt: Packet, nxt: str) -> str:
+    return f"{'local' if local else 'forward'} {pkt.endpoint_str()} → {nxt}"
+
+
+def _mark_note(old: int, new: int) -> str:
+    return f"mark 0x{old:x} → 0x{new:x}"
 
 
 def _stages(ctx: tuple) -> list[Packet]:
@@ -325,20 +335,33 @@ class Outcomes:
         return any(o.masquerade for o in self.items)
 
 
-class _Index:
-    """Positions of a chain's rules by necessary condition (dst, proto, dport)."""
-    __slots__ = ("version", "n", "full", "portonly", "dstonly", "always", "comp", "merged")
+class _ChainCache:
+    """Per chain (``Chain._index``), valid for one chain version: the rules compiled on first
+    use and, for large chains, the index."""
+    __slots__ = ("version", "n", "family", "comp", "index")
 
     def __init__(self, chain: Chain, family: int) -> None:
         self.version = chain.version
         self.n = len(chain.rules)
+        self.family = family
+        self.comp: list[_Compiled | None] = [None] * self.n
+        self.index: _Index | None = None
+
+
+class _Index:
+    """Positions of a chain's rules by necessary condition (dst, proto, dport)."""
+    __slots__ = ("full", "portonly", "dstonly", "always", "merged")
+
+    def __init__(self, chain: Chain, family: int, comp: list[_Compiled | None]) -> None:
         self.full: dict[tuple, list[int]] = {}
         self.portonly: dict[tuple, list[int]] = {}
         self.dstonly: dict[int, list[int]] = {}
         self.always: list[int] = []
-        self.comp = [compiled(r, family) for r in chain.rules]
         self.merged: dict[tuple, list[int]] = {}
-        for i, c in enumerate(self.comp):
+        for i, r in enumerate(chain.rules):
+            c = comp[i]
+            if c is None:
+                c = comp[i] = compiled(r, family)
             k = c.key
             if k is None:
                 self.always.append(i)
@@ -428,6 +451,14 @@ class _Walk:
         if m.dst_type and (_addrtype(self.nf, self.pkt.dst, m.dst_type) == m.dst_invert):
             return False
         return True
+
+    def m_random(self, threshold: float, invert: bool) -> bool:
+        """``-m statistic --mode random``: one rng draw per evaluation (``m_statistic``)."""
+        mode = self.mode
+        if mode != "eval":
+            return mode == "enum"
+        self.cacheable = False
+        return (self.nf.rng.random() < threshold) != invert
 
     def m_statistic(self, m: StatisticMatch, rule: Rule) -> bool:
         if self.mode == "enum":
@@ -764,8 +795,8 @@ class Netfilter:
             local = route_local = self.is_local(route_dst)
             if first:
                 nxt = "INPUT" if local else "FORWARD"
-                w.step("", 0, "", "route", note=f"{'local' if local else 'forward'} "
-                       f"{w.pkt.endpoint_str()} → {nxt}")
+                if w.explain:
+                    w.step("", 0, "", "route", note=(_route_note, local, w.pkt, nxt))
                 if local:
                     verdict, _dn, sn = self._hook(w, rs, "INPUT", _INPUT_BEFORE_IPVS)
                     scheduled = False
@@ -960,20 +991,25 @@ class Netfilter:
         rules = c.rules
         n = len(rules)
         fam = w.family
+        cache = c._index
+        if (cache is None or cache.version != c.version or cache.n != n  # type: ignore[attr-defined]
+                or cache.family != fam):  # type: ignore[attr-defined]
+            cache = c._index = _ChainCache(c, fam)
+        comp: list[_Compiled | None] = cache.comp  # type: ignore[attr-defined]
         positions: Iterable[int]
         if n >= self.index_threshold:
-            idx = c._index
-            if not isinstance(idx, _Index) or idx.version != c.version or idx.n != n:
-                idx = c._index = _Index(c, fam)
+            idx = cache.index  # type: ignore[attr-defined]
+            if idx is None:
+                idx = cache.index = _Index(c, fam, comp)  # type: ignore[attr-defined]
             positions = idx.candidates(w.dst, w.proto, w.dport)
-            comp: list[_Compiled] | None = idx.comp
         else:
             positions = range(n)
-            comp = None
         explain = w.explain
         last = -1
         for pos in positions:
-            cr = comp[pos] if comp is not None else compiled(rules[pos], fam)
+            cr = comp[pos]
+            if cr is None:  # compiled on first use
+                cr = comp[pos] = compiled(rules[pos], fam)
             w.walked += pos - last
             last = pos
             for pred in cr.preds:
@@ -1013,8 +1049,7 @@ class Netfilter:
                 if kind == T_MARK:
                     old = w.mark
                     w.mark = cr.target.apply(old)  # type: ignore[union-attr]
-                    w.step(c.name, pos + 1, cr.rule, "mark",
-                           note=f"mark 0x{old:x} → 0x{w.mark:x}")
+                    w.step(c.name, pos + 1, cr.rule, "mark", note=(_mark_note, old, w.mark))
                     continue
                 if kind == T_NAT:
                     self._nat(w, c, pos, cr, cr.target)  # type: ignore[arg-type]
