@@ -1,13 +1,17 @@
-"""kube-proxy modes side by side: per-node datapaths, rendering, and the mode comparison.
+"""kube-proxy modes side by side: per-node dataplanes, rendering, and the mode comparison.
 
 Invariants:
-- ``node_datapath`` builds, for one node, exactly the state ``render`` prints for the same
-  mode (iptables tables; IPVS glue + ipsets + virtual servers; the nftables transaction),
-  and returns an object with ``forward(packet, entered_from, now) -> Result`` and
-  ``enumerate_outcomes(packet, hook_path, affinity=False) -> Outcomes``.
+- ``make_dataplane`` is the one place a node's kube-proxy is built for a mode: one proxier per
+  IP family (iptables ``Proxier``, ``IPVSProxier``, ``NFTProxier``) and the engine that
+  executes their state (``Netfilter``, ``IPVSNetfilter``, ``Nftables``). The running
+  emulation syncs it over time; ``node_datapath``/``render`` sync it once over a converged
+  cluster. Each sync installs the new state into the same engine object, so conntrack, IPVS
+  connections and draining real servers persist across syncs.
+- ``render`` prints exactly the state the engine executes (iptables tables; IPVS glue +
+  ipsets + the live virtual servers; the nftables transaction).
 - ``compare`` only enumerates first-packet outcomes (no state is touched) and measures the
   rule-walk cost of one evaluation on a scratch connection table; it never samples.
-- Pure: no IO, randomness from the caller's rng.
+- Pure: no IO, time is the caller's ``now``, randomness from the caller's rng.
 """
 
 from __future__ import annotations
@@ -33,70 +37,366 @@ def _masq(node: Any) -> dict[int, Any]:
     return {ip.version: ip for ip in reversed(node.ips())}
 
 
-def ipvs_states(cluster: Any, node: Any, families: Iterable[int] | None = None) -> dict:
-    from knet.proxy import ipvs
+# --- one node's kube-proxy in one mode, and the engine that executes its state -------------
 
+def make_proxier(mode: str, node: Any, proxy_config: Any, cluster_config: Any,
+                 family: int, **kw: Any) -> Any:
+    """A per-node, per-family proxier (``on_service_change``/``on_slice_change``/
+    ``on_node_change``/``needs_sync``/``sync(now)``) for ``mode``. ``kw`` goes to the
+    proxier (``ipvs=`` the node's shared IPVS table)."""
+    if mode == "iptables":
+        from knet.proxy.iptables import Proxier
+
+        return Proxier(node, proxy_config, cluster_config, family, **kw)
+    if mode == "ipvs":
+        from knet.proxy.ipvs import IPVSProxier
+
+        return IPVSProxier(node, proxy_config, cluster_config, family, **kw)
+    if mode == "nftables":
+        from knet.proxy.nftables import NFTProxier
+
+        return NFTProxier(node, proxy_config, cluster_config, family, **kw)
+    raise UsageError(f"unknown kube-proxy mode {mode!r} (expected one of {', '.join(MODES)})")
+
+
+class Dataplane:
+    """kube-proxy on one node in one mode (one proxier per IP family) and the engine that
+    executes what the proxiers last synced (``engine``: ``forward``/``process``/
+    ``enumerate_outcomes``/``conntrack``). The engine object lives as long as the node: each
+    ``sync(now)`` installs the new state in it in place, so connections (conntrack, IPVS
+    connections and draining real servers) survive syncs."""
+
+    mode = ""
+
+    def __init__(self, node: Any, proxy_config: Any, cluster_config: Any,
+                 families: Iterable[int], rng: random.Random) -> None:
+        self.node = node
+        self.proxy_config = proxy_config
+        self.cluster_config = cluster_config
+        self.families = tuple(families)
+        self.results: dict[int, Any] = {}  # the last sync's result per family
+        self.syncs = 0
+        self.proxiers: dict[int, Any] = {}
+        self.engine: Any = None
+
+    # -- kube-proxy's change handlers (record only)
+    def on_service_change(self, prev: Any, cur: Any) -> None:
+        for p in self.proxiers.values():
+            p.on_service_change(prev, cur)
+
+    def on_slice_change(self, prev: Any, cur: Any) -> None:
+        for p in self.proxiers.values():
+            p.on_slice_change(prev, cur)
+
+    def on_node_change(self, prev: Any, cur: Any) -> None:
+        for p in self.proxiers.values():
+            p.on_node_change(prev, cur)
+        if cur is not None and cur.name == self.node.name:
+            self.node = cur
+            self._install_addresses()
+
+    @property
+    def needs_sync(self) -> bool:
+        return any(p.needs_sync for p in self.proxiers.values())
+
+    def sync(self, now: float) -> dict[int, Any]:
+        """One sync of every family; the engine runs the result from the next packet on."""
+        self.results = {f: p.sync(now) for f, p in self.proxiers.items()}
+        self._install(now)
+        self.syncs += 1
+        return self.results
+
+    # -- what the engine runs
+    def local_addresses(self) -> tuple[Any, ...]:
+        return tuple(self.node.ips())
+
+    def _install_addresses(self) -> None:
+        eng = self._netfilter()
+        eng.set_local_addresses(self.local_addresses())
+        eng.masquerade_address = _masq(self.node)
+
+    def _netfilter(self) -> Any:
+        return self.engine
+
+    def _install(self, now: float) -> None:
+        raise NotImplementedError
+
+    # -- what users see
+    def rulesets(self) -> dict[int, Any]:
+        """The iptables tables the engine runs (IPVS mode: the glue); none in nftables mode."""
+        return {}
+
+    def tables(self) -> dict[int, Any]:
+        """The mode's live tables per family (RuleSet, or NftTable in nftables mode)."""
+        return self.rulesets()
+
+    def restore_text(self, family: int = 4) -> str:
+        from knet.netfilter.rules import render_restore
+
+        rs = self.rulesets().get(family)
+        return render_restore(rs) if rs is not None else ""
+
+    def text(self, families: Iterable[int] | None = None, table: str | None = None,
+             fmt: str = "restore") -> str:
+        """The node's state in the mode's native text (what ``knet rules`` prints)."""
+        raise NotImplementedError
+
+    def to_json(self, families: Iterable[int] | None = None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _fams(self, families: Iterable[int] | None) -> list[int]:
+        fams = list(self.families if families is None else families)
+        return [f for f in fams if f in self.proxiers]
+
+
+class IptablesDataplane(Dataplane):
+    """iptables mode: ``knet.proxy.iptables.Proxier`` (KEP-3453 partial syncs) per family,
+    executed by ``knet.netfilter.Netfilter`` over the proxiers' live RuleSets."""
+
+    mode = "iptables"
+
+    def __init__(self, node: Any, proxy_config: Any, cluster_config: Any,
+                 families: Iterable[int], rng: random.Random) -> None:
+        from knet.netfilter.engine import Netfilter
+
+        super().__init__(node, proxy_config, cluster_config, families, rng)
+        self.proxiers = {f: make_proxier("iptables", node, proxy_config, cluster_config, f)
+                         for f in self.families}
+        self.engine = Netfilter(None, None, local_addresses=self.local_addresses(),
+                                masquerade_address=_masq(node), rng=rng)
+        self._install(0.0)
+
+    def _install(self, now: float) -> None:
+        for f, p in self.proxiers.items():
+            self.engine.rulesets[f] = p.ruleset  # updated in place by every sync
+
+    def rulesets(self) -> dict[int, Any]:
+        return {f: p.ruleset for f, p in self.proxiers.items()}
+
+    def last_restore_input(self, family: int = 4) -> str:
+        """What the last sync sent to iptables-restore (a partial sync is partial)."""
+        r = self.results.get(family)
+        return r.restore_text if r is not None else ""
+
+    def text(self, families: Iterable[int] | None = None, table: str | None = None,
+             fmt: str = "restore") -> str:
+        from knet.netfilter.rules import render_restore, render_save
+
+        fams = self._fams(families)
+        out = []
+        for f in fams:
+            rs = self.proxiers[f].ruleset
+            t = render_restore(rs) if fmt == "restore" else render_save(rs)
+            if len(fams) > 1 and fmt == "restore":
+                t = f"# {'iptables' if f == 4 else 'ip6tables'}-restore input (IPv{f})\n" + t
+            out.append(_only_table(t, table))
+        return "".join(out)
+
+    def to_json(self, families: Iterable[int] | None = None) -> dict[str, Any]:
+        from knet.cli.rules import ruleset_json
+
+        js = [ruleset_json(self.proxiers[f].ruleset) for f in self._fams(families)]
+        return js[0] if len(js) == 1 else {"families": js}
+
+
+class _FamilyTable:
+    """One family's view of the node's IPVS table. Upstream runs one IPVS proxier per family
+    over the one kernel table, and each leaves the other family's virtual servers alone
+    (``cleanLegacyService`` skips them); ``IPVS.apply`` replaces the whole table, so the view
+    re-applies the other family's virtual servers unchanged (a no-op for them)."""
+
+    __slots__ = ("table", "family")
+
+    def __init__(self, table: Any, family: int) -> None:
+        self.table, self.family = table, family
+
+    def apply(self, virtual_servers: Iterable[Any], now: float = 0.0) -> None:
+        others = [s.spec for s in self.table.services.values()
+                  if s.spec.address.version != self.family]
+        self.table.apply([*virtual_servers, *others], now)
+
+    @property
+    def services(self) -> dict[tuple, Any]:
+        return {k: s for k, s in self.table.services.items() if k[1] == self.family}
+
+
+class IPVSDataplane(Dataplane):
+    """IPVS mode (kube-proxy.md §4): ``IPVSProxier`` per family over the node's one IPVS
+    table, executed by ``IPVSNetfilter`` (the glue ``Netfilter`` with the ipsets and the
+    kube-ipvs0 addresses local, IPVS at LOCAL_IN/LOCAL_OUT). Every sync is a full one; the
+    IPVS table persists, so removed real servers drain at weight 0 (graceful termination)."""
+
+    mode = "ipvs"
+
+    def __init__(self, node: Any, proxy_config: Any, cluster_config: Any,
+                 families: Iterable[int], rng: random.Random) -> None:
+        from knet.netfilter.engine import Netfilter
+        from knet.netfilter.ipvs import IPVS, IPVSNetfilter
+
+        super().__init__(node, proxy_config, cluster_config, families, rng)
+        self.ipvs = IPVS()
+        self.proxiers = {f: make_proxier("ipvs", node, proxy_config, cluster_config, f,
+                                         ipvs=_FamilyTable(self.ipvs, f))
+                         for f in self.families}
+        # the engine's IPVS hook (LOCAL_IN/LOCAL_OUT), when this engine has it
+        native = "ipvs" in inspect.signature(Netfilter.__init__).parameters
+        nf = Netfilter(None, None, local_addresses=self.local_addresses(),
+                       masquerade_address=_masq(node), rng=rng, ipsets={},
+                       **({"ipvs": self.ipvs} if native else {}))
+        self.engine = IPVSNetfilter(nf, self.ipvs, proxy_config.masquerade_mark, native=native)
+
+    def _netfilter(self) -> Any:
+        return self.engine.nf
+
+    def local_addresses(self) -> tuple[Any, ...]:
+        """The node's addresses plus those bound to kube-ipvs0 (§4.1)."""
+        out = dict.fromkeys(self.node.ips())
+        for st in self.results.values():
+            out.update(dict.fromkeys(st.dummy_addresses))
+        return tuple(out)
+
+    def _install(self, now: float) -> None:
+        nf = self.engine.nf
+        ipsets: dict[str, Any] = {}
+        for f, st in self.results.items():
+            nf.rulesets[f] = st.ruleset()
+            ipsets.update(st.ipset_map())
+        nf.ipsets = ipsets
+        self._install_addresses()
+        self.engine._scratch = None  # enumerate_outcomes' dry-run engine saw the old tables
+
+    def rulesets(self) -> dict[int, Any]:
+        return dict(self.engine.nf.rulesets)
+
+    def ipvsadm(self, family: int | None = None) -> str:
+        """``ipvsadm -Ln`` of the live table: draining (weight 0) real servers and the
+        ActiveConn/InActConn counters included."""
+        from knet.netfilter.ipvs import dest_sort_key, render_ipvsadm, sort_key
+
+        svcs = sorted((s for s in self.ipvs.services.values()
+                       if family is None or s.spec.address.version == family),
+                      key=lambda s: sort_key(s.spec))
+        return render_ipvsadm((s.spec, sorted(s.dest_list(), key=dest_sort_key)) for s in svcs)
+
+    def text(self, families: Iterable[int] | None = None, table: str | None = None,
+             fmt: str = "restore") -> str:
+        from knet.netfilter.rules import render_save
+
+        parts: list[str] = []
+        for f in self._fams(families):
+            st = self.results.get(f)
+            if st is None:
+                continue
+            tool = "iptables" if f == 4 else "ip6tables"
+            ipt = st.restore_text if fmt == "restore" else render_save(st.ruleset())
+            ipt = _only_table(ipt, table)
+            if table is not None:
+                parts.append(ipt)
+                continue
+            parts.append(f"# ip addr show {'kube-ipvs0' if f == 4 else '-6 kube-ipvs0'} "
+                         f"(IPv{f})\n" + "\n".join(_dummy_lines(st.dummy_addresses)) + "\n")
+            parts.append(f"# ipvsadm -Ln (IPv{f} virtual servers)\n" + self.ipvsadm(f))
+            parts.append(f"# ipset list (IPv{f})\n" + st.ipset_list())
+            label = "restore input" if fmt == "restore" else "save"
+            parts.append(f"# {tool}-{label} (IPv{f})\n" + ipt)
+        return "\n".join(parts)
+
+    def to_json(self, families: Iterable[int] | None = None) -> dict[str, Any]:
+        from knet.netfilter.ipvs import sort_key
+        from knet.proxy.ipvs import vs_json
+
+        fams = self._fams(families)
+        sts = [self.results[f] for f in fams if f in self.results]
+        live = sorted((s for s in self.ipvs.services.values()
+                       if s.spec.address.version in fams), key=lambda s: sort_key(s.spec))
+        js: dict[str, Any] = {
+            "virtualServers": [vs_json(s.spec, s.dest_list()) for s in live],
+            "ipsets": {s.name: {"type": s.type, "entries": list(s.entries)}
+                       for st in sts for s in st.ipsets},
+            "dummyAddresses": [str(a) for st in sts for a in st.dummy_addresses],
+            "iptables": sts[0].restore_text if sts else "",
+        }
+        if len(sts) > 1:
+            js["ip6tables"] = sts[1].restore_text
+        return js
+
+
+class NftablesDataplane(Dataplane):
+    """nftables mode (kube-proxy.md §5): ``NFTProxier`` per family, each applying its
+    transactions to its live ``NftTable``; ``knet.netfilter.nft.Nftables`` executes the
+    tables (one conntrack across table updates)."""
+
+    mode = "nftables"
+
+    def __init__(self, node: Any, proxy_config: Any, cluster_config: Any,
+                 families: Iterable[int], rng: random.Random) -> None:
+        from knet.netfilter.nft import Nftables
+
+        super().__init__(node, proxy_config, cluster_config, families, rng)
+        self.proxiers = {f: make_proxier("nftables", node, proxy_config, cluster_config, f)
+                         for f in self.families}
+        self.engine = Nftables({f: p.table for f, p in self.proxiers.items()},
+                               local_addresses=self.local_addresses(),
+                               masquerade_address=_masq(node), rng=rng)
+
+    def _install(self, now: float) -> None:
+        for f, p in self.proxiers.items():
+            self.engine.tables[f] = p.table  # the transaction was applied in place
+
+    def tables(self) -> dict[int, Any]:
+        return {f: p.table for f, p in self.proxiers.items()}
+
+    def last_transaction(self, family: int = 4) -> str:
+        """What the last sync sent to ``nft -f`` (stale chain deletions included)."""
+        p = self.proxiers.get(family)
+        return p.last_transaction if p is not None else ""
+
+    def text(self, families: Iterable[int] | None = None, table: str | None = None,
+             fmt: str = "restore") -> str:
+        if fmt != "restore":
+            raise UsageError("--format iptables-save applies to the iptables and ipvs modes")
+        return "".join(self.results[f].text for f in self._fams(families) if f in self.results)
+
+    def to_json(self, families: Iterable[int] | None = None) -> dict[str, Any]:
+        from knet.proxy.nftables import table_json
+
+        fams = [f for f in self._fams(families) if f in self.results]
+        return {"transaction": "".join(self.results[f].text for f in fams),
+                "tables": [table_json(self.proxiers[f].table) for f in fams]}
+
+
+_DATAPLANES: dict[str, type[Dataplane]] = {
+    "iptables": IptablesDataplane, "ipvs": IPVSDataplane, "nftables": NftablesDataplane}
+
+
+def make_dataplane(mode: str, node: Any, proxy_config: Any, cluster_config: Any,
+                   families: Iterable[int], rng: random.Random) -> Dataplane:
+    """The one place a node's kube-proxy + datapath is built for a mode (runtime and static
+    paths alike)."""
+    cls = _DATAPLANES.get(mode or "iptables")
+    if cls is None:
+        raise UsageError(f"unknown kube-proxy mode {mode!r} (expected one of {', '.join(MODES)})")
+    return cls(node, proxy_config, cluster_config, families, rng)
+
+
+def node_dataplane(cluster: Any, node: Any, rng: random.Random, mode: str,
+                   families: Iterable[int] | None = None, now: float = 0.0) -> Dataplane:
+    """A node's dataplane after kube-proxy's first (full) sync of the converged state."""
     cfg = cluster.config
-    return {f: ipvs.build_state(node, cluster.services(), cluster.endpoint_slices(),
-                                cfg.kube_proxy, cfg, f)
-            for f in (families or _families(cluster))}
-
-
-def nft_states(cluster: Any, node: Any, families: Iterable[int] | None = None) -> dict:
-    from knet.proxy import nftables
-
-    cfg = cluster.config
-    return {f: nftables.build_state(node, cluster.services(), cluster.endpoint_slices(),
-                                    cfg.kube_proxy, cfg, f)
-            for f in (families or _families(cluster))}
-
-
-def ipvs_datapath(states: dict, node: Any, rng: random.Random) -> Any:
-    from knet.netfilter.engine import Netfilter
-    from knet.netfilter.ipvs import IPVS, IPVSNetfilter
-
-    ipsets: dict = {}
-    local = list(node.ips())
-    vss = []
-    for st in states.values():
-        ipsets.update(st.ipset_map())
-        local.extend(st.dummy_addresses)
-        vss.extend(st.virtual_servers)
-    table = IPVS()
-    table.apply(vss)
-    # the engine's IPVS hook (LOCAL_IN/LOCAL_OUT), when this engine has it
-    native = "ipvs" in inspect.signature(Netfilter.__init__).parameters
-    nf = Netfilter(states[4].ruleset() if 4 in states else None,
-                   states[6].ruleset() if 6 in states else None,
-                   local_addresses=local, masquerade_address=_masq(node), rng=rng,
-                   ipsets=ipsets, **({"ipvs": table} if native else {}))
-    mark = next(iter(states.values())).nat_rules[-1].args[-1]
-    return IPVSNetfilter(nf, table, int(mark, 16), native=native)
-
-
-def nft_datapath(states: dict, node: Any, rng: random.Random) -> Any:
-    from knet.netfilter.nft import Nftables
-
-    return Nftables({f: st.table() for f, st in states.items()},
-                    local_addresses=node.ips(), masquerade_address=_masq(node), rng=rng)
+    dp = make_dataplane(mode, node, cfg.kube_proxy, cfg,
+                        tuple(families) if families is not None else _families(cluster), rng)
+    for svc in cluster.services():
+        dp.on_service_change(None, svc)
+    for es in cluster.endpoint_slices():
+        dp.on_slice_change(None, es)
+    dp.sync(now)
+    return dp
 
 
 def node_datapath(cluster: Any, node: Any, rng: random.Random, mode: str) -> Any:
-    """The node's datapath in ``mode`` (iptables, ipvs, nftables)."""
-    if mode == "ipvs":
-        return ipvs_datapath(ipvs_states(cluster, node), node, rng)
-    if mode == "nftables":
-        return nft_datapath(nft_states(cluster, node), node, rng)
-    if mode == "iptables":
-        from knet.netfilter.engine import Netfilter
-        from knet.proxy.iptables import build_ruleset
-
-        cfg = cluster.config
-        rs = {f: build_ruleset(node, cluster.services(), cluster.endpoint_slices(),
-                               cfg.kube_proxy, cfg, f) for f in _families(cluster)}
-        return Netfilter(rs.get(4), rs.get(6), local_addresses=node.ips(),
-                         masquerade_address=_masq(node), rng=rng)
-    raise UsageError(f"unknown kube-proxy mode {mode!r} (expected one of {', '.join(MODES)})")
+    """The node's datapath in ``mode`` (iptables, ipvs, nftables): the engine of its
+    dataplane after a full sync."""
+    return node_dataplane(cluster, node, rng, mode).engine
 
 
 # --- knet rules --mode ipvs|nftables ------------------------------------------------------
@@ -120,66 +420,12 @@ def _dummy_lines(addrs: Iterable[Any]) -> list[str]:
 def render(cluster: Any, node: Any, mode: str, families: list[int], table: str | None,
            fmt: str, output: str) -> str | dict:
     """``knet rules --mode ipvs|nftables``: text, or a JSON-able dict (``output == "json"``)."""
-    if mode == "ipvs":
-        from knet.netfilter.rules import render_save
-        from knet.proxy.ipvs import vs_json
-
-        states = ipvs_states(cluster, node, families)
-        if output == "json":
-            sts = list(states.values())
-            js: dict[str, Any] = {
-                "virtualServers": [vs_json(vs) for st in sts for vs in st.virtual_servers],
-                "ipsets": {s.name: {"type": s.type, "entries": list(s.entries)}
-                           for st in sts for s in st.ipsets},
-                "dummyAddresses": [str(a) for st in sts for a in st.dummy_addresses],
-                "iptables": sts[0].restore_text,
-            }
-            if len(sts) > 1:
-                js["ip6tables"] = sts[1].restore_text
-            return js
-        parts: list[str] = []
-        for f, st in states.items():
-            tool = "iptables" if f == 4 else "ip6tables"
-            ipt = (st.restore_text if fmt == "restore" else render_save(st.ruleset()))
-            ipt = _only_table(ipt, table)
-            if table is not None:
-                parts.append(ipt)
-                continue
-            parts.append(f"# ip addr show {'kube-ipvs0' if f == 4 else '-6 kube-ipvs0'} "
-                         f"(IPv{f})\n" + "\n".join(_dummy_lines(st.dummy_addresses)) + "\n")
-            parts.append(f"# ipvsadm -Ln (IPv{f} virtual servers)\n" + st.ipvsadm())
-            parts.append(f"# ipset list (IPv{f})\n" + st.ipset_list())
-            label = "restore input" if fmt == "restore" else "save"
-            parts.append(f"# {tool}-{label} (IPv{f})\n" + ipt)
-        return "\n".join(parts)
-    if mode == "nftables":
-        from knet.proxy.nftables import table_json
-
-        if fmt != "restore":
-            raise UsageError("--format iptables-save applies to the iptables and ipvs modes")
-        states = nft_states(cluster, node, families)
-        if output == "json":
-            return {"transaction": "".join(st.text for st in states.values()),
-                    "tables": [table_json(st.table()) for st in states.values()]}
-        return "".join(st.text for st in states.values())
-    raise UsageError(f"unknown kube-proxy mode {mode!r}")
-
-
-# --- proxier objects for the runtime -------------------------------------------------------
-
-def make_proxier(mode: str, node: Any, proxy_config: Any, cluster_config: Any,
-                 family: int) -> Any:
-    """A per-node, per-family proxier (``on_service_change``/``on_slice_change``/
-    ``on_node_change``/``sync(now)``) for ``mode``."""
-    if mode == "ipvs":
-        from knet.proxy.ipvs import IPVSProxier
-
-        return IPVSProxier(node, proxy_config, cluster_config, family)
-    if mode == "nftables":
-        from knet.proxy.nftables import NFTProxier
-
-        return NFTProxier(node, proxy_config, cluster_config, family)
-    raise UsageError(f"no proxier for mode {mode!r}")
+    if mode not in ("ipvs", "nftables"):
+        raise UsageError(f"unknown kube-proxy mode {mode!r}")
+    if mode == "nftables" and fmt != "restore":
+        raise UsageError("--format iptables-save applies to the iptables and ipvs modes")
+    dp = node_dataplane(cluster, node, random.Random(0), mode, families)
+    return dp.to_json() if output == "json" else dp.text(None, table, fmt)
 
 
 # --- mode comparison ----------------------------------------------------------------------
@@ -361,5 +607,7 @@ def to_json(report: Report) -> dict[str, Any]:
     return report.to_json()
 
 
-__all__ = ["MODES", "Flow", "FlowReport", "ModeResult", "Report", "compare", "default_flows",
-           "make_proxier", "node_datapath", "render", "render_text", "to_json"]
+__all__ = ["MODES", "Dataplane", "Flow", "FlowReport", "IPVSDataplane", "IptablesDataplane",
+           "ModeResult", "NftablesDataplane", "Report", "compare", "default_flows",
+           "make_dataplane", "make_proxier", "node_dataplane", "node_datapath", "render",
+           "render_text", "to_json"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from ipaddress import ip_address
 from typing import Any, AsyncIterator, Callable, Iterable, Mapping
 
@@ -28,7 +29,7 @@ from knet.fabric import OUTSIDE, Fabric, clock_of
 from knet.fabric.aio import client_session
 from knet.model.core import Pod
 from knet.runtime.apps import load_factory
-from knet.runtime.datapath import NetfilterDatapath
+from knet.runtime.datapath import NodeDatapath
 from knet.dns import DnsView
 from knet.runtime.dns import PodDns, ResolvConf, pod_resolv_conf
 from knet.runtime.kubelet import Kubelet, PodWorker
@@ -60,7 +61,7 @@ class RuntimeCluster:
         self.families = tuple(state.config.families)
         self._t0 = self.loop.time() - state.now
         self.proxies: dict[str, NodeProxy] = {}
-        self.datapaths: dict[str, NetfilterDatapath] = {}
+        self.datapaths: dict[str, NodeDatapath] = {}
         self.kubelets: dict[str, Kubelet] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[Any]] = []
@@ -160,31 +161,30 @@ class RuntimeCluster:
     def _add_node(self, node: Any) -> None:
         if node.name in self.fabric.nodes:
             return
-        addrs = node.ips()
-        dp = NetfilterDatapath(node.name, addrs, seed=self.seed)
+        # kube-proxy in the cluster's mode, and the engine that runs what it syncs
+        proxy = make_node_proxy(node, self.state.config, self.families,
+                                random.Random(f"{self.seed}:netfilter:{node.name}"))
+        dp = NodeDatapath(node.name, proxy.engine, mode=proxy.mode)
+        dp.explain = self._explaining > 0
+        self.proxies[node.name] = proxy
         self.datapaths[node.name] = dp
-        self.fabric.add_node(node.name, addrs, node.pod_cidrs, datapath=dp)
-        self.proxies[node.name] = make_node_proxy(node, self.state.config, self.families)
+        self.fabric.add_node(node.name, node.ips(), node.pod_cidrs, datapath=dp)
         self._wake[node.name] = asyncio.Event()
         self.kubelets[node.name] = Kubelet(self, node.name)
 
     def _sync_proxy(self, name: str) -> None:
-        rulesets = self.proxies[name].sync(self.loop.time())
-        dp = self.datapaths[name]
-        for fam, rs in rulesets.items():
-            dp.set_ruleset(fam, rs)
+        self.proxies[name].sync(self.loop.time())  # the node's engine runs it from now on
         self._changed.set()
 
     async def _proxy_loop(self, name: str) -> None:
         p = self.proxies[name]
         ev = self._wake[name]
         while True:
-            if p.needs_sync:
-                now = self.loop.time()
-                t = p.next_sync_time(now)
-                if t > now:
-                    await asyncio.sleep(t - now)
-                    continue
+            # the bounded-frequency runner: a change syncs once minSyncPeriod allows; with
+            # no change a sync still runs at the mode's maximum interval (IPVS: syncPeriod)
+            now = self.loop.time()
+            t = p.next_sync_time(now)
+            if t <= now:
                 try:
                     self._sync_proxy(name)
                 except Exception as e:  # noqa: BLE001 - keep the node alive; report
@@ -192,7 +192,8 @@ class RuntimeCluster:
                     await asyncio.sleep(1.0)
                 continue
             ev.clear()
-            await ev.wait()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(ev.wait(), t - now)
 
     # -- events ------------------------------------------------------------------------
     def _on_event(self, ev: Any) -> None:
@@ -219,8 +220,6 @@ class RuntimeCluster:
             for name, p in self.proxies.items():
                 p.on_node_change(prev, cur)
                 self._wake[name].set()
-            if cur is not None and cur.name in self.datapaths:
-                self.datapaths[cur.name].set_addresses(cur.ips())
         elif kind == "Pod":
             self.loop.call_soon(self._pod_changed, prev, cur)
         if kind in ("Service", "Node", "EndpointSlice") and not self._announce_pending:
@@ -777,14 +776,39 @@ class NodeHandle:
         return self.rt.proxies[self.name]
 
     @property
-    def tables(self) -> dict[int, Any]:
-        return self.proxy.rulesets()
-
-    def iptables(self, family: int = 4) -> str:
-        return self.proxy.restore_text(family)
+    def mode(self) -> str:
+        """kube-proxy's mode on this node: iptables, ipvs or nftables."""
+        return self.proxy.mode
 
     @property
-    def datapath(self) -> NetfilterDatapath:
+    def tables(self) -> dict[int, Any]:
+        """The live tables per IP family: RuleSets (iptables; the glue in IPVS mode) or
+        NftTables (nftables)."""
+        return self.proxy.tables()
+
+    def iptables(self, family: int = 4) -> str:
+        """The live iptables tables as iptables-restore input (IPVS mode: the glue; "" in
+        nftables mode)."""
+        return self.proxy.restore_text(family)
+
+    def rules(self, family: int | None = None) -> str:
+        """What runs on this node, in the mode's native text (``knet rules``): restore input
+        (iptables); kube-ipvs0 addresses, ``ipvsadm -Ln`` of the live table, ipsets and the
+        iptables glue (IPVS); the nft transaction (nftables)."""
+        return self.proxy.rules(family)
+
+    @property
+    def ipvs(self) -> Any:
+        """The live IPVS table in IPVS mode (virtual/real servers, connections), else None."""
+        return getattr(self.proxy, "ipvs", None)
+
+    def ipvsadm(self) -> str:
+        """``ipvsadm -Ln`` of the live IPVS table ("" outside IPVS mode)."""
+        fn = getattr(self.proxy, "ipvsadm", None)
+        return fn() if fn is not None else ""
+
+    @property
+    def datapath(self) -> NodeDatapath:
         return self.rt.datapaths[self.name]
 
     @property

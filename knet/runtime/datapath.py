@@ -1,25 +1,23 @@
-"""A node's datapath: its netfilter engine over its kube-proxy tables, as the fabric's Datapath.
+"""A node's datapath: its kube-proxy mode's engine, as the fabric's Datapath.
 
 Invariants:
+- The engine is the mode's (``knet.netfilter.Netfilter`` for iptables, ``IPVSNetfilter`` for
+  IPVS, ``knet.netfilter.nft.Nftables`` for nftables), built by ``knet.proxy.modes`` and
+  updated in place by every kube-proxy sync: the datapath wraps the same object for the
+  node's lifetime, so conntrack (and IPVS's connections) persist across syncs.
 - The fabric's ``Hop`` wants ``Verdict``/``RejectWith`` enum members (it compares by
-  identity); ``knet.netfilter.Netfilter`` returns plain strings. This adapter maps one to the
-  other and nothing else: every decision is the engine's, over the very RuleSets kube-proxy
-  (``knet.proxy``) wrote for this node.
-- Local addresses are the node's (Node.status.addresses); loopback is always local (engine).
+  identity); the engines return plain strings. This adapter maps one to the other and
+  nothing else: every decision is the engine's, over the very state kube-proxy
+  (``knet.proxy``) last synced for this node.
 - ``explain`` is off by default (hot path); traces switch it on to keep the matched rules.
 """
 
 from __future__ import annotations
 
-import random
-from ipaddress import IPv4Address, IPv6Address
-from typing import Iterable
+from typing import Any
 
 from knet.fabric.datapath import LOCAL, Hop, RejectWith, Verdict
-from knet.netfilter import Netfilter, RuleSet
 from knet.netfilter.packet import Packet
-
-IPAddress = IPv4Address | IPv6Address
 
 _VERDICT = {"ACCEPT": Verdict.ACCEPT, "DROP": Verdict.DROP, "REJECT": Verdict.REJECT}
 _REJECT_WITH = {
@@ -35,46 +33,38 @@ _REJECT_WITH = {
 }
 
 
-class NetfilterDatapath:
+class NodeDatapath:
     """``Datapath`` for one node: ``forward(packet, entered_from, now) -> Hop``."""
 
-    __slots__ = ("node", "netfilter", "explain")
+    __slots__ = ("node", "engine", "mode", "explain")
 
-    def __init__(self, node: str, addresses: Iterable[IPAddress], *, seed: int | str = 0,
-                 rulesets: dict[int, RuleSet] | None = None) -> None:
+    def __init__(self, node: str, engine: Any, *, mode: str = "iptables") -> None:
         self.node = node
-        addrs = tuple(addresses)
-        masq = {}
-        for a in addrs:
-            masq.setdefault(a.version, a)
-        rs = rulesets or {}
-        self.netfilter = Netfilter(rs.get(4), rs.get(6), local_addresses=addrs,
-                                   masquerade_address=masq,
-                                   rng=random.Random(f"{seed}:netfilter:{node}"))
+        self.engine = engine
+        self.mode = mode
         self.explain = False
 
-    def set_ruleset(self, family: int, ruleset: RuleSet) -> None:
-        self.netfilter.rulesets[family] = ruleset
-
-    def set_addresses(self, addresses: Iterable[IPAddress]) -> None:
-        addrs = tuple(addresses)
-        self.netfilter.set_local_addresses(addrs)
-        masq = {}
-        for a in addrs:
-            masq.setdefault(a.version, a)
-        self.netfilter.masquerade_address = masq
+    @property
+    def netfilter(self) -> Any:
+        """The engine (kept under its historical name)."""
+        return self.engine
 
     @property
     def conntrack(self):  # noqa: ANN201 - knet.netfilter.Conntrack
-        return self.netfilter.conntrack
+        return self.engine.conntrack
+
+    def enumerate_outcomes(self, packet: Packet, hook_path: str = "prerouting", *,
+                           affinity: bool = False) -> Any:
+        """Every first-packet outcome over the live state (no connection state touched)."""
+        return self.engine.enumerate_outcomes(packet, hook_path, affinity=affinity)
 
     def forward(self, packet: Packet, entered_from: str, now: float) -> Hop:
         if entered_from == LOCAL:
-            r = self.netfilter.process(packet, "output", now, explain=self.explain)
+            r = self.engine.process(packet, "output", now, explain=self.explain)
         else:
             if packet.iif != entered_from:
                 packet = packet.replace(iif=entered_from)
-            r = self.netfilter.process(packet, "prerouting", now, explain=self.explain)
+            r = self.engine.process(packet, "prerouting", now, explain=self.explain)
         verdict = _VERDICT[r.verdict]
         if verdict is Verdict.REJECT:
             return Hop(verdict, r.packet, r.local,
@@ -82,4 +72,9 @@ class NetfilterDatapath:
         return Hop(verdict, r.packet, r.local, RejectWith.ICMP_PORT_UNREACHABLE, r)
 
     def __repr__(self) -> str:
-        return f"<NetfilterDatapath {self.node}>"
+        return f"<NodeDatapath {self.node} {self.mode}>"
+
+
+NetfilterDatapath = NodeDatapath  # the iptables-only name it had before IPVS/nftables ran
+
+__all__ = ["NetfilterDatapath", "NodeDatapath"]
