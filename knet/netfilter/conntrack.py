@@ -136,6 +136,24 @@ class Conntrack:
         """Is ``t`` already some entry's tuple (in either direction)? (NAT port clash check.)"""
         return _key(proto, t.src, t.sport, t.dst, t.dport) in self._by_key
 
+    def new_entry(self, original: Packet, dnat: tuple[IPAddress, int] | None,
+                  snat: tuple[IPAddress, int] | None, now: float) -> CtEntry:
+        """The (unconfirmed) entry for a first packet and the NAT decided for it. If the
+        translated reply tuple is taken, another source port is picked (nf_nat_used_tuple)."""
+        o = Tuple(original.src, original.sport, original.dst, original.dport)
+        r_src, r_sport = dnat if dnat is not None else (original.dst, original.dport)
+        r_dst, r_dport = snat if snat is not None else (original.src, original.sport)
+        reply = Tuple(r_src, r_sport, r_dst, r_dport)
+        if self.reply_taken(original.proto, reply):
+            port = r_dport
+            for _ in range(65536):
+                port = 1024 + (port - 1024 + 1) % (65536 - 1024)
+                reply = Tuple(r_src, r_sport, r_dst, port)
+                if not self.reply_taken(original.proto, reply):
+                    break
+        timeout, tcp_state = initial_timeout(original.proto, original.flags)
+        return CtEntry(original.proto, o, reply, now + timeout, tcp_state=tcp_state, created=now)
+
     def confirm(self, entry: CtEntry) -> None:
         o, r = entry.orig, entry.reply
         self._by_key[_key(entry.proto, o.src, o.sport, o.dst, o.dport)] = (entry, Direction.ORIGINAL)

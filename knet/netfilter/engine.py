@@ -840,7 +840,7 @@ class Netfilter:
         # conntrack: create on accepted first packets, update on later ones
         if verdict == "ACCEPT" and not invalid:
             if entry is None:
-                entry = self._create_entry(original, new_dst_nat, new_src_nat, w, now)
+                entry = self.conntrack.new_entry(original, new_dst_nat, new_src_nat, now)
                 entry.ipvs = ipvs_decision
                 direction = _ORIGINAL
                 if new_src_nat is not None and entry.reply.dport != new_src_nat[1]:
@@ -927,24 +927,6 @@ class Netfilter:
                note=("un-SNAT" if dst_side else "un-DNAT") if d is _REPLY else
                ("DNAT" if dst_side else "SNAT"))
         w.set_packet(new)
-
-    def _create_entry(self, original: Packet, dnat: tuple[IPAddress, int] | None,
-                      snat: tuple[IPAddress, int] | None, w: _Walk, now: float) -> ct.CtEntry:
-        o = ct.Tuple(original.src, original.sport, original.dst, original.dport)
-        r_src, r_sport = dnat if dnat is not None else (original.dst, original.dport)
-        r_dst, r_dport = snat if snat is not None else (original.src, original.sport)
-        reply = ct.Tuple(r_src, r_sport, r_dst, r_dport)
-        if self.conntrack.reply_taken(original.proto, reply):
-            # nf_nat_used_tuple: pick another source port for the translated tuple
-            port = r_dport
-            for _ in range(65536):
-                port = 1024 + (port - 1024 + 1) % (65536 - 1024)
-                reply = ct.Tuple(r_src, r_sport, r_dst, port)
-                if not self.conntrack.reply_taken(original.proto, reply):
-                    break
-        timeout, tcp_state = ct.initial_timeout(original.proto, original.flags)
-        return ct.CtEntry(original.proto, o, reply, now + timeout, tcp_state=tcp_state,
-                          created=now)
 
     def _hook(self, w: _Walk, rs: RuleSet | None, hook: str,
               tables: tuple[str, ...] | None = None

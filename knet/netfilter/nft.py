@@ -607,7 +607,7 @@ class Nftables:
                     verdict = self._hook(w, table, "input", first)
         if verdict == "ACCEPT" and not invalid:
             if entry is None:
-                entry = self._create_entry(packet, dnat, snat, now)
+                entry = self.conntrack.new_entry(packet, dnat, snat, now)
                 if snat is not None and entry.reply.dport != snat[1]:
                     w.pkt = w.pkt.replace(sport=entry.reply.dport)
                 self.conntrack.confirm(entry)
@@ -659,23 +659,6 @@ class Nftables:
                note=("un-SNAT" if dst_side else "un-DNAT") if d is ct.Direction.REPLY else
                ("DNAT" if dst_side else "SNAT"))
         w.pkt = new
-
-    def _create_entry(self, original: Packet, dnat: tuple[IPAddress, int] | None,
-                      snat: tuple[IPAddress, int] | None, now: float) -> ct.CtEntry:
-        o = ct.Tuple(original.src, original.sport, original.dst, original.dport)
-        r_src, r_sport = dnat if dnat is not None else (original.dst, original.dport)
-        r_dst, r_dport = snat if snat is not None else (original.src, original.sport)
-        reply = ct.Tuple(r_src, r_sport, r_dst, r_dport)
-        if self.conntrack.reply_taken(original.proto, reply):
-            port = r_dport
-            for _ in range(65536):
-                port = 1024 + (port - 1024 + 1) % (65536 - 1024)
-                reply = ct.Tuple(r_src, r_sport, r_dst, port)
-                if not self.conntrack.reply_taken(original.proto, reply):
-                    break
-        timeout, tcp_state = ct.initial_timeout(original.proto, original.flags)
-        return ct.CtEntry(original.proto, o, reply, now + timeout, tcp_state=tcp_state,
-                          created=now)
 
     def _hook(self, w: _W, table: NftTable | None, hook: str, first: bool) -> str:
         w.hook = hook
