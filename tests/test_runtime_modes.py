@@ -277,3 +277,47 @@ async def test_sync_timing_follows_the_mode(mode: str, periodic: bool) -> None:
         assert p.needs_sync
         await c.advance(1.5)
         assert p.syncs > before and not p.needs_sync
+
+
+# --- explanations, dual-stack ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", MODES)
+@virtual_time
+async def test_capture_explains_the_modes_decision(mode: str) -> None:
+    async with run(TOPO[mode]) as c:
+        client = c.pod("default/client")
+        dp = c.node(client.node).datapath
+        assert dp.explain is False  # hot path: nothing kept without a capture
+        async with c.capture() as cap:
+            assert dp.explain is True
+            body = await _fresh(client, "http://web/")
+        assert dp.explain is False
+        story = cap.story(verbose=True)
+        ep = f"{body['podIP']}:8080"
+        if mode == "ipvs":
+            assert f"ipvs: IPVS rr → {ep} (" in story
+            assert "filter/KUBE-IPVS-FILTER" in story
+        else:
+            assert "kube-proxy/services#1 goto: ip daddr . meta l4proto . th dport vmap " \
+                   "@service-ips" in story
+            assert f"dnat to {ep}" in story
+
+
+@pytest.mark.parametrize("mode", MODES)
+@virtual_time
+async def test_dual_stack_services_in_both_families(mode: str, tmp_path: Path) -> None:
+    topo = str(ROOT / "topologies" / "dual-stack.yaml")
+    async with run([topo, _mode_doc(tmp_path, mode)]) as c:
+        client = c.pod("default/client")
+        pods = {p.name for p in c.state.pods("default") if p.metadata.labels.get("app") == "web"}
+        ips = c.state.service("default/web-dual").spec.cluster_ips
+        assert {ip_address(a).version for a in ips} == {4, 6}
+        for _ in range(2):  # IPVS: a later sync of one family keeps the other's servers
+            for a in ips:
+                host = f"[{a}]" if ":" in a else a
+                body = await _fresh(client, f"http://{host}/")
+                assert body["pod"] in pods
+                assert ip_address(body["clientIP"]).version == ip_address(a).version
+            await c.advance(31)
+        text = c.node(client.node).rules()
+        assert all(a in text for a in ips)
