@@ -321,3 +321,43 @@ async def test_dual_stack_services_in_both_families(mode: str, tmp_path: Path) -
             await c.advance(31)
         text = c.node(client.node).rules()
         assert all(a in text for a in ips)
+
+
+# --- stale UDP flows ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ("iptables", "nftables", "ipvs"))
+@virtual_time
+async def test_udp_flow_to_a_gone_endpoint_is_cleared_after_the_sync(mode: str,
+                                                                     tmp_path: Path) -> None:
+    topo = str(ROOT / "topologies" / "runtime-basic.yaml")
+    async with run([topo, _mode_doc(tmp_path, mode)]) as c:
+        client = c.pod("default/client")
+        svc_ip = c.state.service("default/echo").spec.cluster_ip
+        got: asyncio.Queue[bytes] = asyncio.Queue()
+
+        class P(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: object) -> None:
+                got.put_nowait(data)
+
+        t, _ = await client.netns.create_datagram_endpoint(P, remote_addr=(svc_ip, 9000))
+        t.sendto(b"one")
+        assert await asyncio.wait_for(got.get(), 2) == b"one"
+        ct = c.node(client.node).conntrack
+        flow = next(e for e in ct.entries() if e.proto == "udp" and str(e.orig.dst) == svc_ip
+                    and e.orig.dport == 9000)
+        backend = next(p for p in c.state.pods("default") if str(p.ip) == str(flow.reply.src))
+        c.kill_pod(backend.key)  # gone at once: its endpoint leaves the slice
+        await c.wait_for(lambda: flow not in list(ct.entries()), timeout=5)
+        # The same socket (same 5-tuple) now reaches a live endpoint.
+        t.sendto(b"two")
+        assert await asyncio.wait_for(got.get(), 2) == b"two"
+        again = next(e for e in ct.entries() if e.proto == "udp" and str(e.orig.dst) == svc_ip
+                     and e.orig.dport == 9000 and e.orig.sport == flow.orig.sport)
+        assert again is not flow
+        serving = {str(p.ip) for p in c.state.pods("default") if p.status.ready
+                   and p.metadata.labels.get("app") == "echo" and p.key != backend.key}
+        assert str(again.reply.src) in serving
+        if mode == "ipvs":  # expire_nodest_conn: no IPVS connection kept the gone server
+            assert all(str(x.dest.address) != str(flow.reply.src) or x.dest.weight > 0
+                       for x in c.node(client.node).ipvs.conns.values())
+        t.close()

@@ -78,15 +78,31 @@ class Dataplane:
         self.syncs = 0
         self.proxiers: dict[int, Any] = {}
         self.engine: Any = None
+        # the objects as this node's kube-proxy last saw them (stale UDP flow cleanup)
+        self._services: dict[str, Any] = {}
+        self._slices: dict[tuple[str, str], Any] = {}
 
     # -- kube-proxy's change handlers (record only)
     def on_service_change(self, prev: Any, cur: Any) -> None:
         for p in self.proxiers.values():
             p.on_service_change(prev, cur)
+        obj = cur if cur is not None else prev
+        if obj is not None:
+            if cur is None:
+                self._services.pop(obj.key, None)
+            else:
+                self._services[obj.key] = cur
 
     def on_slice_change(self, prev: Any, cur: Any) -> None:
         for p in self.proxiers.values():
             p.on_slice_change(prev, cur)
+        obj = cur if cur is not None else prev
+        if obj is not None:
+            key = (obj.metadata.namespace, obj.metadata.name)
+            if cur is None:
+                self._slices.pop(key, None)
+            else:
+                self._slices[key] = cur
 
     def on_node_change(self, prev: Any, cur: Any) -> None:
         for p in self.proxiers.values():
@@ -103,8 +119,48 @@ class Dataplane:
         """One sync of every family; the engine runs the result from the next packet on."""
         self.results = {f: p.sync(now) for f, p in self.proxiers.items()}
         self._install(now)
+        self.clean_stale_udp()
         self.syncs += 1
         return self.results
+
+    def clean_stale_udp(self) -> int:
+        """After a sync, delete UDP flows that would keep going to a gone endpoint
+        (``pkg/proxy/conntrack/cleanup.go`` ``CleanStaleEntries``, v1.32, kube-proxy.md §1.4):
+        for every UDP service port with serving endpoints, an entry whose original
+        destination is one of its service IP:port (ClusterIP, LB IPs, externalIPs) — or whose
+        original destination port is its NodePort — and whose reply source IP is not a
+        serving endpoint's IP is deleted. Returns how many entries were deleted."""
+        from knet.proxy.endpoints import build_endpoints_map
+        from knet.proxy.serviceport import build_service_port_map
+
+        ct = self.engine.conntrack
+        flows = [e for e in ct.entries() if e.proto == "udp"]
+        if not flows:
+            return 0
+        by_ip: dict[tuple[Any, int], set[Any]] = {}
+        by_nodeport: dict[int, set[Any]] = {}
+        for fam in self.proxiers:
+            spm = build_service_port_map(self._services.values(), fam)
+            epm = build_endpoints_map(self._slices.values(), fam, self.node.name)
+            for info in spm.values():
+                if info.protocol_lower != "udp":
+                    continue
+                ips = {ip_address(e.ip) for e in epm.get(info.name, ()) if e.serving}
+                if not ips:  # a Service without endpoints needs no cleanup
+                    continue
+                for vip in (info.cluster_ip, *info.load_balancer_vips, *info.external_ips):
+                    by_ip[(vip, info.port)] = ips
+                if info.node_port:
+                    by_nodeport[info.node_port] = ips
+        dead = 0
+        for e in flows:
+            src = e.reply.src
+            ips = by_ip.get((e.orig.dst, e.orig.dport))
+            nps = by_nodeport.get(e.orig.dport)
+            if (ips is not None and src not in ips) or (nps is not None and src not in nps):
+                ct.remove(e)
+                dead += 1
+        return dead
 
     # -- what the engine runs
     def local_addresses(self) -> tuple[Any, ...]:
@@ -264,6 +320,18 @@ class IPVSDataplane(Dataplane):
         nf.ipsets = ipsets
         self._install_addresses()
         self.engine._scratch = None  # enumerate_outcomes' dry-run engine saw the old tables
+        self._expire_nodest_conns()
+
+    def _expire_nodest_conns(self) -> None:
+        """``net/ipv4/vs/expire_nodest_conn=1`` (set by kube-proxy): a connection whose real
+        server was deleted (UDP/SCTP real servers go at once) does not keep its packets;
+        the next one is scheduled anew. (The kernel expires it on its next packet and drops
+        that packet; knet expires it when the real server goes.)"""
+        t = self.ipvs
+        for k, c in list(t.conns.items()):
+            svc = t.services.get((c.protocol, c.vaddr.version, int(c.vaddr), c.vport))
+            if svc is None or all(d is not c.dest for d in svc.dests.values()):
+                t._drop_conn(k, c)
 
     def rulesets(self) -> dict[int, Any]:
         return dict(self.engine.nf.rulesets)
