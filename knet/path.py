@@ -33,7 +33,7 @@ def veth_name(netns: str) -> str:
 class Endpoint:
     """Where a packet starts or ends: a pod, a node, or an address outside the cluster."""
 
-    kind: str  # "pod" | "node" | "outside"
+    kind: str  # "pod" | "node" | "outside" | "address" (unknown: traces through a rules dump)
     ip: IPAddress
     pod: Pod | None = None
     node: Node | None = None
@@ -41,8 +41,11 @@ class Endpoint:
     def __str__(self) -> str:
         if self.kind == "pod" and self.pod is not None:
             return f"pod {self.pod.key} ({self.ip})"
-        if self.kind == "node" and self.node is not None:
-            return f"node {self.node.name} ({self.ip})"
+        if self.kind == "node":
+            return f"node {self.node.name} ({self.ip})" if self.node is not None else (
+                f"the node itself ({self.ip})")
+        if self.kind == "address":
+            return str(self.ip)
         return f"{self.ip} (outside the cluster)"
 
 

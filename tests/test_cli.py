@@ -150,7 +150,7 @@ def test_live_trace_tells_the_story_and_writes_pcap(capsys, tmp_path) -> None:
     backend = json.loads(d["http"]["body"])["pod"]
     story = d["story"]
     assert "10.96.0.10:53" in story  # the DNS query to kube-dns, first
-    assert '"default/web:http cluster IP"' in story and "DNAT --to-destination" in story
+    assert "\"default/web:http cluster IP\"" in story and " DNAT " in story
     assert f"default/{backend}" in story
     assert pcap.stat().st_size > 0 and d["pcap"]["packets"] > 0
 

@@ -183,14 +183,16 @@ def rules(node: str, mode: str | None, table: str | None, family: str | None, fm
 @click.option("--url", default=None, help="Live mode: run an HTTP request from --from.")
 @click.option("--dns", "dns_name", default=None, help="Live mode: resolve NAME from --from.")
 @click.option("--pcap", default=None, help="Live mode: write the capture as pcapng.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Live mode: every rule each packet met, not only the deciding ones.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
 @files_option
 @seed_option
 @server_option
 def trace(src: str | None, dst: str | None, proto: str, node: str | None, mode: str | None,
           all_: bool, rules_file: str | None, local_addresses: tuple[str, ...], url: str | None,
-          dns_name: str | None, pcap: str | None, output: str, files: tuple[str, ...],
-          seed: int | None, server: str | None) -> int:
+          dns_name: str | None, pcap: str | None, verbose: bool, output: str,
+          files: tuple[str, ...], seed: int | None, server: str | None) -> int:
     """The story of one packet through the tables (or a live request with --url/--dns)."""
     from knet.cli import trace as tr
     from knet.path import ClusterPath, split_host_port
@@ -201,7 +203,7 @@ def trace(src: str | None, dst: str | None, proto: str, node: str | None, mode: 
         from knet.cli.live import live_trace
 
         return live_trace(files, seed, src, url, dns_name, pcap, output,
-                          server_for(server, files))
+                          server_for(server, files), verbose)
     if dst is None:
         raise UsageError("--to DESTINATION:PORT is required (or --url / --dns for live mode)")
     host, port = split_host_port(dst)

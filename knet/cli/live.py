@@ -15,7 +15,7 @@ from knet.errors import KnetError, UsageError
 
 async def traced_request(cluster: Any, src: str, url: str | None = None,
                          dns_name: str | None = None, *, timeout: float = 10.0,
-                         verbose: bool = True) -> tuple[dict[str, Any], Any]:
+                         verbose: bool = False) -> tuple[dict[str, Any], Any]:
     """One HTTP request (``url``) or name resolution (``dns_name``) from pod ``src`` under a
     capture. Returns the JSON-able result (with the story) and the capture."""
     if (url is None) == (dns_name is None):
@@ -42,11 +42,11 @@ async def traced_request(cluster: Any, src: str, url: str | None = None,
 
 
 async def _scenario(files: tuple[str, ...], seed: int | None, src: str, url: str | None,
-                    dns_name: str | None, pcap: str | None) -> dict[str, Any]:
+                    dns_name: str | None, pcap: str | None, verbose: bool) -> dict[str, Any]:
     import knet
 
     async with knet.run(list(files), seed=seed) as cluster:
-        result, cap = await traced_request(cluster, src, url, dns_name)
+        result, cap = await traced_request(cluster, src, url, dns_name, verbose=verbose)
         if pcap:
             result["pcap"] = {"path": pcap, "packets": cap.write_pcapng(pcap)}
     return result
@@ -54,7 +54,7 @@ async def _scenario(files: tuple[str, ...], seed: int | None, src: str, url: str
 
 def live_trace(files: tuple[str, ...], seed: int | None, src: str, url: str | None,
                dns_name: str | None, pcap: str | None, output: str,
-               server: str | None = None) -> int:
+               server: str | None = None, verbose: bool = False) -> int:
     from knet.fabric.clock import run_virtual
 
     if server is not None:
@@ -63,11 +63,12 @@ def live_trace(files: tuple[str, ...], seed: int | None, src: str, url: str | No
         if pcap:
             raise UsageError("--pcap needs a local run (-f); knet up writes --capture instead")
         res = request(f"{server}/v1/trace", "POST",
-                      {"from": src, **({"url": url} if url else {"dns": dns_name})})
+                      {"from": src, "verbose": verbose,
+                       **({"url": url} if url else {"dns": dns_name})})
     else:
         if not files:
             raise UsageError("no input: give -f PATH (or --server for a running knet up)")
-        res = run_virtual(_scenario(files, seed, src, url, dns_name, pcap))
+        res = run_virtual(_scenario(files, seed, src, url, dns_name, pcap, verbose))
     if output == "json":
         click.echo(json.dumps(res, indent=2, default=str))
         return 0
@@ -77,7 +78,9 @@ def live_trace(files: tuple[str, ...], seed: int | None, src: str, url: str | No
         click.echo(f"error: {res['error']}")
     elif "http" in res:
         h = res["http"]
-        click.echo(f"HTTP {h['status']}: {h['body'][:300].rstrip()}")
+        body = h["body"].rstrip()
+        click.echo(f"HTTP {h['status']}: " + (body if len(body) <= 4000 else
+                                               body[:4000] + f"… ({len(body)} bytes)"))
     else:
         d = res["dns"]
         click.echo(f"{d['name']} → {', '.join(d['addresses']) or '(no addresses)'}")

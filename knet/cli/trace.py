@@ -17,7 +17,9 @@ _JUMP = re.compile(r" -[jg] (\S+)")
 def describe_step(step: Step) -> str:
     """``KUBE-SERVICES rule 3 "default/web:http cluster IP" → KUBE-SVC-…``."""
     if not step.rule:
-        return f"{step.chain or step.hook}: {step.note or step.action}"
+        where = f"{step.chain} ({step.table})" if step.table and step.chain else (
+            step.chain or step.hook)
+        return f"{where}: {step.note or step.action}"
     m = _COMMENT.search(step.rule)
     comment = f' "{m.group(1) or m.group(2)}"' if m else ""
     prob = _PROB.search(step.rule)
@@ -72,8 +74,9 @@ def render_walk(w: Walk) -> str:
                 f" (port {d.dport} is not a declared containerPort)")
             lines.append(f"delivered to pod {where.pod.key} ({d.endpoint_str('dst')}) on "
                          f"{where.pod.spec.node_name}{note}")
-        elif where.kind == "node" and where.node is not None:
-            lines.append(f"delivered to node {where.node.name} itself ({d.endpoint_str('dst')})")
+        elif where.kind == "node":
+            name = f"node {where.node.name}" if where.node is not None else "the node"
+            lines.append(f"delivered to {name} itself ({d.endpoint_str('dst')})")
         else:
             lines.append(f"leaves the cluster towards {d.endpoint_str('dst')}")
         if d.src != w.packet.src:
@@ -146,11 +149,14 @@ def trace_dump(rules_file: str, local_addresses: tuple[str, ...], src: str, host
             f"{o.target}{'  (masqueraded)' if o.masquerade else ''}" for o in outs.items))
         return 0
     res = nf.forward(pkt, entered, 0.0)
-    kind = "node" if entered == "" else "outside"
-    w = Walk(Endpoint(kind, sip), pkt, [Hop("node", entered, res)], res.verdict)
+    from pathlib import Path
+
+    # A dump knows no pods: the source is the node itself or just an address.
+    kind = "node" if entered == "" else "address"
+    w = Walk(Endpoint(kind, sip), pkt, [Hop(Path(rules_file).name, entered, res)], res.verdict)
     if res.verdict == "ACCEPT":
         w.delivered = res.packet
-        w.destination = Endpoint("node" if res.local else "outside", res.packet.dst)
+        w.destination = Endpoint("node" if res.local else "address", res.packet.dst)
     click.echo(json.dumps(walk_json(w), indent=2) if output == "json" else render_walk(w),
                nl=False)
     return 0

@@ -48,6 +48,8 @@ NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 DEFAULT_TOLERATION_SECONDS = 300
+KUBELET_NODE_LABELS = {"beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
+                       "kubernetes.io/arch": "amd64", "kubernetes.io/os": "linux"}
 KIND_NODE_SUBNET_V6 = ip_network("fc00:f853:ccd:e793::/64")
 _DEFAULT_TOLERATIONS = (
     Toleration(NOT_READY_TAINT, "Exists", "", "NoExecute", DEFAULT_TOLERATION_SECONDS),
@@ -227,7 +229,14 @@ class Cluster:
                     break
                 n += 1
         self._pod_ipam[node.name] = {c.version: HostLocal(c) for c in cidrs}
-        return evolve(node, addresses=tuple(addresses), pod_cidrs=tuple(cidrs))
+        # The labels kubelet sets on its own Node at registration (kubelet_node_status.go):
+        # a hand-written Node manifest without them still gets them, so nodeSelectors such as
+        # kubernetes.io/os=linux (kube-proxy's, CoreDNS's) match it as on a real cluster.
+        labels = {**KUBELET_NODE_LABELS, "kubernetes.io/hostname": node.name,
+                  **node.metadata.labels}
+        meta = node.metadata if labels == dict(node.metadata.labels) else evolve(
+            node.metadata, labels=labels)
+        return evolve(node, metadata=meta, addresses=tuple(addresses), pod_cidrs=tuple(cidrs))
 
     # --- public mutators --------------------------------------------------------------------
 

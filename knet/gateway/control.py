@@ -177,7 +177,7 @@ class ControlServer:
         async with self._lock:
             result, _ = await traced_request(
                 self.rt, src, body.get("url"), body.get("dns"),
-                timeout=float(body.get("timeout", 10.0)), verbose=bool(body.get("verbose", True)))
+                timeout=float(body.get("timeout", 10.0)), verbose=bool(body.get("verbose", False)))
         return web.json_response(result)
 
     async def fault(self, request: web.Request) -> web.Response:

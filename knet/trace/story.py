@@ -21,7 +21,14 @@ from knet.netfilter.packet import Packet, Proto
 from knet.trace.record import Flow, Names, NodeHop, TracedPacket, TraceVerdict, assemble
 
 _BUILTIN = frozenset({"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"})
-_DECISIVE = frozenset({"dnat", "snat", "masquerade", "mark", "drop", "reject", "accept", "unknown"})
+_DECISIVE = frozenset({"dnat", "snat", "masquerade", "mark", "drop", "reject", "accept", "unknown",
+                       "ipvs"})
+# nftables mode's base chains (kube-proxy's table), elided like iptables' built-in chains.
+_NFT_BASE = ("filter-", "nat-")
+
+
+def is_base_chain(chain: str) -> bool:
+    return chain in _BUILTIN or chain.startswith(_NFT_BASE)
 _COMMENT = re.compile(r'--comment (?:"((?:[^"\\]|\\.)*)"|(\S+))')
 _PROBABILITY = re.compile(r"--probability (\S+)")
 
@@ -60,8 +67,10 @@ def _item(s: object) -> str | None:
     if action in ("return", "continue"):
         return None
     if action == "policy":
-        return None if s.note.endswith("ACCEPT") else f"{chain} {s.note}"  # type: ignore
-    if action in ("jump", "goto") and chain in _BUILTIN:
+        return None if s.note.upper().endswith("ACCEPT") else f"{chain} {s.note}"  # type: ignore
+    if action == "ipvs":  # the IPVS scheduler's choice: "IPVS rr → 10.244.1.5:8080 (2nd of 3)"
+        return s.note  # type: ignore[attr-defined]
+    if action in ("jump", "goto") and is_base_chain(chain):
         return None
     text = f"{chain} rule {index}"
     cmt = rule_comment(rule)
@@ -98,12 +107,14 @@ def hop_lines(h: NodeHop, names: Names | None = None, *, verbose: bool = False) 
     def flush() -> None:
         if not group:
             return
-        if any(s.action in _DECISIVE or (s.action == "policy" and not s.note.endswith("ACCEPT"))
+        if any(s.action in _DECISIVE or (s.action == "policy"
+                                         and not s.note.upper().endswith("ACCEPT"))
                for s in group):  # type: ignore[attr-defined]
             items = [t for t in (_item(s) for s in group) if t]
             if items:
                 hook, table = key  # type: ignore[misc]
-                lines.append(f"{hook} {table}: " + " → ".join(items))
+                where = f"{hook} {table}" if table else hook  # IPVS steps have no table
+                lines.append(f"{where}: " + " → ".join(items))
         group.clear()
 
     for s in h.steps:
