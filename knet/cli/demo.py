@@ -12,19 +12,15 @@ from typing import Any
 import click
 
 from knet.cli.commands import cli, files_option, seed_option
-from knet.cli.trace import describe_step
 
 
 def _first_packet_rules(flow: Any) -> list[str]:
-    """The nat decisions of a flow's first packet, as one line each."""
-    out = []
+    """What each node decided for a flow's first packet (the compact story's lines)."""
+    from knet.trace.story import hop_lines
+
     first = flow.packets[0]
-    for hop in first.hops:
-        for s in hop.steps:
-            if s.table == "nat" and s.action in ("jump", "dnat", "snat", "masquerade") and (
-                    s.chain not in ("PREROUTING", "OUTPUT", "POSTROUTING")):
-                out.append(f"{hop.node}: {describe_step(s)}")
-    return out
+    return [f"{hop.node}: {line}" for hop in first.hops for line in hop_lines(hop)
+            if not line.startswith(("routing:", "conntrack"))]
 
 
 def _pkt(p: Any) -> str:
@@ -98,7 +94,7 @@ def demo(files: tuple[str, ...], seed: int | None, pcap: str) -> int:
     click.echo(f"""
 ▸ try next:
   knet trace {f} --from default/client --url http://web/      # every hop, every rule
-  knet rules {f} --node knet-worker                          # kube-proxy's iptables-restore input
+  knet rules {f} --node knet-worker                          # the node's kube-proxy rules
   knet dig {f} web --from default/client                     # DNS with the pod's search path
   knet route {f} --host a.example.com --path /              # the ingress decision
   knet up {f} --dns 127.0.0.1:5353 --ingress 127.0.0.1:8080
