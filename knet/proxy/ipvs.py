@@ -31,6 +31,7 @@ from knet.netfilter.rules import Rule, RuleSet
 from knet.proxy.endpoints import EndpointInfo, build_endpoints_map, categorize_endpoints
 from knet.proxy.iptables import NodeParams, node_params
 from knet.proxy.serviceport import IPAddress, ServicePortInfo, build_service_port_map
+from knet.proxy.tracker import RecordingProxier
 
 DUMMY_DEVICE = "kube-ipvs0"
 
@@ -452,7 +453,7 @@ def glue_rules(p: NodeParams, sets: Mapping[str, IPSetState], out_filter: Sequen
 # --- the per-node proxier (state kept across syncs) ---------------------------------------
 
 @dataclass(slots=True)
-class IPVSProxier:
+class IPVSProxier(RecordingProxier):
     """kube-proxy IPVS mode on one node and family. Change handlers record; ``sync(now)``
     rebuilds everything (every IPVS sync is full) and applies it to the live IPVS table,
     whose removed real servers drain with weight 0."""
@@ -467,34 +468,6 @@ class IPVSProxier:
     state: IPVSState | None = None
     syncs: int = 0
     dirty: bool = True
-
-    def on_service_change(self, prev: Service | None, cur: Service | None) -> None:
-        obj = cur or prev
-        assert obj is not None
-        if cur is None:
-            self.services.pop(obj.key, None)
-        else:
-            self.services[cur.key] = cur
-        self.dirty = True
-
-    def on_slice_change(self, prev: EndpointSlice | None, cur: EndpointSlice | None) -> None:
-        obj = cur or prev
-        assert obj is not None
-        key = (obj.metadata.namespace, obj.metadata.name)
-        if cur is None:
-            self.slices.pop(key, None)
-        else:
-            self.slices[key] = cur
-        self.dirty = True
-
-    def on_node_change(self, prev: Node | None, cur: Node | None) -> None:
-        if cur is not None and cur.name == self.node.name:
-            self.node = cur
-            self.dirty = True
-
-    @property
-    def needs_sync(self) -> bool:
-        return self.dirty
 
     def sync(self, now: float) -> IPVSState:
         st = build_state(self.node, list(self.services.values()), list(self.slices.values()),

@@ -27,6 +27,7 @@ from knet.netfilter.nft import NftTable
 from knet.proxy.endpoints import EndpointInfo, build_endpoints_map, categorize_endpoints
 from knet.proxy.iptables import NodeParams, node_params
 from knet.proxy.serviceport import ServicePortInfo, build_service_port_map
+from knet.proxy.tracker import RecordingProxier
 
 TABLE = "kube-proxy"
 CHAIN_BASE_MAX = 240
@@ -401,7 +402,7 @@ __all__ = ["BASE_CHAINS", "JUMP_CHAINS", "NftParams", "NftState", "build_from_ma
            "table_json"]
 
 
-class NFTProxier:
+class NFTProxier(RecordingProxier):
     """kube-proxy nftables mode on one node and family, for the runtime: change handlers
     record; ``sync(now)`` writes a full-sync transaction (plus the deletion of stale service
     chains and affinity sets) and applies it to the live table."""
@@ -416,32 +417,6 @@ class NFTProxier:
         self.last_transaction = ""
         self.syncs = 0
         self.dirty = True
-
-    def on_service_change(self, prev: Service | None, cur: Service | None) -> None:
-        obj = cur or prev
-        if cur is None:
-            self.services.pop(obj.key, None)  # type: ignore[union-attr]
-        else:
-            self.services[cur.key] = cur
-        self.dirty = True
-
-    def on_slice_change(self, prev: EndpointSlice | None, cur: EndpointSlice | None) -> None:
-        obj = cur or prev
-        key = (obj.metadata.namespace, obj.metadata.name)  # type: ignore[union-attr]
-        if cur is None:
-            self.slices.pop(key, None)
-        else:
-            self.slices[key] = cur
-        self.dirty = True
-
-    def on_node_change(self, prev: Node | None, cur: Node | None) -> None:
-        if cur is not None and cur.name == self.node.name:
-            self.node = cur
-            self.dirty = True
-
-    @property
-    def needs_sync(self) -> bool:
-        return self.dirty
 
     def sync(self, now: float) -> NftState:
         st = build_state(self.node, list(self.services.values()), list(self.slices.values()),

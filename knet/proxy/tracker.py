@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from knet.model.core import Service
+from knet.model.core import Node, Service
 from knet.model.discovery import EndpointSlice
 from knet.proxy.endpoints import EndpointInfo, endpoints_for_service, slice_info
 from knet.proxy.serviceport import ServicePortInfo, ServicePortName, service_ports
@@ -128,3 +128,43 @@ class ChangeTracker:
         self._pending_services.clear()
         self._pending_endpoints.clear()
         return updated
+
+
+class RecordingProxier:
+    """Change handlers of a proxier whose every sync is a full rebuild (IPVS mode; knet's
+    nftables mode): they record the latest Services, EndpointSlices and own Node, and mark the
+    proxier dirty; ``sync`` rebuilds from what they recorded."""
+
+    __slots__ = ()
+    node: Node
+    services: dict[str, Service]
+    slices: dict[tuple[str, str], EndpointSlice]
+    dirty: bool
+
+    def on_service_change(self, prev: Service | None, cur: Service | None) -> None:
+        obj = cur or prev
+        assert obj is not None
+        if cur is None:
+            self.services.pop(obj.key, None)
+        else:
+            self.services[cur.key] = cur
+        self.dirty = True
+
+    def on_slice_change(self, prev: EndpointSlice | None, cur: EndpointSlice | None) -> None:
+        obj = cur or prev
+        assert obj is not None
+        key = (obj.metadata.namespace, obj.metadata.name)
+        if cur is None:
+            self.slices.pop(key, None)
+        else:
+            self.slices[key] = cur
+        self.dirty = True
+
+    def on_node_change(self, prev: Node | None, cur: Node | None) -> None:
+        if cur is not None and cur.name == self.node.name:
+            self.node = cur
+            self.dirty = True
+
+    @property
+    def needs_sync(self) -> bool:
+        return self.dirty
