@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Any, Mapping
 
-from knet.model.meta import LabelSelectorRequirement, ObjectMeta
+from knet.model.meta import LabelSelectorRequirement, Named, ObjectMeta
 
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
@@ -48,7 +48,7 @@ class NodeAddress:
 
 
 @dataclass(frozen=True, slots=True)
-class Node:
+class Node(Named):
     metadata: ObjectMeta
     pod_cidrs: tuple[IPNetwork, ...] = ()
     addresses: tuple[NodeAddress, ...] = ()
@@ -60,10 +60,6 @@ class Node:
     ready: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
     kind = "Node"
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
 
     @property
     def labels(self) -> Mapping[str, str]:
@@ -241,23 +237,11 @@ class PodStatus:
 
 
 @dataclass(frozen=True, slots=True)
-class Pod:
+class Pod(Named):
     metadata: ObjectMeta
     spec: PodSpec
     status: PodStatus = PodStatus()
     kind = "Pod"
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    @property
-    def namespace(self) -> str:
-        return self.metadata.namespace
-
-    @property
-    def key(self) -> str:
-        return self.metadata.key
 
     @property
     def ip(self) -> IPAddress | None:
@@ -322,23 +306,11 @@ class ServiceSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class Service:
+class Service(Named):
     metadata: ObjectMeta
     spec: ServiceSpec
     load_balancer_ingress: tuple[LoadBalancerIngress, ...] = ()  # status.loadBalancer.ingress
     kind = "Service"
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    @property
-    def namespace(self) -> str:
-        return self.metadata.namespace
-
-    @property
-    def key(self) -> str:
-        return self.metadata.key
 
     @property
     def headless(self) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from knet.model.core import Protocol
-from knet.model.meta import ObjectMeta
+from knet.model.meta import Named, ObjectMeta
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
@@ -65,7 +65,7 @@ class EndpointPort:
 
 
 @dataclass(frozen=True, slots=True)
-class EndpointSlice:
+class EndpointSlice(Named):
     metadata: ObjectMeta
     address_type: str = "IPv4"  # IPv4, IPv6, FQDN
     endpoints: tuple[Endpoint, ...] = ()
@@ -76,10 +76,3 @@ class EndpointSlice:
     def service_name(self) -> str:
         return self.metadata.labels.get(SERVICE_NAME_LABEL, "")
 
-    @property
-    def namespace(self) -> str:
-        return self.metadata.namespace
-
-    @property
-    def key(self) -> str:
-        return self.metadata.key

@@ -61,6 +61,25 @@ class ObjectMeta:
         return None
 
 
+class Named:
+    """``name``, ``namespace`` and ``key`` (``ns/name``) of an object with ``metadata``."""
+
+    __slots__ = ()
+    metadata: ObjectMeta
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace
+
+    @property
+    def key(self) -> str:
+        return self.metadata.key
+
+
 @dataclass(frozen=True, slots=True)
 class LabelSelectorRequirement:
     key: str

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from knet.model.core import LoadBalancerIngress
-from knet.model.meta import ObjectMeta
+from knet.model.meta import Named, ObjectMeta
 
 DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
 LEGACY_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
@@ -47,7 +47,7 @@ class IngressTLS:
 
 
 @dataclass(frozen=True, slots=True)
-class Ingress:
+class Ingress(Named):
     metadata: ObjectMeta
     ingress_class_name: str = ""  # "" when unset
     default_backend: IngressBackend | None = None
@@ -56,13 +56,6 @@ class Ingress:
     load_balancer_ingress: tuple[LoadBalancerIngress, ...] = ()
     kind = "Ingress"
 
-    @property
-    def key(self) -> str:
-        return self.metadata.key
-
-    @property
-    def namespace(self) -> str:
-        return self.metadata.namespace
 
 
 @dataclass(frozen=True, slots=True)
