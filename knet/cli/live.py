@@ -1,49 +1,21 @@
 """``knet trace --from ns/pod --url URL | --dns NAME``: run one request in the emulated cluster
-(on virtual time) and tell its whole story: DNS → Service → rule → endpoint → reply.
-``traced_request`` is shared with ``knet up``'s control endpoint."""
+(on virtual time) and tell its whole story: DNS → Service → rule → endpoint → reply."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import click
 
-from knet.errors import KnetError, UsageError
-
-
-async def traced_request(cluster: Any, src: str, url: str | None = None,
-                         dns_name: str | None = None, *, timeout: float = 10.0,
-                         verbose: bool = False) -> tuple[dict[str, Any], Any]:
-    """One HTTP request (``url``) or name resolution (``dns_name``) from pod ``src`` under a
-    capture. Returns the JSON-able result (with the story) and the capture."""
-    if (url is None) == (dns_name is None):
-        raise UsageError("give exactly one of --url or --dns")
-    pod = cluster.pod(src)
-    result: dict[str, Any] = {"from": src}
-    cap = cluster.capture()
-    async with cap:
-        try:
-            async with asyncio.timeout(timeout):
-                if url is not None:
-                    resp = await pod.http.get(url, allow_redirects=False)
-                    body = await resp.read()
-                    result["http"] = {"status": resp.status, "headers": dict(resp.headers),
-                                      "body": body.decode("utf-8", "replace")}
-                else:
-                    result["dns"] = {"name": dns_name, "addresses": await pod.resolve(dns_name)}
-        except (OSError, TimeoutError, KnetError) as e:
-            result["error"] = f"{type(e).__name__}: {e}"
-        await asyncio.sleep(0)
-    result["story"] = cap.story(verbose=verbose)
-    result["flows"] = len(cap.flows())
-    return result, cap
+from knet.errors import UsageError
 
 
 async def _scenario(files: tuple[str, ...], seed: int | None, src: str, url: str | None,
                     dns_name: str | None, pcap: str | None, verbose: bool) -> dict[str, Any]:
     import knet
+
+    from knet.runtime.capture import traced_request
 
     async with knet.run(list(files), seed=seed) as cluster:
         result, cap = await traced_request(cluster, src, url, dns_name, verbose=verbose)

@@ -168,7 +168,7 @@ class ControlServer:
         return web.json_response({"text": text})
 
     async def trace(self, request: web.Request) -> web.Response:
-        from knet.cli.live import traced_request
+        from knet.runtime.capture import traced_request
 
         body = await _json(request)
         src = body.get("from")

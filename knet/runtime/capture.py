@@ -7,7 +7,10 @@ Services are named from the control plane's state at query time.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+from knet.errors import KnetError, UsageError
 
 from knet.trace import Capture
 from knet.trace.record import PodInfo
@@ -51,3 +54,31 @@ class RuntimeCapture(Capture):
                 if sp.port == port and str(sp.protocol).lower() == proto.lower():
                     return f"{s.key}:{sp.name}" if sp.name else s.key
         return None
+
+
+async def traced_request(cluster: Any, src: str, url: str | None = None,
+                         dns_name: str | None = None, *, timeout: float = 10.0,
+                         verbose: bool = False) -> tuple[dict[str, Any], Any]:
+    """One HTTP request (``url``) or name resolution (``dns_name``) from pod ``src`` under a
+    capture. Returns the JSON-able result (with the story) and the capture."""
+    if (url is None) == (dns_name is None):
+        raise UsageError("give exactly one of --url or --dns")
+    pod = cluster.pod(src)
+    result: dict[str, Any] = {"from": src}
+    cap = cluster.capture()
+    async with cap:
+        try:
+            async with asyncio.timeout(timeout):
+                if url is not None:
+                    resp = await pod.http.get(url, allow_redirects=False)
+                    body = await resp.read()
+                    result["http"] = {"status": resp.status, "headers": dict(resp.headers),
+                                      "body": body.decode("utf-8", "replace")}
+                else:
+                    result["dns"] = {"name": dns_name, "addresses": await pod.resolve(dns_name)}
+        except (OSError, TimeoutError, KnetError) as e:
+            result["error"] = f"{type(e).__name__}: {e}"
+        await asyncio.sleep(0)
+    result["story"] = cap.story(verbose=verbose)
+    result["flows"] = len(cap.flows())
+    return result, cap
