@@ -24,6 +24,7 @@ from typing import Any, Iterable
 
 from knet.errors import UsageError
 from knet.netfilter.packet import Packet, Proto
+from knet.proxy.text import only_table, ruleset_json
 
 MODES = ("iptables", "ipvs", "nftables")
 OUTSIDE_CLIENT = {4: ip_address("203.0.113.10"), 6: ip_address("2001:db8:ffff::10")}
@@ -245,12 +246,10 @@ class IptablesDataplane(Dataplane):
             t = render_restore(rs) if fmt == "restore" else render_save(rs)
             if len(fams) > 1 and fmt == "restore":
                 t = f"# {'iptables' if f == 4 else 'ip6tables'}-restore input (IPv{f})\n" + t
-            out.append(_only_table(t, table))
+            out.append(only_table(t, table))
         return "".join(out)
 
     def to_json(self, families: Iterable[int] | None = None) -> dict[str, Any]:
-        from knet.cli.rules import ruleset_json
-
         js = [ruleset_json(self.proxiers[f].ruleset) for f in self._fams(families)]
         return js[0] if len(js) == 1 else {"families": js}
 
@@ -357,7 +356,7 @@ class IPVSDataplane(Dataplane):
                 continue
             tool = "iptables" if f == 4 else "ip6tables"
             ipt = st.restore_text if fmt == "restore" else render_save(st.ruleset())
-            ipt = _only_table(ipt, table)
+            ipt = only_table(ipt, table)
             if table is not None:
                 parts.append(ipt)
                 continue
@@ -469,12 +468,6 @@ def node_datapath(cluster: Any, node: Any, rng: random.Random, mode: str) -> Any
 
 # --- knet rules --mode ipvs|nftables ------------------------------------------------------
 
-def _only_table(text: str, table: str | None) -> str:
-    from knet.cli.rules import only_table
-
-    return only_table(text, table)
-
-
 def _dummy_lines(addrs: Iterable[Any]) -> list[str]:
     out = []
     for a in addrs:
@@ -487,8 +480,8 @@ def _dummy_lines(addrs: Iterable[Any]) -> list[str]:
 
 def render(cluster: Any, node: Any, mode: str, families: list[int], table: str | None,
            fmt: str, output: str) -> str | dict:
-    """``knet rules --mode ipvs|nftables``: text, or a JSON-able dict (``output == "json"``)."""
-    if mode not in ("ipvs", "nftables"):
+    """``knet rules``: the mode's native text, or a JSON-able dict (``output == "json"``)."""
+    if mode not in MODES:
         raise UsageError(f"unknown kube-proxy mode {mode!r}")
     if mode == "nftables" and fmt != "restore":
         raise UsageError("--format iptables-save applies to the iptables and ipvs modes")
