@@ -176,6 +176,11 @@ class Cluster:
             self._apply(o)
         for n in first:
             self._apply(n)
+            if system_objects and CONTROL_PLANE_LABEL in n.labels:
+                for pod in defaults.static_pods(self.store.get("Node", "", n.name)):
+                    if ("Pod", pod.namespace, pod.name) not in {
+                            (o.kind, o.metadata.namespace, o.metadata.name) for o in others}:
+                        self.create(pod)
         for o in system:
             self._apply(o)
         self._converge()

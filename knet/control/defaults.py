@@ -8,16 +8,19 @@ reconciler. User-supplied objects with the same kind/namespace/name replace thes
 
 from __future__ import annotations
 
+import dataclasses
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from knet.model.apps import DaemonSet, Deployment
 from knet.model.config import ClusterConfig
-from knet.model.core import ConfigMap, Namespace, Protocol, Service, ServicePort, ServiceSpec
+from knet.model.core import (
+    ConfigMap, Namespace, Node, Pod, Protocol, Service, ServicePort, ServiceSpec,
+)
 from knet.model.discovery import (
     SERVICE_NAME_LABEL, Endpoint, EndpointConditions, EndpointPort, EndpointSlice,
 )
-from knet.model.meta import LabelSelector, ObjectMeta
+from knet.model.meta import LabelSelector, ObjectMeta, OwnerReference
 
 COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.11.3"
 KUBE_PROXY_IMAGE = "registry.k8s.io/kube-proxy:v1.32.0"
@@ -191,3 +194,43 @@ def kindnet_daemonset() -> DaemonSet:
     }
     return DaemonSet(ObjectMeta(name="kindnet", namespace="kube-system", labels=labels),
                      selector=LabelSelector({"app": "kindnet"}), template=template)
+
+
+# kubeadm's static control-plane pods (/etc/kubernetes/manifests), seen through their mirror
+# pods: ``<component>-<node>``, host network, owned by the Node. Requests are kubeadm's.
+CONTROL_PLANE_COMPONENTS = (
+    ("etcd", "registry.k8s.io/etcd:3.5.16-0", {"cpu": "100m", "memory": "100Mi"}),
+    ("kube-apiserver", "registry.k8s.io/kube-apiserver:v1.32.0", {"cpu": "250m"}),
+    ("kube-controller-manager", "registry.k8s.io/kube-controller-manager:v1.32.0",
+     {"cpu": "200m"}),
+    ("kube-scheduler", "registry.k8s.io/kube-scheduler:v1.32.0", {"cpu": "100m"}),
+)
+
+
+def static_pods(node: Node) -> list[Pod]:
+    """The control plane's mirror pods on ``node`` (kind runs them on every control-plane
+    node). They declare no ports and no probes here: knet runs no apiserver."""
+    from knet.manifests import pod_from_template
+
+    out = []
+    for component, image, requests in CONTROL_PLANE_COMPONENTS:
+        name = f"{component}-{node.name}"
+        template = {
+            "metadata": {"labels": {"component": component, "tier": "control-plane"},
+                         "annotations": {"kubernetes.io/config.source": "file",
+                                         "kubernetes.io/config.mirror": "knet"}},
+            "spec": {
+                "hostNetwork": True, "nodeName": node.name,
+                "priorityClassName": "system-node-critical", "priority": 2000001000,
+                "tolerations": [{"operator": "Exists", "effect": "NoExecute"}],
+                "containers": [{"name": component, "image": image,
+                                "command": [component],
+                                "resources": {"requests": dict(requests)}}],
+            },
+        }
+        pod = pod_from_template(template, "kube-system", name, node_name=node.name)
+        ref = OwnerReference(kind="Node", name=node.name, uid=node.metadata.uid,
+                             controller=True, api_version="v1")
+        meta = dataclasses.replace(pod.metadata, owner_references=(ref,))
+        out.append(dataclasses.replace(pod, metadata=meta))
+    return out
