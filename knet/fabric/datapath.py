@@ -7,6 +7,10 @@ Invariants:
   from outside). The datapath owns every decision at that node (NAT, filtering, conntrack); the
   fabric only routes the packet it gets back, on the packet's (possibly translated) destination.
 - A datapath never does IO and never reads the wall clock: time comes in as ``now``.
+- ``forward`` returns a ``Hop`` or any object with the same ``verdict``/``packet``/``local``/
+  ``reject_with`` attributes (verdicts may be the plain strings "ACCEPT"/"DROP"/"REJECT",
+  ``reject_with`` any iptables/nft spelling): e.g. a netfilter ``Result``, so the hot path
+  builds nothing. Taps always see a ``Hop`` (``knet.fabric.network.as_hop``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from knet.fabric.transport import addr_key
 from knet.netfilter.packet import Packet
@@ -54,7 +58,7 @@ class Hop:
 
 @runtime_checkable
 class Datapath(Protocol):
-    def forward(self, packet: Packet, entered_from: str, now: float) -> Hop: ...
+    def forward(self, packet: Packet, entered_from: str, now: float) -> Hop | Any: ...
 
 
 class PassThroughDatapath:

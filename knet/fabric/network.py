@@ -121,6 +121,19 @@ def reject_kind(value: object) -> RejectWith:
         return _ICMP6_NAMES.get(text, RejectWith.ICMP_PORT_UNREACHABLE)
 
 
+def as_hop(hop: Any) -> Hop:
+    """A datapath's answer as a ``Hop``: a datapath may return any object with ``verdict``,
+    ``packet``, ``local`` and ``reject_with`` (e.g. a netfilter ``Result``, with the engines'
+    plain-string verdicts); taps get a ``Hop`` whose ``explanation`` is that object."""
+    if type(hop) is Hop:
+        return hop
+    verdict = hop.verdict
+    verdict = verdict if isinstance(verdict, Verdict) else Verdict(str(verdict))
+    reject = (reject_kind(hop.reject_with) if verdict is _REJECT
+              else RejectWith.ICMP_PORT_UNREACHABLE)
+    return Hop(verdict, hop.packet, bool(hop.local), reject, hop)
+
+
 def veth_name(netns: str) -> str:
     """Host-side veth name as kindnet/ptp CNI names it: ``veth`` + 8 hex digits."""
     return "veth" + hashlib.sha1(netns.encode()).hexdigest()[:8]
@@ -714,9 +727,10 @@ class Fabric:
             hop = node.datapath.forward(pkt, iface, now)
             if taps:
                 self._emit(FabricEvent(EventKind.HOP, now, pkt, node=node.name,
-                                       entered_from=iface, hop=hop))
-            if hop.verdict is not _ACCEPT and hop.verdict != _ACCEPT:  # enum or plain str
-                if hop.verdict == _REJECT:
+                                       entered_from=iface, hop=as_hop(hop)))
+            verdict = hop.verdict
+            if verdict is not _ACCEPT and verdict != _ACCEPT:  # enum or plain str
+                if verdict == _REJECT:
                     self._icmp(origin, orig, reject_kind(hop.reject_with), node.name)
                 return False
             pkt = hop.packet

@@ -200,12 +200,15 @@ def _peer_ip(request: web.BaseRequest) -> str:
 
 # --- built-in apps ------------------------------------------------------------------------
 
-async def echo_app(ctx: PodContext) -> int:
-    """knet/echo: JSON about the request and the pod, on every declared port (TCP and UDP)."""
+def echo_application(pod: str, namespace: str, node: str, pod_ip: str) -> web.Application:
+    """knet/echo's HTTP side as a plain aiohttp app: JSON about the request and the pod.
+
+    Also what ``bench/runtime_http.py`` serves on loopback, so both sides run this code."""
+    identity = {"pod": pod, "namespace": namespace, "node": node, "podIP": pod_ip}
 
     async def handle(request: web.Request) -> web.Response:
         body = {
-            "pod": ctx.name, "namespace": ctx.namespace, "node": ctx.node, "podIP": ctx.pod_ip,
+            **identity,
             "method": request.method, "path": request.path,
             "query": {k: v for k, v in request.query.items()},
             "headers": {k: v for k, v in request.headers.items()},
@@ -215,6 +218,12 @@ async def echo_app(ctx: PodContext) -> int:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+async def echo_app(ctx: PodContext) -> int:
+    """knet/echo: JSON about the request and the pod, on every declared port (TCP and UDP)."""
+    app = echo_application(ctx.name, ctx.namespace, ctx.node, ctx.pod_ip)
     tcp = _ports(ctx.container) or ([8080] if not ctx.container.ports else [])
 
     def udp_answer(data: bytes, addr: Any) -> bytes:
@@ -555,6 +564,6 @@ def select_app(pod: Pod, container: Container, index: int,
     return BUILTINS[kind]
 
 
-__all__ = ["App", "PodContext", "builtin_kind", "image_name", "select_app", "user_app",
+__all__ = ["App", "PodContext", "builtin_kind", "echo_application", "image_name", "select_app", "user_app",
            "load_factory", "serve_until_stopped", "BUILTINS", "NGINX_WELCOME",
            "socket"]

@@ -5,44 +5,44 @@ Invariants:
   IPVS, ``knet.netfilter.nft.Nftables`` for nftables), built by ``knet.proxy.modes`` and
   updated in place by every kube-proxy sync: the datapath wraps the same object for the
   node's lifetime, so conntrack (and IPVS's connections) persist across syncs.
-- The fabric's ``Hop`` wants ``Verdict``/``RejectWith`` enum members (it compares by
-  identity); the engines return plain strings. This adapter maps one to the other and
-  nothing else: every decision is the engine's, over the very state kube-proxy
-  (``knet.proxy``) last synced for this node.
-- ``explain`` is off by default (hot path); traces switch it on to keep the matched rules.
+- ``forward`` hands back the engine's own ``Result``: it is the fabric's ``Hop`` by duck type
+  (``verdict``/``packet``/``local``/``reject_with``; the fabric maps the engines' plain
+  strings itself, and wraps a Result in a ``Hop`` — ``explanation`` = the Result — only for
+  its taps). So a packet costs one engine call here, nothing else: every decision is the
+  engine's, over the very state kube-proxy (``knet.proxy``) last synced for this node.
+- The arrival interface reaches the engine as ``process(..., iif=…)`` when the engine takes
+  it (no packet copy); older engines get a packet with ``iif`` set.
+- ``explain`` is off by default (hot path); captures switch it on to keep the matched rules.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
-from knet.fabric.datapath import LOCAL, Hop, RejectWith, Verdict
+from knet.fabric.datapath import LOCAL
 from knet.netfilter.packet import Packet
 
-_VERDICT = {"ACCEPT": Verdict.ACCEPT, "DROP": Verdict.DROP, "REJECT": Verdict.REJECT}
-_REJECT_WITH = {
-    "icmp-port-unreachable": RejectWith.ICMP_PORT_UNREACHABLE,
-    "icmp6-port-unreachable": RejectWith.ICMP_PORT_UNREACHABLE,
-    "icmp-host-unreachable": RejectWith.ICMP_HOST_UNREACHABLE,
-    "icmp6-addr-unreachable": RejectWith.ICMP_HOST_UNREACHABLE,
-    "icmp-net-unreachable": RejectWith.ICMP_NET_UNREACHABLE,
-    "icmp6-no-route": RejectWith.ICMP_NET_UNREACHABLE,
-    "icmp-admin-prohibited": RejectWith.ICMP_ADMIN_PROHIBITED,
-    "icmp6-adm-prohibited": RejectWith.ICMP_ADMIN_PROHIBITED,
-    "tcp-reset": RejectWith.TCP_RESET,
-}
+
+def _takes_iif(engine: Any) -> bool:
+    try:
+        return "iif" in inspect.signature(engine.process).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 class NodeDatapath:
-    """``Datapath`` for one node: ``forward(packet, entered_from, now) -> Hop``."""
+    """``Datapath`` for one node: ``forward(packet, entered_from, now) -> Hop``-like Result."""
 
-    __slots__ = ("node", "engine", "mode", "explain")
+    __slots__ = ("node", "engine", "mode", "explain", "_process", "_iif")
 
     def __init__(self, node: str, engine: Any, *, mode: str = "iptables") -> None:
         self.node = node
         self.engine = engine
         self.mode = mode
         self.explain = False
+        self._process = engine.process
+        self._iif = _takes_iif(engine)
 
     @property
     def netfilter(self) -> Any:
@@ -58,18 +58,15 @@ class NodeDatapath:
         """Every first-packet outcome over the live state (no connection state touched)."""
         return self.engine.enumerate_outcomes(packet, hook_path, affinity=affinity)
 
-    def forward(self, packet: Packet, entered_from: str, now: float) -> Hop:
+    def forward(self, packet: Packet, entered_from: str, now: float) -> Any:
         if entered_from == LOCAL:
-            r = self.engine.process(packet, "output", now, explain=self.explain)
-        else:
-            if packet.iif != entered_from:
-                packet = packet.replace(iif=entered_from)
-            r = self.engine.process(packet, "prerouting", now, explain=self.explain)
-        verdict = _VERDICT[r.verdict]
-        if verdict is Verdict.REJECT:
-            return Hop(verdict, r.packet, r.local,
-                       _REJECT_WITH.get(r.reject_with, RejectWith.ICMP_PORT_UNREACHABLE), r)
-        return Hop(verdict, r.packet, r.local, RejectWith.ICMP_PORT_UNREACHABLE, r)
+            return self._process(packet, "output", now, explain=self.explain)
+        if self._iif:
+            return self._process(packet, "prerouting", now, explain=self.explain,
+                                 iif=entered_from)
+        if packet.iif != entered_from:
+            packet = packet.replace(iif=entered_from)
+        return self._process(packet, "prerouting", now, explain=self.explain)
 
     def __repr__(self) -> str:
         return f"<NodeDatapath {self.node} {self.mode}>"
