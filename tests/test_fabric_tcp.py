@@ -129,6 +129,30 @@ async def test_sequence_numbers_form_a_valid_stream() -> None:
 
 
 @virtual_time
+async def test_simultaneous_close_ends_without_resets() -> None:
+    # Both ends close before either FIN arrives (an HTTP client with Connection: close and a
+    # server that closes after its response): FIN-WAIT-1 → CLOSING → gone on the ACK, as
+    # RFC 9293 3.6; the late ACKs must find their sockets, not draw RSTs.
+    fabric, dp_a, _ = two_nodes()
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def keep(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    await fabric.namespace("default/server").start_server(keep, None, 7)
+    _, writer = await fabric.namespace("default/client").open_connection(POD_B, 7)
+    await clock_of().advance(0.1)
+    writer.close()
+    accepted[0].close()
+    await clock_of().advance(1)
+    flags = [p.flags for _, p in dp_a.seen]
+    assert not any("R" in f for f in flags), flags
+    assert flags.count("FA") == 2 and flags[-2:] == ["A", "A"]
+    assert not fabric.namespace("default/client").connections
+    assert not fabric.namespace("default/server").connections
+
+
+@virtual_time
 async def test_closed_port_refuses_with_rst() -> None:
     fabric, _, dp_b = two_nodes()
     with pytest.raises(ConnectionRefusedError):

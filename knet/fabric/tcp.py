@@ -22,6 +22,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import socket
 from collections import deque
@@ -48,6 +49,40 @@ ESTABLISHED = 3
 CLOSED = 4
 
 _EOF = object()
+
+
+def _tcp_packet_maker() -> Callable[..., Packet]:
+    """``tcp_packet(src, dst, sport, dport, flags, seq, ack, payload)`` == ``Packet(src, dst,
+    TCP, sport, dport, flags, seq, ack, payload)``, at half the cost: a frozen dataclass's
+    ``__init__`` goes through ``object.__setattr__`` per field; this fills the slots directly
+    (generated from Packet's fields, so fields added later get their defaults; Packet's own
+    constructor is used if it ever needs a ``__post_init__`` or a default factory)."""
+    fields = dataclasses.fields(Packet)
+    given = ("src", "dst", "sport", "dport", "flags", "seq", "ack", "payload")
+    if hasattr(Packet, "__post_init__") or any(
+            f.name not in given and f.name != "proto" and f.default is dataclasses.MISSING
+            for f in fields):
+        def make(src: Any, dst: Any, sport: int, dport: int, flags: str, seq: int, ack: int,
+                 payload: bytes = b"") -> Packet:
+            return Packet(src, dst, TCP, sport, dport, flags, seq, ack, payload)
+        return make
+    g: dict[str, object] = {"P": Packet, "_new": object.__new__}
+    body = ["    o = _new(P)"]
+    for f in fields:
+        g["s_" + f.name] = Packet.__dict__[f.name].__set__
+        if f.name in given:
+            value = f.name
+        else:
+            g["d_" + f.name] = TCP if f.name == "proto" else f.default
+            value = "d_" + f.name
+        body.append(f"    s_{f.name}(o, {value})")
+    ns: dict[str, Any] = {}
+    exec("def tcp_packet(src, dst, sport, dport, flags, seq, ack, payload=b''):\n"  # noqa: S102
+         + "\n".join(body) + "\n    return o\n", g, ns)
+    return ns["tcp_packet"]  # type: ignore[no-any-return]
+
+
+tcp_packet = _tcp_packet_maker()
 
 ICMP_ERRNO = {
     RejectWith.ICMP_PORT_UNREACHABLE: (errno.ECONNREFUSED, ConnectionRefusedError),
@@ -158,8 +193,8 @@ class FabricTransport(asyncio.Transport):
         payload = bytes(data)
         seq = self._snd_nxt
         self._snd_nxt = (seq + len(payload)) % M32
-        pkt = Packet(self._lip, self._rip, TCP, self._lport, self._rport, "PA", seq,
-                     self._rcv_nxt, payload)
+        pkt = tcp_packet(self._lip, self._rip, self._lport, self._rport, "PA", seq,
+                         self._rcv_nxt, payload)
         if self._rtx:
             self._rtx.append(pkt)
         elif not self._ns.send(pkt):
@@ -207,15 +242,15 @@ class FabricTransport(asyncio.Transport):
     # ----------------------------------------------------------------- segments out
 
     def _emit(self, flags: str, seq: int, payload: bytes = b"") -> bool:
-        return self._ns.send(Packet(self._lip, self._rip, TCP, self._lport, self._rport, flags,
-                                    seq, self._rcv_nxt, payload))
+        return self._ns.send(tcp_packet(self._lip, self._rip, self._lport, self._rport, flags,
+                                        seq, self._rcv_nxt, payload))
 
     def _send_fin(self) -> None:
         self._fin_sent = True
         seq = self._snd_nxt
         self._snd_nxt = (seq + 1) % M32
-        pkt = Packet(self._lip, self._rip, TCP, self._lport, self._rport, "FA", seq,
-                     self._rcv_nxt)
+        pkt = tcp_packet(self._lip, self._rip, self._lport, self._rport, "FA", seq,
+                         self._rcv_nxt)
         if self._rtx:
             self._rtx.append(pkt)
         elif not self._ns.send(pkt):
@@ -269,8 +304,8 @@ class FabricTransport(asyncio.Transport):
             self._fail(TimeoutError(errno.ETIMEDOUT,
                                     f"Connect call failed {sockaddr(self._rip, self._rport)}"))
             return
-        self._ns.send(Packet(self._lip, self._rip, TCP, self._lport, self._rport, "S",
-                             self._iss, 0))
+        self._ns.send(tcp_packet(self._lip, self._rip, self._lport, self._rport, "S",
+                                 self._iss, 0))
         self._timer = self._loop.call_at(self._loop.time() + SYN_RETRY_DELAYS[attempt],
                                          self._send_syn, attempt + 1)
 
@@ -366,7 +401,10 @@ class FabricTransport(asyncio.Transport):
             self._rcv_nxt = (self._rcv_nxt + 1) % M32
             self._emit("A", self._snd_nxt)
             if self._closing:
-                if not self._rtx:
+                # FIN-WAIT-2 → (TIME-WAIT) → gone. In a simultaneous close our FIN is not
+                # acked yet (CLOSING, RFC 9293 3.6): stay until the peer's ACK arrives, so
+                # it finds the socket (Linux absorbs it in TIME-WAIT) instead of a RST.
+                if not self._rtx and self._fin_acked:
                     self._finish()
             else:
                 self._deliver(_EOF)
