@@ -17,7 +17,7 @@ PORTS = [53, 80, 443]
 
 
 @st.composite
-def rule_args(draw: st.DrawFn) -> tuple[str, ...]:
+def rule_args(draw: st.DrawFn, stat: bool = True) -> tuple[str, ...]:
     args: list[str] = []
     if draw(st.booleans()):
         args += ["-m", "comment", "--comment", '"x y"']
@@ -31,7 +31,7 @@ def rule_args(draw: st.DrawFn) -> tuple[str, ...]:
     if proto and draw(st.booleans()):
         args += (["!"] if draw(st.integers(0, 5)) == 0 else []) + [
             "--dport", str(draw(st.sampled_from(PORTS)))]
-    if draw(st.integers(0, 4)) == 0:
+    if stat and draw(st.integers(0, 4)) == 0:
         args += ["-m", "statistic", "--mode", "random", "--probability",
                  f"{draw(st.sampled_from([0.25, 0.5, 0.75])):.10f}"]
     if draw(st.integers(0, 5)) == 0:

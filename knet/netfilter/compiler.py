@@ -11,6 +11,11 @@ Invariants:
   compile.py`` checks they agree.
 - Predicates are called in rule order (header, then matches in order) and stop at the first
   miss, so stateful matches (statistic, recent) see exactly the packets the kernel shows them.
+- ``_Compiled.reads`` over-approximates the walk fields (``R_*`` bits: packet header fields,
+  mark, conntrack state) the rule's predicates and target can observe (a MARK target reads
+  the mark it rewrites). The evaluator's chain memo (``knet.netfilter.engine``) keys on these
+  bits: a field a rule may read that is missing from its bits would make the memo replay
+  another packet's outcome.
 """
 
 from __future__ import annotations
@@ -39,19 +44,24 @@ T_NONE, T_JUMP, T_VERDICT, T_MARK, T_NAT, T_UNKNOWN = range(6)
 
 Pred = Callable[["_Walk"], bool]
 
+# packet fields a rule may read (``_Compiled.reads``)
+R_SRC, R_DST, R_PROTO, R_SPORT, R_DPORT, R_IIF, R_OIF, R_MARK, R_CT = (1 << i for i in range(9))
+R_ALL = (1 << 9) - 1
+
 
 class _Compiled:
     __slots__ = ("preds", "target", "kind", "key", "rule", "family", "unknown", "stat",
-                 "recent_check")
+                 "recent_check", "reads")
 
     def __init__(self, rule: Rule, family: int, preds: tuple[Pred, ...], target: Target | None,
                  key: tuple | None, unknown: tuple[str, ...] = (), stat: bool = False,
-                 recent_check: bool = False) -> None:
+                 recent_check: bool = False, reads: int = R_ALL) -> None:
         self.rule = rule
         self.family = family
         self.preds = preds
         self.target = target
         self.kind = _kind(target)
+        self.reads = reads | R_MARK if self.kind == T_MARK else reads
         self.key = key
         self.unknown = unknown
         self.stat = stat
@@ -95,9 +105,11 @@ def _compile_full(rule: Rule, family: int) -> _Compiled:
     key_dst: int | None = None
     key_proto: int | None = None
     key_dport: int | None = None
+    reads = 0
     for am, attr in ((p.src, "src"), (p.dst, "dst")):
         if am is None:
             continue
+        reads |= R_SRC if attr == "src" else R_DST
         net_i = int(am.net.network_address)
         mask_i = int(am.net.netmask)
         inv = am.invert
@@ -105,10 +117,13 @@ def _compile_full(rule: Rule, family: int) -> _Compiled:
             key_dst = net_i
         preds.append(_addr_pred(attr, net_i, mask_i, inv))
     if p.iif is not None:
+        reads |= R_IIF
         preds.append(lambda w, t=p.iif.test: t(w.iif))
     if p.oif is not None:
+        reads |= R_OIF
         preds.append(lambda w, t=p.oif.test: t(w.oif))
     if p.proto:
+        reads |= R_PROTO
         preds.append(_proto_pred(p.proto, p.proto_invert))
         if not p.proto_invert:
             key_proto = p.proto
@@ -116,6 +131,7 @@ def _compile_full(rule: Rule, family: int) -> _Compiled:
         pred = _match_pred(m, rule)
         if pred is not None:
             preds.append(pred)
+            reads |= _match_reads(m)
         if (isinstance(m, PortMatch) and m.dport is not None and not m.dport_invert
                 and m.dport[0] == m.dport[1]):
             key_dport = m.dport[0]
@@ -123,7 +139,26 @@ def _compile_full(rule: Rule, family: int) -> _Compiled:
         rule, family, tuple(preds), p.target, _key(key_dst, key_proto, key_dport), p.unknown,
         stat=any(isinstance(m, StatisticMatch) for m in p.matches),
         recent_check=any(isinstance(m, RecentMatch) and m.action in
-                         (RecentAction.RCHECK, RecentAction.UPDATE) for m in p.matches))
+                         (RecentAction.RCHECK, RecentAction.UPDATE) for m in p.matches),
+        reads=reads)
+
+
+def _match_reads(m: object) -> int:
+    """The packet fields a match predicate may read (anything unlisted: all of them)."""
+    if isinstance(m, PortMatch):
+        return R_PROTO | (R_SPORT if m.sport is not None else 0) | (
+            R_DPORT if m.dport is not None else 0)
+    if isinstance(m, MultiportMatch):
+        return R_PROTO | R_SPORT | R_DPORT
+    if isinstance(m, MarkMatch):
+        return R_MARK
+    if isinstance(m, AddrTypeMatch):
+        return R_SRC | R_DST
+    if isinstance(m, ConntrackMatch):
+        return R_CT
+    if isinstance(m, (StatisticMatch, PhysdevMatch, UnknownMatch)):
+        return 0  # rng (impure anyway) / constant / reported
+    return R_ALL
 
 
 def _key(dst: int | None, proto: int | None, dport: int | None) -> tuple | None:
@@ -386,8 +421,11 @@ def _compile_fast(rule: Rule, family: int) -> _Compiled | None:
     elif sport is not None or dport is not None:
         return None
     header = [p for p in (src_p, dst_p, proto_p) if p is not None]
+    reads = ((R_SRC if src_p is not None else 0) | (R_DST if dst_p is not None else 0)
+             | (R_PROTO if proto_p is not None or port_at >= 0 else 0)
+             | (R_SPORT if sport is not None else 0) | (R_DPORT if dport is not None else 0))
     return _Compiled(rule, family, tuple(header + preds), target,
-                     _key(key_dst, key_proto, key_dport), (), stat=stat)
+                     _key(key_dst, key_proto, key_dport), (), stat=stat, reads=reads)
 
 
 def _port_name(args: tuple[str, ...]) -> str:

@@ -19,6 +19,15 @@ Invariants (semantics per the kube-proxy reference §3 and the kernel's netfilte
   So the first such packet is evaluated fully and its outcome cached on the entry; the next
   ones are one dict lookup + the header rewrite + the conntrack update. The cached outcome
   and the full evaluation are indistinguishable (same verdict, packet, steps, rules_walked).
+- Chain memo (OVS-megaflow-like, per Netfilter, valid for one rule-set generation): a chain
+  evaluation that met no stateful match (statistic, recent, ipset, addrtype over a caller's
+  predicate) and no randomised or caller-dependent NAT (MASQUERADE, SNAT port ranges) is a
+  function of the walk fields its rules may read (``_Compiled.reads``: header fields, mark,
+  conntrack state). It is stored under exactly those fields' values (one dict per set of
+  fields read) and replayed for any later walk that agrees on them: same verdict, mark,
+  rules_walked, unknown, reject_with, NAT (each field "constant or kept") and explanation
+  records. So kube-proxy's fixed chains (filter FORWARD, KUBE-POSTROUTING, a KUBE-SEP chain
+  for a given source) cost one dict lookup; chains that drew from the rng run every time.
 - Explanations cost nothing until read: the walk records raw tuples (the matched Rule, not
   its text), and ``Result.steps`` renders ``Step`` values on demand. ``explain=False`` skips
   even the tuples.
@@ -54,12 +63,13 @@ import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, ip_address
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Protocol
 
 from knet.netfilter import conntrack as ct
-from knet.netfilter.compiler import (PROTO_NUM, T_JUMP, T_MARK, T_NAT, T_NONE, T_UNKNOWN,
-                                     T_VERDICT, _Compiled, compiled)
+from knet.netfilter.compiler import (PROTO_NUM, R_CT, R_DPORT, R_DST, R_IIF, R_MARK, R_OIF,
+                                     R_PROTO, R_SPORT, R_SRC, T_JUMP, T_MARK, T_NAT, T_NONE,
+                                     T_UNKNOWN, T_VERDICT, _Compiled, compiled)
 from knet.netfilter.ipset import IPSet
 from knet.netfilter.packet import IPAddress, Packet
 from knet.netfilter.rules import (GENERATION, AddrTypeMatch, Chain, ConntrackMatch, Jump,
@@ -335,6 +345,31 @@ class Outcomes:
         return any(o.masquerade for o in self.items)
 
 
+# Chain memo keys: walk attributes per R_* bit. Looked up with an attrgetter on the walk,
+# stored with an itemgetter over the walk's state at chain entry (``_STATE``, same order).
+_MEMO_FIELDS = ((R_SRC, "src"), (R_DST, "dst"), (R_PROTO, "proto"), (R_SPORT, "sport"),
+                (R_DPORT, "dport"), (R_IIF, "iif"), (R_OIF, "oif"), (R_MARK, "mark"),
+                (R_CT, "ctstates"))
+_STATE = attrgetter(*(n for _b, n in _MEMO_FIELDS))
+_MEMO_GETTERS: dict[int, tuple] = {}
+_MEMO_MASKS = 8        # sets of fields read, per chain
+_MEMO_KEYS = 4096      # keys per set (then that dict starts again)
+_MEMO_GIVE_UP = 16     # impure evaluations of a chain never pure: stop recording it
+_BEFORE, _AFTER = object(), object()  # memo trace records: the packet at chain entry / after NAT
+
+
+def _memo_getters(mask: int) -> tuple:
+    g = _MEMO_GETTERS.get(mask)
+    if g is None:
+        idx = [i for i, (bit, _n) in enumerate(_MEMO_FIELDS) if mask & bit]
+        if not idx:
+            g = (None, None)
+        else:
+            g = (attrgetter(*(_MEMO_FIELDS[i][1] for i in idx)), itemgetter(*idx))
+        _MEMO_GETTERS[mask] = g
+    return g
+
+
 class _ChainCache:
     """Per chain (``Chain._index``), valid for one chain version: the rules compiled on first
     use and, for large chains, the index."""
@@ -397,7 +432,7 @@ class _Walk:
     __slots__ = ("nf", "family", "pkt", "src", "dst", "proto", "sport", "dport", "iif", "oif",
                  "mark", "ctstates", "now", "trace", "walked", "hook", "table", "unknown",
                  "reject_with", "nat_done", "mode", "explain", "masq", "path", "forks",
-                 "cacheable")
+                 "cacheable", "pure", "reads", "memo", "nat_rel")
 
     def __init__(self, nf: Netfilter, pkt: Packet, now: float, explain: bool) -> None:
         self.nf = nf
@@ -418,6 +453,11 @@ class _Walk:
         self.mark = pkt.mark
         self.ctstates: frozenset[str] = _NEW
         self.cacheable = True
+        # the chain memo (Netfilter._run_chain): on for evaluations ("eval" walks) only
+        self.memo = False
+        self.pure = True
+        self.reads = 0
+        self.nat_rel: tuple | None = None
         self.pkt = pkt
         self.src = pkt.src._ip
         self.dst = pkt.dst._ip
@@ -445,7 +485,7 @@ class _Walk:
 
     def m_addrtype(self, m: AddrTypeMatch) -> bool:
         if self.nf._local_fn is not None:
-            self.cacheable = False  # the caller's predicate may change its mind
+            self.cacheable = self.pure = False  # the caller's predicate may change its mind
         if m.src_type and (_addrtype(self.nf, self.pkt.src, m.src_type) == m.src_invert):
             return False
         if m.dst_type and (_addrtype(self.nf, self.pkt.dst, m.dst_type) == m.dst_invert):
@@ -457,7 +497,7 @@ class _Walk:
         mode = self.mode
         if mode != "eval":
             return mode == "enum"
-        self.cacheable = False
+        self.cacheable = self.pure = False
         return (self.nf.rng.random() < threshold) != invert
 
     def m_statistic(self, m: StatisticMatch, rule: Rule) -> bool:
@@ -465,7 +505,7 @@ class _Walk:
             return True  # both branches are explored by the enumerator
         if self.mode == "dry":
             return False
-        self.cacheable = False
+        self.cacheable = self.pure = False
         if m.mode is StatisticMode.RANDOM:
             hit = self.nf.rng.random() < m.kernel_probability
         else:
@@ -479,7 +519,7 @@ class _Walk:
             return (m.action is RecentAction.SET) != m.invert
         if self.mode == "dry":  # affinity branch of the enumerator: assume the entry exists
             return not m.invert
-        self.cacheable = False
+        self.cacheable = self.pure = False
         addr = self.pkt.src if m.side == "source" else self.pkt.dst
         return self.nf.recent.check(m, addr, self.now)
 
@@ -492,7 +532,7 @@ class _Walk:
         return True
 
     def m_set(self, m: SetMatch) -> bool:
-        self.cacheable = False  # the caller's sets may change
+        self.cacheable = self.pure = False  # the caller's sets may change
         s = self.nf.ipsets.get(m.name)
         if s is None:
             self.unknown.append(f"ipset {m.name} not supplied (no match)")
@@ -580,6 +620,7 @@ class RecentLists:
 
 
 
+_INDEX_READS = R_DST | R_PROTO | R_DPORT
 _POLICY_NOTES = {"ACCEPT": "policy ACCEPT", "DROP": "policy DROP"}
 _VERDICT_ACTIONS = {Verdict.ACCEPT: "accept", Verdict.DROP: "drop", Verdict.REJECT: "reject"}
 
@@ -635,6 +676,10 @@ class Netfilter:
         if verdicts is not None:
             self._verdicts.update(verdicts)
         self.explain = explain
+        # the chain memo (module docstring): {chain: [[(getter, {key: outcome}, fields)],
+        # impure evaluations]}, for rule-set generation _memo_gen; None: off (the reference)
+        self._memo: dict[Chain, list] | None = {}
+        self._memo_gen = -1
 
     # -- configuration
     def is_local(self, addr: IPAddress) -> bool:
@@ -740,6 +785,11 @@ class Netfilter:
                   entry: ct.CtEntry | None, direction: ct.Direction | None, now: float,
                   explain: bool) -> Result:
         w = _Walk(self, packet, now, explain)
+        if self._memo is not None:
+            if self._memo_gen != GENERATION[0]:
+                self._memo.clear()
+                self._memo_gen = GENERATION[0]
+            w.memo = True
         invalid = False
         ctx: tuple | None = None
         flow_key: tuple | None = None
@@ -967,7 +1017,109 @@ class Netfilter:
         return "ACCEPT", dnat, snat
 
     def _run_chain(self, w: _Walk, t: Table, c: Chain, depth: int) -> str | None:
-        """Evaluate one chain. Returns a final verdict, or None when the chain returns."""
+        """Evaluate one chain (through the chain memo, module docstring). Returns a final
+        verdict, or None when the chain returns."""
+        if not w.memo:
+            return self._run_rules(w, t, c, depth)
+        m = self._memo.get(c)
+        if m is None:
+            m = self._memo[c] = [[], 0]
+        entries = m[0]
+        for g, d, mask in entries:
+            hit = d.get(() if g is None else g(w))
+            if hit is not None:
+                if hit[3] is None and w.explain:
+                    break  # stored without its explanation: evaluate (and store) again
+                w.reads |= mask
+                return self._memo_replay(w, hit)
+        if m[1] > _MEMO_GIVE_UP and not entries:
+            return self._run_rules(w, t, c, depth)
+        reads, pure = w.reads, w.pure
+        w.reads, w.pure = 0, True
+        state = _STATE(w)
+        pkt0 = w.pkt
+        walked0, n_trace, n_unknown = w.walked, len(w.trace), len(w.unknown)
+        v = self._run_rules(w, t, c, depth)
+        r = w.reads
+        if w.pure:
+            self._memo_store(w, m, r, state, v, pkt0, walked0, n_trace, n_unknown)
+        else:
+            m[1] += 1
+        w.reads = reads | r
+        w.pure = pure and w.pure
+        return v
+
+    def _memo_store(self, w: _Walk, m: list, mask: int, state: tuple, v: str | None,
+                    pkt0: Packet, walked0: int, n_trace: int, n_unknown: int) -> None:
+        after = w.pkt
+        recs: tuple | None = None
+        if w.explain:
+            out = []
+            for _h, table, chain, index, rule, action, b, a, note in w.trace[n_trace:]:
+                if b is not None:
+                    if b is pkt0:
+                        b = _BEFORE
+                    elif b is after:
+                        b = _AFTER
+                    else:
+                        return
+                if a is not None:
+                    if a is after:
+                        a = _AFTER
+                    elif a is pkt0:
+                        a = _BEFORE
+                    else:
+                        return
+                out.append((table, chain, index, rule, action, b, a, note))
+            recs = tuple(out)
+        mark0 = state[7]
+        hit = (v, w.walked - walked0, None if w.mark == mark0 else w.mark, recs,
+               tuple(w.unknown[n_unknown:]), w.reject_with if v == "REJECT" else "",
+               w.nat_rel if after is not pkt0 else None)
+        g_attr, g_item = _memo_getters(mask)
+        entries = m[0]
+        for _g, d, mk in entries:
+            if mk == mask:
+                break
+        else:
+            if len(entries) >= _MEMO_MASKS:
+                return
+            d = {}
+            entries.append((g_attr, d, mask))
+        if len(d) >= _MEMO_KEYS:
+            d.clear()
+        d[() if g_item is None else g_item(state)] = hit
+
+    def _memo_replay(self, w: _Walk, hit: tuple) -> str | None:
+        v, walked, mark, recs, unknown, reject_with, nat = hit
+        w.walked += walked
+        if mark is not None:  # changed by a MARK target, which keyed on the mark
+            w.mark = mark
+        if unknown:
+            w.unknown.extend(unknown)
+        if v == "REJECT":
+            w.reject_with = reject_with
+        before = after = w.pkt
+        if nat is not None:
+            after = _rebuild(before, before.src if nat[0] is None else nat[0],
+                             before.sport if nat[1] is None else nat[1],
+                             before.dst if nat[2] is None else nat[2],
+                             before.dport if nat[3] is None else nat[3], before.mark)
+            w.nat_rel = nat
+        if recs and w.explain:
+            hook, trace = w.hook, w.trace
+            for table, chain, index, rule, action, b, a, note in recs:
+                if b is not None:
+                    b = before if b is _BEFORE else after
+                if a is not None:
+                    a = after if a is _AFTER else before
+                trace.append((hook, table, chain, index, rule, action, b, a, note))
+        if nat is not None:
+            w.set_packet(after)
+        return v
+
+    def _run_rules(self, w: _Walk, t: Table, c: Chain, depth: int) -> str | None:
+        """The chain's rules in order (through its index when large)."""
         if depth > 64:
             raise RecursionError(f"chain loop at {c.name}")
         rules = c.rules
@@ -984,6 +1136,7 @@ class Netfilter:
             if idx is None:
                 idx = cache.index = _Index(c, fam, comp)  # type: ignore[attr-defined]
             positions = idx.candidates(w.dst, w.proto, w.dport)
+            w.reads |= _INDEX_READS
         else:
             positions = range(n)
         explain = w.explain
@@ -994,6 +1147,7 @@ class Netfilter:
                 cr = comp[pos] = compiled(rules[pos], fam)
             w.walked += pos - last
             last = pos
+            w.reads |= cr.reads
             for pred in cr.preds:
                 if not pred(w):
                     break
@@ -1050,27 +1204,35 @@ class Netfilter:
             after = _rebuild(before, before.src, before.sport, dst, tgt.port_lo or before.dport,
                              before.mark)
             action = "dnat"
+            # the change relative to ``before`` (None: kept), for the chain memo
+            w.nat_rel = (None, None, tgt.addr_lo, tgt.port_lo or None)
         elif tgt.kind == "SNAT":
             src = tgt.addr_lo if tgt.addr_lo is not None else before.src
-            after = _rebuild(before, src, self._nat_port(tgt, before.sport), before.dst,
+            after = _rebuild(before, src, self._nat_port(tgt, before.sport, w), before.dst,
                              before.dport, before.mark)
             action = "snat"
+            w.nat_rel = (tgt.addr_lo, tgt.port_lo if tgt.port_lo and tgt.port_lo == tgt.port_hi
+                         else None, None, None)
         else:
+            w.pure = False  # the egress address is the caller's (a mapping or a function)
             src = self._masq_addr(before)
             if src is None:
                 w.unknown.append(f"{cr.text} (no masquerade address known: source kept)")
                 src = before.src
-            after = _rebuild(before, src, self._nat_port(tgt, before.sport), before.dst,
+            after = _rebuild(before, src, self._nat_port(tgt, before.sport, w), before.dst,
                              before.dport, before.mark)
             action = "masquerade"
         w.step(c.name, pos + 1, cr.rule, action, before=before, after=after)
         w.set_packet(after)
 
-    def _nat_port(self, tgt: NatTarget, sport: int) -> int:
+    def _nat_port(self, tgt: NatTarget, sport: int, w: _Walk) -> int:
         if tgt.port_lo:
-            return tgt.port_lo if tgt.port_lo == tgt.port_hi else self._port_rng.randint(
-                tgt.port_lo, tgt.port_hi)
+            if tgt.port_lo == tgt.port_hi:
+                return tgt.port_lo
+            w.pure = False
+            return self._port_rng.randint(tgt.port_lo, tgt.port_hi)
         if "--random-fully" in tgt.flags or "--random" in tgt.flags:
+            w.pure = False
             return self._port_rng.randint(1024, 65535)
         return sport
 
