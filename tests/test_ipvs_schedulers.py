@@ -219,3 +219,17 @@ def test_hairpin_is_masqueraded_by_loop_back_set():
     oc = dp.enumerate_outcomes(Packet(ep, VIP, Proto.TCP, 1, 80, "S", iif="veth"), "prerouting")
     hair = {o.target: o.masquerade for o in oc.items}
     assert hair == {"10.244.1.5:8080": True, "10.244.1.12:8080": False, "10.244.2.7:8080": False}
+
+
+@pytest.mark.parametrize("kw,proto,flags,default", [
+    ({"tcp_timeout": 30.0}, "tcp", "A", 900.0),       # ipvsadm --set 30 …: ESTABLISHED
+    ({"udp_timeout": 7.0}, "udp", "", 300.0),         # … … 7: UDP
+])
+def test_configured_timeouts_expire_connections(kw, proto, flags, default):
+    """KubeProxyConfiguration ipvs.tcpTimeout / udpTimeout replace the kernel defaults."""
+    for table, life in ((IPVS(**kw), next(iter(kw.values()))), (IPVS(), default)):
+        table.apply([vs(1, proto=proto.upper())])
+        d = table.schedule(syn(1, proto=proto), 0.0)
+        if proto == "tcp":
+            table.observe(d.conn, syn(1, flags=flags), "original", 0.0)
+        assert d.conn.expires == pytest.approx(life)

@@ -195,7 +195,16 @@ def _gcd_weight(dests: list[Dest]) -> int:
 class IPVS:
     """One node's IPVS: virtual servers, real servers, connections, persistence templates."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, tcp_timeout: float = 0.0, tcp_fin_timeout: float = 0.0,
+                 udp_timeout: float = 0.0) -> None:
+        # ``ipvsadm --set TCP TCPFIN UDP`` (KubeProxyConfiguration ipvs.tcpTimeout,
+        # tcpFinTimeout, udpTimeout); 0 keeps the kernel's default for that state.
+        self.tcp_timeouts = dict(TCP_TIMEOUTS)
+        if tcp_timeout > 0:
+            self.tcp_timeouts["ESTABLISHED"] = tcp_timeout
+        if tcp_fin_timeout > 0:
+            self.tcp_timeouts["FIN_WAIT"] = tcp_fin_timeout
+        self.udp_timeout = udp_timeout if udp_timeout > 0 else UDP_TIMEOUT
         self.services: dict[tuple[str, int, int, int], Service] = {}
         self.conns: dict[tuple, Conn] = {}
         self.templates: dict[tuple, tuple[Dest, float, Service]] = {}
@@ -345,11 +354,10 @@ class IPVS:
             self._set_state(conn, "ESTABLISHED", now)  # loose pickup of a mid-stream packet
         return Decision(spec, dest, sched, dl.index(dest), len(dl), how, conn)
 
-    @staticmethod
-    def _timeout(proto: str, state: str) -> float:
+    def _timeout(self, proto: str, state: str) -> float:
         if proto == "TCP":
-            return float(TCP_TIMEOUTS.get(state, 120))
-        return float(UDP_TIMEOUT if proto == "UDP" else SCTP_TIMEOUT)
+            return float(self.tcp_timeouts.get(state, 120))
+        return float(self.udp_timeout if proto == "UDP" else SCTP_TIMEOUT)
 
     def _set_state(self, c: Conn, state: str, now: float) -> None:
         active = state == "ESTABLISHED" and c.protocol == "TCP"

@@ -289,7 +289,9 @@ class IPVSDataplane(Dataplane):
         from knet.netfilter.ipvs import IPVS, IPVSNetfilter
 
         super().__init__(node, proxy_config, cluster_config, families, rng)
-        self.ipvs = IPVS()
+        self.ipvs = IPVS(tcp_timeout=proxy_config.ipvs_tcp_timeout,
+                         tcp_fin_timeout=proxy_config.ipvs_tcp_fin_timeout,
+                         udp_timeout=proxy_config.ipvs_udp_timeout)
         self.proxiers = {f: make_proxier("ipvs", node, proxy_config, cluster_config, f,
                                          ipvs=_FamilyTable(self.ipvs, f))
                          for f in self.families}
