@@ -131,15 +131,19 @@ class FabricTransport(asyncio.Transport):
         self._listener: Any = None
         self._ephemeral = False
         self._socket: FabricSocket | None = None
-        self._peername = sockaddr(rip, rport)
-        self._sockname = sockaddr(lip, lport)
+        self._peername: tuple | None = None  # sockaddr()s, made on first request
+        self._sockname: tuple | None = None
 
     # ----------------------------------------------------------------- asyncio.Transport API
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "peername":
+            if self._peername is None:
+                self._peername = sockaddr(self._rip, self._rport)
             return self._peername
         if name == "sockname":
+            if self._sockname is None:
+                self._sockname = sockaddr(self._lip, self._lport)
             return self._sockname
         if name == "socket":
             if self._socket is None:
