@@ -165,3 +165,12 @@ def test_compare_modes_reports_the_unused_port_difference(capsys) -> None:
     same = [f for f in d["all"] if f["kind"] == "ClusterIP" and not f["differs"]]
     assert same  # real service ports route alike in all three modes
     assert d["cost"]["iptables"]["rules_walked_mean"] > d["cost"]["nftables"]["rules_walked_mean"]
+
+
+def test_get_configmaps_namespaces_and_yaml_quoting(capsys) -> None:
+    rc, out, _ = run(capsys, "get", "ns", "-f", DEMO)
+    assert rc == 0 and out.splitlines()[0].split() == ["NAME", "STATUS", "AGE"]
+    assert {ln.split()[0] for ln in out.splitlines()[1:]} >= {"default", "kube-system"}
+    rc, out, _ = run(capsys, "get", "cm", "coredns", "-n", "kube-system", "-o", "yaml", "-f", DEMO)
+    assert rc == 0 and "  Corefile: |\n    .:53 {\n" in out  # a literal block, as kubectl
+    assert 'resourceVersion: "' in out                   # strings that look numeric: quoted

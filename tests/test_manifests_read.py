@@ -287,5 +287,9 @@ def test_roundtrip_services(name, port_list, stype, affinity, target, labels):
     roundtrip([svc])
 
 
-def test_to_yaml_quotes_go_booleans():
-    assert to_yaml({"a": "y", "b": "yes", "c": "x"}) == "a: \"y\"\nb: 'yes'\nc: x\n"
+def test_to_yaml_quotes_like_kubectl():
+    """Double quotes where a plain scalar would read back as something else (kubectl's
+    go-yaml style), YAML 1.1 booleans included; multi-line text as a literal block."""
+    assert to_yaml({"a": "y", "b": "yes", "c": "x", "d": "False", "e": "80", "f": "",
+                    "g": "a: b", "h": "line1\nline2\n"}) == (
+        'a: "y"\nb: "yes"\nc: x\nd: "False"\ne: "80"\nf: ""\ng: "a: b"\nh: |\n  line1\n  line2\n')

@@ -8,8 +8,8 @@ from typing import Any, Callable, Iterable
 
 from knet.errors import NotFound, UsageError
 from knet.model import (
-    DaemonSet, Deployment, EndpointSlice, Ingress, IngressClass, Job, Node, Pod, ReplicaSet,
-    Service, StatefulSet,
+    ConfigMap, DaemonSet, Deployment, EndpointSlice, Ingress, IngressClass, Job, Namespace, Node,
+    Pod, ReplicaSet, Secret, Service, StatefulSet,
 )
 
 # kind → (resource name for "kind/name", model type, namespaced)
@@ -25,6 +25,9 @@ KINDS: dict[str, tuple[str, type, bool]] = {
     "jobs": ("job.batch", Job, True),
     "ingresses": ("ingress.networking.k8s.io", Ingress, True),
     "ingressclasses": ("ingressclass.networking.k8s.io", IngressClass, False),
+    "configmaps": ("configmap", ConfigMap, True),
+    "secrets": ("secret", Secret, True),
+    "namespaces": ("namespace", Namespace, False),
 }
 ALIASES = {
     "po": "pods", "pod": "pods", "svc": "services", "service": "services", "no": "nodes",
@@ -32,7 +35,8 @@ ALIASES = {
     "deployment": "deployments", "rs": "replicasets", "replicaset": "replicasets",
     "sts": "statefulsets", "statefulset": "statefulsets", "ds": "daemonsets",
     "daemonset": "daemonsets", "job": "jobs", "ing": "ingresses", "ingress": "ingresses",
-    "ingressclass": "ingressclasses",
+    "ingressclass": "ingressclasses", "cm": "configmaps", "configmap": "configmaps",
+    "secret": "secrets", "ns": "namespaces", "namespace": "namespaces",
 }
 # kubectl get all: the categories "all" covers, in kubectl's order.
 ALL_KINDS = ["pods", "services", "daemonsets", "deployments", "replicasets", "statefulsets", "jobs"]
@@ -370,6 +374,30 @@ def _ingclass_row(cluster: Any, c: IngressClass, wide: bool) -> list[str]:
     return [c.metadata.name, c.controller, "<none>", age(cluster, c)]
 
 
+def _cm_header(wide: bool) -> list[str]:
+    return ["NAME", "DATA", "AGE"]
+
+
+def _cm_row(cluster: Any, c: ConfigMap, wide: bool) -> list[str]:
+    return [c.metadata.name, str(len(c.data) + len(c.binary_data)), age(cluster, c)]
+
+
+def _secret_header(wide: bool) -> list[str]:
+    return ["NAME", "TYPE", "DATA", "AGE"]
+
+
+def _secret_row(cluster: Any, s: Secret, wide: bool) -> list[str]:
+    return [s.metadata.name, s.type, str(len(s.data)), age(cluster, s)]
+
+
+def _ns_header(wide: bool) -> list[str]:
+    return ["NAME", "STATUS", "AGE"]
+
+
+def _ns_row(cluster: Any, n: Namespace, wide: bool) -> list[str]:
+    return [n.metadata.name, "Active", age(cluster, n)]
+
+
 PRINTERS: dict[str, tuple[Callable[[bool], list[str]], Callable[..., list[str]]]] = {
     "pods": (_pod_header, _pod_row),
     "services": (_svc_header, _svc_row),
@@ -382,4 +410,7 @@ PRINTERS: dict[str, tuple[Callable[[bool], list[str]], Callable[..., list[str]]]
     "jobs": (_job_header, _job_row),
     "ingresses": (_ing_header, _ing_row),
     "ingressclasses": (_ingclass_header, _ingclass_row),
+    "configmaps": (_cm_header, _cm_row),
+    "secrets": (_secret_header, _secret_row),
+    "namespaces": (_ns_header, _ns_row),
 }

@@ -468,13 +468,22 @@ def to_manifest(obj: Any) -> dict[str, Any]:
 
 
 class _Dumper(yaml.SafeDumper):
-    """Quotes the plain scalars that other YAML readers (kubectl's yaml.v2) take for booleans."""
+    """Strings as kubectl (sigs.k8s.io/yaml, go-yaml) prints them: plain when they read back
+    as the same string, else double-quoted (``status: "False"``, ``resourceVersion: "65"``,
+    ``""``), multi-line text as a literal block (``Corefile: |``). Also quotes the plain
+    scalars that kubectl's YAML 1.1 reader takes for booleans (``y``, ``n``)."""
+
+
+_STR = "tag:yaml.org,2002:str"
 
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
-    if value in ("y", "Y", "n", "N"):
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
-    return dumper.represent_str(value)
+    if "\n" in value.rstrip("\n"):
+        return dumper.represent_scalar(_STR, value, style="|")
+    plain = (value not in ("y", "Y", "n", "N") and value != ""
+             and dumper.resolve(yaml.ScalarNode, value, (True, False)) == _STR
+             and dumper.analyze_scalar(value).allow_block_plain)
+    return dumper.represent_scalar(_STR, value, style=None if plain else '"')
 
 
 _Dumper.add_representer(str, _represent_str)
