@@ -203,7 +203,18 @@ def _port_pred(num: int, sp: tuple[int, int] | None, si: bool, dp: tuple[int, in
 
 
 def _random_pred(m: StatisticMatch) -> Pred:
-    return lambda w, kp=m.kernel_probability, inv=m.invert: w.m_random(kp, inv)
+    """``-m statistic --mode random``: one rng draw per evaluation, in rule order (enumeration:
+    matches, both branches are explored; dry runs: no match, no draw). ``_Walk.m_statistic``
+    for the nth mode."""
+    kp, inv = m.kernel_probability, m.invert
+
+    def random_pred(w: _Walk) -> bool:
+        mode = w.mode
+        if mode != "eval":
+            return mode == "enum"
+        w.cacheable = w.pure = False
+        return (w.nf.rng.random() < kp) != inv
+    return random_pred
 
 
 def _match_pred(m: object, rule: Rule) -> Pred | None:

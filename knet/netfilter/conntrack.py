@@ -13,6 +13,7 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -60,10 +61,27 @@ class Tuple:
         return f"{ep(self.src, self.sport)} → {ep(self.dst, self.dport)}"
 
 
+def _filler(cls: type, names: tuple[str, ...]) -> object:
+    """``cls(*values)`` for a slotted dataclass without ``__post_init__``, filling the slots
+    directly (a frozen dataclass's ``__init__`` pays an ``object.__setattr__`` per field).
+    Every field must be given."""
+    assert {f.name for f in dataclasses.fields(cls)} == set(names), cls  # noqa: S101
+    g: dict[str, object] = {"C": cls, "_new": object.__new__}
+    for n in names:
+        g["s_" + n] = cls.__dict__[n].__set__
+    body = "    o = _new(C)\n" + "".join(f"    s_{n}(o, {n})\n" for n in names) + "    return o\n"
+    ns: dict[str, object] = {}
+    exec(f"def make({', '.join(names)}):\n{body}", g, ns)  # noqa: S102
+    return ns["make"]
+
+
 def _key(proto: str, src: IPAddress, sport: int, dst: IPAddress, dport: int) -> tuple:
     # ``_version``/``_ip`` are the ipaddress objects' own fields (the public properties cost
     # a call each, and this runs for every packet)
     return (proto, src._version, src._ip, sport, dst._ip, dport)
+
+
+_tuple = _filler(Tuple, ("src", "sport", "dst", "dport"))
 
 
 class Direction(enum.StrEnum):
@@ -100,6 +118,11 @@ class CtEntry:
 
     def __repr__(self) -> str:
         return describe(self.proto, self.tcp_state, self.orig, self.reply, self.seen_reply)
+
+
+_entry = _filler(CtEntry, ("proto", "orig", "reply", "expires", "seen_reply", "tcp_state",
+                           "fin_dir", "created", "packets", "mark", "ipvs", "flows"))
+_ORIGINAL, _REPLY = Direction.ORIGINAL, Direction.REPLY
 
 
 def describe(proto: str, tcp_state: TcpState | None, orig: Tuple, reply: Tuple,
@@ -140,24 +163,37 @@ class Conntrack:
                   snat: tuple[IPAddress, int] | None, now: float) -> CtEntry:
         """The (unconfirmed) entry for a first packet and the NAT decided for it. If the
         translated reply tuple is taken, another source port is picked (nf_nat_used_tuple)."""
-        o = Tuple(original.src, original.sport, original.dst, original.dport)
-        r_src, r_sport = dnat if dnat is not None else (original.dst, original.dport)
-        r_dst, r_dport = snat if snat is not None else (original.src, original.sport)
-        reply = Tuple(r_src, r_sport, r_dst, r_dport)
-        if self.reply_taken(original.proto, reply):
+        proto, src, sport, dst, dport = (original.proto, original.src, original.sport,
+                                         original.dst, original.dport)
+        o = _tuple(src, sport, dst, dport)
+        r_src, r_sport = dnat if dnat is not None else (dst, dport)
+        r_dst, r_dport = snat if snat is not None else (src, sport)
+        by_key = self._by_key
+        if (proto, r_src._version, r_src._ip, r_sport, r_dst._ip, r_dport) in by_key:
             port = r_dport
             for _ in range(65536):
                 port = 1024 + (port - 1024 + 1) % (65536 - 1024)
-                reply = Tuple(r_src, r_sport, r_dst, port)
-                if not self.reply_taken(original.proto, reply):
+                if (proto, r_src._version, r_src._ip, r_sport, r_dst._ip, port) not in by_key:
                     break
-        timeout, tcp_state = initial_timeout(original.proto, original.flags)
-        return CtEntry(original.proto, o, reply, now + timeout, tcp_state=tcp_state, created=now)
+            r_dport = port
+        reply = _tuple(r_src, r_sport, r_dst, r_dport)
+        if proto == Proto.TCP:
+            f = original.flags
+            st = TcpState.SYN_SENT if ("S" in f or not f) else TcpState.ESTABLISHED
+            timeout: float = TCP_TIMEOUTS[st]
+            tcp_state: TcpState | None = st
+        else:
+            timeout, tcp_state = initial_timeout(proto, original.flags)
+        return _entry(proto, o, reply, now + timeout, False, tcp_state, None, now, 1, 0, None,
+                      None)
 
     def confirm(self, entry: CtEntry) -> None:
-        o, r = entry.orig, entry.reply
-        self._by_key[_key(entry.proto, o.src, o.sport, o.dst, o.dport)] = (entry, Direction.ORIGINAL)
-        self._by_key[_key(entry.proto, r.src, r.sport, r.dst, r.dport)] = (entry, Direction.REPLY)
+        o, r, proto = entry.orig, entry.reply, entry.proto
+        by_key = self._by_key
+        by_key[(proto, o.src._version, o.src._ip, o.sport, o.dst._ip, o.dport)] = (
+            entry, _ORIGINAL)
+        by_key[(proto, r.src._version, r.src._ip, r.sport, r.dst._ip, r.dport)] = (
+            entry, _REPLY)
 
     def remove(self, entry: CtEntry) -> None:
         o, r = entry.orig, entry.reply

@@ -492,14 +492,6 @@ class _Walk:
             return False
         return True
 
-    def m_random(self, threshold: float, invert: bool) -> bool:
-        """``-m statistic --mode random``: one rng draw per evaluation (``m_statistic``)."""
-        mode = self.mode
-        if mode != "eval":
-            return mode == "enum"
-        self.cacheable = self.pure = False
-        return (self.nf.rng.random() < threshold) != invert
-
     def m_statistic(self, m: StatisticMatch, rule: Rule) -> bool:
         if self.mode == "enum":
             return True  # both branches are explored by the enumerator
@@ -555,6 +547,15 @@ class _Walk:
 
 
 _NEW = frozenset({"NEW"})
+_DNAT_OF: dict[frozenset[str], frozenset[str]] = {}
+
+
+def _with_dnat(states: frozenset[str]) -> frozenset[str]:
+    """``states | {"DNAT"}``, one shared frozenset per state set."""
+    out = _DNAT_OF.get(states)
+    if out is None:
+        out = _DNAT_OF[states] = states | {"DNAT"}
+    return out
 _LIMITED_BCAST = IPv4Address("255.255.255.255")
 
 
@@ -685,9 +686,10 @@ class Netfilter:
     def is_local(self, addr: IPAddress) -> bool:
         if self._local_fn is not None:
             return addr.is_loopback or self._local_fn(addr)
-        if (addr._version, addr._ip) in self._local:
+        v, ip = addr._version, addr._ip
+        if (v, ip) in self._local:
             return True
-        return addr.is_loopback
+        return (ip >> 24) == 127 if v == 4 else ip == 1  # is_loopback: 127.0.0.0/8, ::1
 
     def set_local_addresses(self, addrs: Iterable[IPAddress]) -> None:
         self._local_fn = None
@@ -941,7 +943,7 @@ class Netfilter:
         after = _rebuild(p, p.src, p.sport, d.dest.address, d.dest.port or p.dport, p.mark)
         w.step("", 0, "", "ipvs", before=p, after=after, note=d.explain())
         w.set_packet(after)
-        w.ctstates = w.ctstates | {"DNAT"}
+        w.ctstates = _with_dnat(w.ctstates)
         return "ACCEPT", (after.dst, after.dport), d
 
     def _post(self, w: _Walk, rs: RuleSet | None, entry: ct.CtEntry | None,
@@ -1007,7 +1009,7 @@ class Netfilter:
                 if w.pkt is not before:
                     if hook == "PREROUTING" or hook == "OUTPUT":
                         dnat = (w.pkt.dst, w.pkt.dport)
-                        w.ctstates = w.ctstates | {"DNAT"}
+                        w.ctstates = _with_dnat(w.ctstates)
                     else:
                         snat = (w.pkt.src, w.pkt.sport)
                 if hook == "POSTROUTING" or hook == "INPUT":
