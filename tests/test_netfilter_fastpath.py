@@ -104,7 +104,7 @@ def test_flow_cache_equals_full_evaluation_and_follows_rule_changes() -> None:
     for step, (p, iif) in enumerate(script):
         a = fast.forward(p, iif, float(step))
         for e in slow.conntrack.entries():
-            e.flows = None  # no cache: always the full evaluation
+            e.flows = e.fast_o = e.fast_r = None  # no cache: always the full evaluation
         b = slow.forward(p, iif, float(step))
         assert _view(a) == _view(b)
     assert all(e.flows for e in fast.conntrack.entries())  # the cached path was taken
@@ -117,7 +117,7 @@ def test_flow_cache_equals_full_evaluation_and_follows_rule_changes() -> None:
         for explain in (False, True, True):
             a = fast.process(rep.replace(iif="eth0"), "prerouting", 31.0, explain=explain)
             for x in slow.conntrack.entries():
-                x.flows = None
+                x.flows = x.fast_o = x.fast_r = None
             b = slow.process(rep.replace(iif="eth0"), "prerouting", 31.0, explain=explain)
             assert _view(a) == _view(b)
             assert (a.packet.src, a.packet.sport) == (A("10.96.7.20"), 80)

@@ -96,3 +96,27 @@ def test_indexed_equals_sequential(main: list, sub: list, pkts: list[Packet], se
         assert (a.verdict, a.packet, a.local, a.rules_walked, a.steps, a.reject_with) == \
             (b.verdict, b.packet, b.local, b.rules_walked, b.steps, b.reject_with)
         assert fast.rng.getstate() == slow.rng.getstate()
+
+
+def _scan_agrees(r: Rule) -> bool:
+    """index_key's token scan gives the compiled key (or defers to the compiler)."""
+    from knet.netfilter.compiler import _UNSURE, _compile_fast, _compile_full, _scan_key
+    k = _scan_key(r.args)
+    if k is _UNSURE:
+        return False
+    fast = _compile_fast(r, 4)
+    assert fast is not None, r  # the scan accepts only what the fast compiler accepts
+    assert k == fast.key == _compile_full(r, 4).key, r
+    return True
+
+
+@settings(max_examples=200, deadline=None)
+@given(rule_args())
+def test_index_key_scan_equals_the_compiled_key(args: tuple[str, ...]) -> None:
+    _scan_agrees(Rule("KUBE-MAIN", args))
+
+
+def test_index_key_scan_on_real_rules() -> None:
+    from test_netfilter_fastpath import data_rules
+    scanned = sum(_scan_agrees(r) for r, fam in data_rules() if fam == 4)
+    assert scanned > 500  # kube-proxy's shapes are scanned, not compiled

@@ -169,6 +169,14 @@ def _key(dst: int | None, proto: int | None, dport: int | None) -> tuple | None:
     return None
 
 
+# Predicate factories are cached: equal conditions share one function (a ClusterIP's test
+# serves its KUBE-SERVICES rule and its KUBE-SVC masquerade rule; every rule testing
+# "-p tcp --dport 80" shares one), so compiled rules add few objects for the collector.
+# Predicates take their constants as defaults (no closure cells).
+_PRED_CACHE = 1 << 16
+
+
+@functools.lru_cache(maxsize=_PRED_CACHE)
 def _addr_pred(attr: str, net_i: int, mask_i: int, inv: bool) -> Pred:
     if attr == "src":
         if mask_i == 0xFFFFFFFF and not inv:
@@ -179,19 +187,23 @@ def _addr_pred(attr: str, net_i: int, mask_i: int, inv: bool) -> Pred:
     return lambda w, n=net_i, m=mask_i, v=inv: ((w.dst & m) == n) != v
 
 
+@functools.lru_cache(maxsize=None)
 def _proto_pred(num: int, inv: bool) -> Pred:
     if not inv:
         return lambda w, n=num: w.proto == n
     return lambda w, n=num: w.proto != n
 
 
+@functools.lru_cache(maxsize=_PRED_CACHE)
 def _port_pred(num: int, sp: tuple[int, int] | None, si: bool, dp: tuple[int, int] | None,
                di: bool) -> Pred:
     if sp is None and dp is not None and not di and dp[0] == dp[1]:
-        port = dp[0]
-        return lambda w: w.proto == num and w.dport == port
+        return lambda w, n=num, port=dp[0]: w.proto == n and w.dport == port
+    if sp is None and dp is None:
+        return lambda w, n=num: w.proto == n
 
-    def port_pred(w: _Walk) -> bool:
+    def port_pred(w: _Walk, num: int = num, sp: tuple[int, int] | None = sp, si: bool = si,
+                  dp: tuple[int, int] | None = dp, di: bool = di) -> bool:
         if w.proto != num:
             return False
         if sp is not None and (sp[0] <= w.sport <= sp[1]) == si:
@@ -206,9 +218,12 @@ def _random_pred(m: StatisticMatch) -> Pred:
     """``-m statistic --mode random``: one rng draw per evaluation, in rule order (enumeration:
     matches, both branches are explored; dry runs: no match, no draw). ``_Walk.m_statistic``
     for the nth mode."""
-    kp, inv = m.kernel_probability, m.invert
+    return _random_pred_for(m.kernel_probability, m.invert)
 
-    def random_pred(w: _Walk) -> bool:
+
+@functools.lru_cache(maxsize=_PRED_CACHE)
+def _random_pred_for(kp: float, inv: bool) -> Pred:
+    def random_pred(w: _Walk, kp: float = kp, inv: bool = inv) -> bool:
         mode = w.mode
         if mode != "eval":
             return mode == "enum"
@@ -324,6 +339,8 @@ def _compile_fast(rule: Rule, family: int) -> _Compiled | None:
         if tok == "-d" or tok == "-s":
             if _V4.fullmatch(val):
                 net_i, mask_i, host = _v4_int(val), 0xFFFFFFFF, True
+            elif val.endswith("/32") and _V4.fullmatch(val, 0, len(val) - 3):
+                net_i, mask_i, host = _v4_int(val[:-3]), 0xFFFFFFFF, True
             elif "/" in val and '"' not in val:
                 try:
                     net = _net(val)
@@ -432,11 +449,142 @@ def _compile_fast(rule: Rule, family: int) -> _Compiled | None:
     elif sport is not None or dport is not None:
         return None
     header = [p for p in (src_p, dst_p, proto_p) if p is not None]
+    all_preds = tuple(header + preds)
+    all_preds = _PREDS.setdefault(all_preds, all_preds) if len(_PREDS) < _PRED_CACHE else all_preds
     reads = ((R_SRC if src_p is not None else 0) | (R_DST if dst_p is not None else 0)
              | (R_PROTO if proto_p is not None or port_at >= 0 else 0)
              | (R_SPORT if sport is not None else 0) | (R_DPORT if dport is not None else 0))
-    return _Compiled(rule, family, tuple(header + preds), target,
+    return _Compiled(rule, family, all_preds, target,
                      _key(key_dst, key_proto, key_dport), (), stat=stat, reads=reads)
+
+
+_PREDS: dict[tuple, tuple] = {}  # one tuple per combination of (shared) predicates
+
+
+_UNSURE = object()
+_V4_NET = re.compile(rf"({_OCTET}(?:\.{_OCTET}){{3}})/(3[0-2]|[12]?[0-9])")
+
+
+def index_key(rule: Rule, family: int) -> tuple | None:
+    """``compiled(rule, family).key`` without compiling the rule when its tokens are one of
+    the fast compiler's shapes: an index reads every rule of a large chain (10,000 Services:
+    10,000 KUBE-SERVICES rules); compiling waits for a packet to reach the rule."""
+    c = rule._compiled
+    if c is not None and c.family == family:  # type: ignore[attr-defined]
+        return c.key  # type: ignore[attr-defined]
+    if family == 4:
+        k = _scan_key(rule.args)
+        if k is not _UNSURE:
+            return k  # type: ignore[return-value]
+    return compiled(rule, family).key
+
+
+def _scan_key(args: tuple[str, ...]) -> object:
+    """The key ``_compile_fast`` would give (same token rules), or _UNSURE where it might not
+    accept the rule (the compilers then decide, and report errors)."""
+    key_dst: int | None = None
+    key_proto: int | None = None
+    dport: int | None = None
+    seen_dst = seen_src = seen_sport = seen_dport = False
+    port_mod = ""
+    port_seen = False
+    i, n = 0, len(args)
+    while i < n:
+        tok = args[i]
+        inv = tok == "!"
+        if inv:
+            i += 1
+            if i + 1 >= n:
+                return _UNSURE
+            tok = args[i]
+        if i + 1 >= n:
+            return _UNSURE
+        val = args[i + 1]
+        if tok == "-d" or tok == "-s":
+            if _V4.fullmatch(val):
+                host = _v4_int(val)
+            elif val.endswith("/32") and _V4.fullmatch(val, 0, len(val) - 3):
+                host = _v4_int(val[:-3])
+            elif _V4_NET.fullmatch(val):
+                host = None
+            else:
+                return _UNSURE
+            if tok == "-d":
+                if seen_dst:
+                    return _UNSURE
+                seen_dst = True
+                if host is not None and not inv:
+                    key_dst = host
+            else:
+                if seen_src:
+                    return _UNSURE
+                seen_src = True
+        elif tok == "-p":
+            if inv or val not in ("tcp", "udp", "sctp") or key_proto is not None:
+                return _UNSURE
+            key_proto = PROTO_NUM[val]
+        elif tok == "--dport" or tok == "--sport":
+            if not port_mod or not _PORT.fullmatch(val) or int(val) > 65535:
+                return _UNSURE
+            if tok == "--dport":
+                if seen_dport:
+                    return _UNSURE
+                seen_dport = True
+                if not inv:
+                    dport = int(val)
+            else:
+                if seen_sport:
+                    return _UNSURE
+                seen_sport = True
+        elif inv:
+            return _UNSURE
+        elif tok == "-m":
+            if val == "comment":
+                if i + 3 >= n or args[i + 2] != "--comment":
+                    return _UNSURE
+                port_mod = ""
+                i += 4
+                continue
+            if val in ("tcp", "udp", "sctp"):
+                if port_seen:
+                    return _UNSURE
+                port_mod = val
+                port_seen = True
+            elif val == "statistic":
+                if (i + 5 >= n or args[i + 2] != "--mode" or args[i + 3] != "random"
+                        or args[i + 4] != "--probability" or _statistic(args[i + 5]) is None):
+                    return _UNSURE
+                port_mod = ""
+                i += 6
+                continue
+            else:
+                return _UNSURE
+        elif tok == "-j" or tok == "-g":
+            rest = args[i + 2:]
+            if tok == "-g":
+                if rest or val in _KNOWN_TARGETS:
+                    return _UNSURE
+            elif not rest:
+                if not (val == "REJECT" or val in _VERDICTS
+                        or (val not in _KNOWN_TARGETS and _looks_like_chain(val))):
+                    return _UNSURE
+            elif val == "DNAT" and len(rest) == 2 and rest[0] == "--to-destination":
+                m = _V4_ENDPOINT.fullmatch(rest[1])
+                if m is None or int(m.group(2)) > 65535:
+                    return _UNSURE
+            else:
+                return _UNSURE
+            break
+        else:
+            return _UNSURE
+        i += 2
+    if port_seen:
+        if key_proto is None:
+            return _UNSURE
+        return _key(key_dst, key_proto, dport)
+    if seen_sport or seen_dport:
+        return _UNSURE
+    return _key(key_dst, key_proto, None)
 
 
 def _port_name(args: tuple[str, ...]) -> str:

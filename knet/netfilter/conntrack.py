@@ -105,8 +105,11 @@ class CtEntry:
     # later packets in the original direction are translated at LOCAL_IN, where IPVS does.
     ipvs: object = None
     # The evaluator's per-flow fast path: {(hook path, direction, …): cached outcome}, valid
-    # for one rule-set generation (knet.netfilter.engine).
+    # for one rule-set generation (knet.netfilter.engine), and the outcome used last in each
+    # direction (checked first: no key tuple, no dict).
     flows: dict | None = field(default=None, repr=False)
+    fast_o: tuple | None = field(default=None, repr=False)
+    fast_r: tuple | None = field(default=None, repr=False)
 
     @property
     def dnat(self) -> bool:
@@ -121,7 +124,8 @@ class CtEntry:
 
 
 _entry = _filler(CtEntry, ("proto", "orig", "reply", "expires", "seen_reply", "tcp_state",
-                           "fin_dir", "created", "packets", "mark", "ipvs", "flows"))
+                           "fin_dir", "created", "packets", "mark", "ipvs", "flows", "fast_o",
+                           "fast_r"))
 _ORIGINAL, _REPLY = Direction.ORIGINAL, Direction.REPLY
 
 
@@ -185,7 +189,7 @@ class Conntrack:
         else:
             timeout, tcp_state = initial_timeout(proto, original.flags)
         return _entry(proto, o, reply, now + timeout, False, tcp_state, None, now, 1, 0, None,
-                      None)
+                      None, None, None)
 
     def confirm(self, entry: CtEntry) -> None:
         o, r, proto = entry.orig, entry.reply, entry.proto

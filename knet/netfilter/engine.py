@@ -69,7 +69,7 @@ from typing import Protocol
 from knet.netfilter import conntrack as ct
 from knet.netfilter.compiler import (PROTO_NUM, R_CT, R_DPORT, R_DST, R_IIF, R_MARK, R_OIF,
                                      R_PROTO, R_SPORT, R_SRC, T_JUMP, T_MARK, T_NAT, T_NONE,
-                                     T_UNKNOWN, T_VERDICT, _Compiled, compiled)
+                                     T_UNKNOWN, T_VERDICT, _Compiled, compiled, index_key)
 from knet.netfilter.ipset import IPSet
 from knet.netfilter.packet import IPAddress, Packet
 from knet.netfilter.rules import (GENERATION, AddrTypeMatch, Chain, ConntrackMatch, Jump,
@@ -106,6 +106,7 @@ FINAL = ("ACCEPT", "DROP", "REJECT")
 _ORIGINAL = ct.Direction.ORIGINAL
 _REPLY = ct.Direction.REPLY
 _ESTABLISHED = ct.TcpState.ESTABLISHED
+_CLOSED = (ct.TcpState.TIME_WAIT, ct.TcpState.CLOSE)
 _EST_TIMEOUT = ct.TCP_TIMEOUTS[ct.TcpState.ESTABLISHED]
 
 
@@ -384,30 +385,33 @@ class _ChainCache:
 
 
 class _Index:
-    """Positions of a chain's rules by necessary condition (dst, proto, dport)."""
+    """Positions of a chain's rules by necessary condition (dst, proto, dport). Built from
+    the rules' keys (``index_key``: no compilation); positions are tuples of ints, which
+    the collector stops tracking."""
     __slots__ = ("full", "portonly", "dstonly", "always", "merged")
 
-    def __init__(self, chain: Chain, family: int, comp: list[_Compiled | None]) -> None:
-        self.full: dict[tuple, list[int]] = {}
-        self.portonly: dict[tuple, list[int]] = {}
-        self.dstonly: dict[int, list[int]] = {}
-        self.always: list[int] = []
-        self.merged: dict[tuple, list[int]] = {}
+    def __init__(self, chain: Chain, family: int) -> None:
+        full: dict[tuple, list[int]] = {}
+        portonly: dict[tuple, list[int]] = {}
+        dstonly: dict[int, list[int]] = {}
+        always: list[int] = []
         for i, r in enumerate(chain.rules):
-            c = comp[i]
-            if c is None:
-                c = comp[i] = compiled(r, family)
-            k = c.key
+            k = index_key(r, family)
             if k is None:
-                self.always.append(i)
+                always.append(i)
             elif k[1] is None:
-                self.dstonly.setdefault(k[0], []).append(i)
+                dstonly.setdefault(k[0], []).append(i)
             elif k[0] is None:
-                self.portonly.setdefault((k[1], k[2]), []).append(i)
+                portonly.setdefault((k[1], k[2]), []).append(i)
             else:
-                self.full.setdefault(k, []).append(i)
+                full.setdefault(k, []).append(i)
+        self.full = {k: tuple(v) for k, v in full.items()}
+        self.portonly = {k: tuple(v) for k, v in portonly.items()}
+        self.dstonly = {k: tuple(v) for k, v in dstonly.items()}
+        self.always = tuple(always)
+        self.merged: dict[tuple, tuple[int, ...]] = {}
 
-    def candidates(self, dst: int, proto: int, dport: int) -> list[int]:
+    def candidates(self, dst: int, proto: int, dport: int) -> tuple[int, ...]:
         key = (dst, proto, dport)
         out = self.merged.get(key)
         if out is not None:
@@ -415,11 +419,11 @@ class _Index:
         lists = [x for x in (self.full.get(key), self.portonly.get((proto, dport)),
                              self.dstonly.get(dst), self.always) if x]
         if not lists:
-            out = []
+            out = ()
         elif len(lists) == 1:
             out = lists[0]
         else:
-            out = sorted(i for x in lists for i in x)
+            out = tuple(sorted(i for x in lists for i in x))
         if len(self.merged) < 4096:  # bounded: one entry per (dst, proto, dport) seen
             self.merged[key] = out
         return out
@@ -699,8 +703,8 @@ class Netfilter:
     # -- the fabric's Datapath protocol
     def forward(self, packet: Packet, entered_from: str, now: float) -> Result:
         if entered_from == "":
-            return self.process(packet, "output", now, explain=self.explain)
-        return self.process(packet, "prerouting", now, explain=self.explain, iif=entered_from)
+            return self._run(packet, False, now, self.explain, None)
+        return self._run(packet, True, now, self.explain, entered_from)
 
     # -- evaluation
     def process(self, packet: Packet, hook_path: str, now: float, *,
@@ -710,78 +714,91 @@ class Netfilter:
         ``iif``: the interface it arrived on, when ``packet.iif`` does not say it yet (the
         result's packets carry it)."""
         if hook_path == "prerouting":
-            first = True
-        elif hook_path == "output":
-            first = False
-        else:
-            raise ValueError(f"hook_path must be 'prerouting' or 'output', not {hook_path!r}")
+            return self._run(packet, True, now, explain, iif)
+        if hook_path == "output":
+            return self._run(packet, False, now, explain, iif)
+        raise ValueError(f"hook_path must be 'prerouting' or 'output', not {hook_path!r}")
+
+    def _run(self, packet: Packet, first: bool, now: float, explain: bool, iif: str | None
+             ) -> Result:
         src = packet.src
-        rs = self.rulesets.get(src._version)
         conn = self.conntrack
         # Conntrack.lookup, inlined (one dict lookup on the hot path)
         hit = conn._by_key.get((packet.proto, src._version, src._ip, packet.sport,
                                 packet.dst._ip, packet.dport))
-        if hit is not None and hit[0].expires <= now:
-            conn.remove(hit[0])
-            hit = None
         entry: ct.CtEntry | None = None
         direction: ct.Direction | None = None
         if hit is not None:
             entry, direction = hit
-            if (direction is _ORIGINAL and packet.proto == "tcp" and "S" in packet.flags
-                    and "A" not in packet.flags and entry.tcp_state in
-                    (ct.TcpState.TIME_WAIT, ct.TcpState.CLOSE)):
-                self.conntrack.remove(entry)  # a new SYN reopens a closed tuple
+            if entry.expires <= now:
+                conn.remove(entry)
                 entry = direction = None
-            elif entry.flows is not None:
-                key = (first, direction, entry.seen_reply or direction is _REPLY,
-                       packet.iif if iif is None else iif, packet.oif, packet.mark,
-                       packet.flags)
-                fp = entry.flows.get(key)
-                if (fp is not None and fp[0] == GENERATION[0] and fp[1] is rs
-                        and (fp[12] is not None or not explain)
-                        and (self._local_fn is None or self.is_local(fp[13]) == fp[14])):
-                    return self._cached(fp, packet, entry, direction, now, explain,
-                                        None if iif is None or iif == packet.iif else iif)
+            elif (direction is _ORIGINAL and "S" in packet.flags and packet.proto == "tcp"
+                    and "A" not in packet.flags and entry.tcp_state in _CLOSED):
+                conn.remove(entry)  # a new SYN reopens a closed tuple
+                entry = direction = None
+            else:
+                # the per-flow fast path (module docstring): the direction's last outcome,
+                # else the entry's dict of outcomes
+                a_iif = packet.iif if iif is None else iif
+                seen = entry.seen_reply or direction is _REPLY
+                fp = entry.fast_o if direction is _ORIGINAL else entry.fast_r
+                if (fp is None or fp[0] is not first or fp[1] is not seen or fp[2] != a_iif
+                        or fp[3] != packet.oif or fp[4] != packet.mark
+                        or fp[5] != packet.flags):
+                    flows = entry.flows
+                    fp = None if flows is None else flows.get(
+                        (first, direction, seen, a_iif, packet.oif, packet.mark, packet.flags))
+                    if fp is not None:
+                        if direction is _ORIGINAL:
+                            entry.fast_o = fp
+                        else:
+                            entry.fast_r = fp
+                if (fp is not None and fp[6] == GENERATION[0]
+                        and fp[7] is self.rulesets.get(src._version)
+                        and (fp[21] is not None or not explain)
+                        and (self._local_fn is None or self.is_local(fp[22]) == fp[23])):
+                    # the cached outcome for this packet
+                    if iif is not None and iif == packet.iif:
+                        iif = None  # already on the packet
+                    if fp[24]:  # addresses translated
+                        if iif is None:
+                            final = _rebuild(packet, fp[15], fp[16], fp[17], fp[18], fp[19])
+                        else:  # the arrival interface, set on the packets we hand back
+                            final = _rebuild_iif(packet, fp[15], fp[16], fp[17], fp[18], fp[19],
+                                                 iif)
+                    elif iif is not None:
+                        final = _rebuild_iif(packet, packet.src, packet.sport, packet.dst,
+                                             packet.dport, fp[19], iif)
+                    elif fp[19] != packet.mark:
+                        final = _rebuild(packet, packet.src, packet.sport, packet.dst,
+                                         packet.dport, fp[19])
+                    else:
+                        final = packet
+                    if explain:
+                        ctx: tuple | None = (packet, (direction, entry.proto, entry.tcp_state,
+                                                      entry.orig, entry.reply, entry.seen_reply),
+                                             iif)
+                        trace = fp[21]
+                    else:
+                        ctx, trace = None, ()
+                    verdict = fp[8]
+                    if verdict == "ACCEPT":
+                        f = packet.flags
+                        if entry.tcp_state is _ESTABLISHED and (f == "A" or f == "PA"):
+                            entry.packets += 1  # ct.update's common case, inlined
+                            if direction is _REPLY:
+                                entry.seen_reply = True
+                            entry.expires = now + _EST_TIMEOUT
+                        else:
+                            ct.update(entry, direction, packet, now)
+                    return tuple.__new__(Result, (
+                        self._verdicts[verdict], final, packet, fp[9], fp[10], (), fp[11],
+                        fp[14], fp[13], fp[20], entry, fp[12], trace, ctx, iif))
+        rs = self.rulesets.get(src._version)
         if iif is not None and packet.iif != iif:
             packet = _with_iif(packet, iif)
         return self._evaluate(packet, first, rs, entry, direction, now, explain)
-
-    def _cached(self, fp: tuple, packet: Packet, entry: ct.CtEntry, direction: ct.Direction,
-                now: float, explain: bool, iif: str | None) -> Result:
-        """The per-flow fast path (module docstring): the cached outcome, this packet."""
-        addrs = fp[9]
-        if iif is not None:  # the arrival interface, set on the packets we hand back
-            if addrs is not None:
-                final = _rebuild_iif(packet, addrs[0], addrs[1], addrs[2], addrs[3], fp[10],
-                                     iif)
-            else:
-                final = _rebuild_iif(packet, packet.src, packet.sport, packet.dst,
-                                     packet.dport, fp[10], iif)
-        elif addrs is not None:
-            final = _rebuild(packet, addrs[0], addrs[1], addrs[2], addrs[3], fp[10])
-        elif fp[10] != packet.mark:
-            final = _rebuild(packet, packet.src, packet.sport, packet.dst, packet.dport, fp[10])
-        else:
-            final = packet
-        if explain:
-            ctx = (packet, (direction, entry.proto, entry.tcp_state, entry.orig, entry.reply,
-                            entry.seen_reply), iif)
-            trace = fp[12]
-        else:
-            ctx, trace = None, ()
-        if fp[2] == "ACCEPT":
-            f = packet.flags
-            if entry.tcp_state is _ESTABLISHED and (f == "A" or f == "PA"):
-                entry.packets += 1  # ct.update's common case, inlined
-                if direction is _REPLY:
-                    entry.seen_reply = True
-                entry.expires = now + _EST_TIMEOUT
-            else:
-                ct.update(entry, direction, packet, now)
-        return tuple.__new__(Result, (self._verdicts[fp[2]], final, packet, fp[3], fp[4], (),
-                                      fp[5], fp[8], fp[7], fp[11], entry, fp[6], trace, ctx,
-                                      iif))
 
     def _evaluate(self, packet: Packet, first: bool, rs: RuleSet | None,
                   entry: ct.CtEntry | None, direction: ct.Direction | None, now: float,
@@ -918,10 +935,16 @@ class Netfilter:
             if (final.src, final.sport, final.dst, final.dport) != (
                     packet.src, packet.sport, packet.dst, packet.dport):
                 addrs = (final.src, final.sport, final.dst, final.dport)
-            entry.flows[flow_key] = (
-                GENERATION[0], rs, verdict, local, reject_with, w.walked, unknown, w.ctstates,
-                state, addrs, w.mark, dir_s, trace if explain else None, route_dst,
-                route_local)
+            # the key's fields, then the outcome (read by _run by position)
+            fp = (first, flow_key[2], packet.iif, packet.oif, packet.mark, packet.flags,
+                  GENERATION[0], rs, verdict, local, reject_with, w.walked, unknown, w.ctstates,
+                  state, final.src, final.sport, final.dst, final.dport, w.mark, dir_s,
+                  trace if explain else None, route_dst, route_local, addrs is not None)
+            entry.flows[flow_key] = fp
+            if direction is _ORIGINAL:
+                entry.fast_o = fp
+            else:
+                entry.fast_r = fp
         return tuple.__new__(Result, (self._verdicts.get(verdict, verdict), final, original,
                                       local, reject_with, (), w.walked, state, w.ctstates,
                                       dir_s, entry, unknown, trace, ctx, None))
@@ -1136,7 +1159,7 @@ class Netfilter:
         if n >= self.index_threshold:
             idx = cache.index  # type: ignore[attr-defined]
             if idx is None:
-                idx = cache.index = _Index(c, fam, comp)  # type: ignore[attr-defined]
+                idx = cache.index = _Index(c, fam)  # type: ignore[attr-defined]
             positions = idx.candidates(w.dst, w.proto, w.dport)
             w.reads |= _INDEX_READS
         else:
