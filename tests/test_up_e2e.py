@@ -204,6 +204,11 @@ def test_control_get_nodes_wide(demo: Up) -> None:
                                                 "INTERNAL-IP"]
     assert {ln.split()[0] for ln in text.splitlines()[1:]} == {
         "knet-control-plane", "knet-worker", "knet-worker2"}
+    # the loopback address real clients use for each node's NodePorts, as a last column
+    assert text.splitlines()[0].split()[-1] == "LOOPBACK"
+    loopbacks = {ln.split()[0]: ln.split()[-1] for ln in text.splitlines()[1:]}
+    assert loopbacks == {"knet-control-plane": "127.0.1.2", "knet-worker": "127.0.1.3",
+                         "knet-worker2": "127.0.1.4"}
     from knet.cli.commands import remote_get
 
     assert remote_get(demo.control, "nodes", None, None, False, "wide") == text

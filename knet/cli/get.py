@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from knet.errors import NotFound, UsageError
 from knet.model import (
@@ -51,7 +51,10 @@ def resolve_kind(kind: str) -> str:
 
 
 def run_get(cluster: Any, kind: str, name: str | None, namespace: str | None,
-            all_namespaces: bool, output: str | None) -> str:
+            all_namespaces: bool, output: str | None,
+            loopback: Mapping[str, str] | None = None) -> str:
+    """kubectl's output for ``kind``. ``loopback`` (from a running ``knet up``): each node's
+    loopback address for real clients, shown as a last ``-o wide`` column of nodes."""
     k = resolve_kind(kind)
     kinds = ALL_KINDS if k == "all" else [k]
     ns = None if all_namespaces else (namespace or "default")
@@ -84,6 +87,9 @@ def run_get(cluster: Any, kind: str, name: str | None, namespace: str | None,
         wide = output == "wide"
         cols = list(header(wide))
         rows = [rowfn(cluster, o, wide) for o in objs]
+        if kk == "nodes" and wide and loopback is not None:
+            cols.append("LOOPBACK")
+            rows = [[*r, loopback.get(o.metadata.name, "<none>")] for o, r in zip(objs, rows)]
         if ns is None and KINDS[kk][2]:
             cols.insert(0, "NAMESPACE")
             rows = [[o.metadata.namespace, *r] for o, r in zip(objs, rows)]

@@ -162,7 +162,8 @@ class ControlServer:
             raise UsageError(f"output must be wide, yaml, json or name, got {output!r}")
         text = run_get(self.rt.state, request.match_info["kind"], request.match_info.get("name"),
                        q.get("namespace") or q.get("n"),
-                       q.get("all-namespaces", "") in ("1", "true"), output)
+                       q.get("all-namespaces", "") in ("1", "true"), output,
+                       loopback={n: str(a) for n, a in self.gateway.book.nodes.items()})
         if output == "json":
             return web.json_response(json.loads(text))
         return web.json_response({"text": text})
