@@ -276,3 +276,29 @@ def test_ipvs_at_local_out_and_fallthroughs() -> None:
     r = empty.forward(Packet(A("172.18.0.1"), VIP, Proto.TCP, 5000, 80, "S"), "eth0", 0.0)
     assert (r.verdict, r.reject_with) == ("REJECT", "icmp-port-unreachable")
     assert len(empty.conntrack) == 0
+
+
+def test_rebuilt_packets_and_conntrack_tuples_are_the_real_values() -> None:
+    """The engine builds packets and conntrack tuples through mutable twins of the frozen
+    dataclasses: the results are ordinary, equal, hashable, frozen instances."""
+    import dataclasses
+
+    import pytest
+
+    from knet.netfilter import conntrack as ct
+    from knet.netfilter.engine import _rebuild, _rebuild_iif, _with_iif
+    p = Packet(A("10.244.1.9"), A("10.96.7.20"), Proto.TCP, 40000, 80, "PA", seq=7,
+               payload=b"x", mark=3, iif="veth1", oif="eth0")
+    q = _rebuild(p, A("10.244.1.9"), 40001, A("10.244.2.7"), 8080, 0x4000)
+    assert type(q) is Packet and q == p.replace(sport=40001, dst=A("10.244.2.7"), dport=8080,
+                                                mark=0x4000)
+    assert hash(q) == hash(p.replace(sport=40001, dst=A("10.244.2.7"), dport=8080, mark=0x4000))
+    assert _with_iif(p, "eth1") == p.replace(iif="eth1")
+    assert _rebuild_iif(p, p.src, 1, p.dst, 2, 0, "x") == p.replace(sport=1, dport=2, mark=0,
+                                                                    iif="x")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        q.dport = 1  # type: ignore[misc]
+    t = ct._tuple(p.src, 1, p.dst, 2)
+    assert type(t) is ct.Tuple and t == ct.Tuple(p.src, 1, p.dst, 2) and hash(t) == hash(
+        ct.Tuple(p.src, 1, p.dst, 2))
+    assert ct.twin(Packet) is not None  # the fast path is the one in use

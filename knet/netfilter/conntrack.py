@@ -61,17 +61,36 @@ class Tuple:
         return f"{ep(self.src, self.sport)} → {ep(self.dst, self.dport)}"
 
 
-def _filler(cls: type, names: tuple[str, ...]) -> object:
-    """``cls(*values)`` for a slotted dataclass without ``__post_init__``, filling the slots
-    directly (a frozen dataclass's ``__init__`` pays an ``object.__setattr__`` per field).
-    Every field must be given."""
-    assert {f.name for f in dataclasses.fields(cls)} == set(names), cls  # noqa: S101
-    g: dict[str, object] = {"C": cls, "_new": object.__new__}
-    for n in names:
-        g["s_" + n] = cls.__dict__[n].__set__
-    body = "    o = _new(C)\n" + "".join(f"    s_{n}(o, {n})\n" for n in names) + "    return o\n"
+def twin(cls: type) -> type | None:
+    """A plain class with the slot layout of ``cls``, a frozen slotted dataclass without
+    ``__post_init__``: an instance filled by attribute stores, then given ``__class__ =
+    cls``, is a ``cls`` value built at a third of the cost of its ``__init__`` (one
+    ``object.__setattr__`` per field). None when the layouts differ (the caller then uses
+    the constructor)."""
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    if (cls.__mro__ != (cls, object) or tuple(getattr(cls, "__slots__", ())) != names
+            or hasattr(cls, "__post_init__")):
+        return None
+    t = type(f"_{cls.__name__}Twin", (), {"__slots__": names})
+    try:
+        probe = object.__new__(t)
+        probe.__class__ = cls
+    except TypeError:
+        return None
+    return t
+
+
+def _maker(cls: type) -> object:
+    """``cls(*all fields)`` through ``twin(cls)`` (or the constructor)."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    t = twin(cls)
+    if t is None:
+        return cls
+    body = "    o = _new(T)\n" + "".join(f"    o.{n} = {n}\n" for n in names) + \
+        "    o.__class__ = C\n    return o\n"
     ns: dict[str, object] = {}
-    exec(f"def make({', '.join(names)}):\n{body}", g, ns)  # noqa: S102
+    exec(f"def make({', '.join(names)}):\n{body}", {"T": t, "C": cls, "_new": object.__new__},
+         ns)  # noqa: S102
     return ns["make"]
 
 
@@ -81,7 +100,7 @@ def _key(proto: str, src: IPAddress, sport: int, dst: IPAddress, dport: int) -> 
     return (proto, src._version, src._ip, sport, dst._ip, dport)
 
 
-_tuple = _filler(Tuple, ("src", "sport", "dst", "dport"))
+_tuple = _maker(Tuple)  # Tuple(src, sport, dst, dport)
 
 
 class Direction(enum.StrEnum):
@@ -123,9 +142,6 @@ class CtEntry:
         return describe(self.proto, self.tcp_state, self.orig, self.reply, self.seen_reply)
 
 
-_entry = _filler(CtEntry, ("proto", "orig", "reply", "expires", "seen_reply", "tcp_state",
-                           "fin_dir", "created", "packets", "mark", "ipvs", "flows", "fast_o",
-                           "fast_r"))
 _ORIGINAL, _REPLY = Direction.ORIGINAL, Direction.REPLY
 
 
@@ -188,8 +204,8 @@ class Conntrack:
             tcp_state: TcpState | None = st
         else:
             timeout, tcp_state = initial_timeout(proto, original.flags)
-        return _entry(proto, o, reply, now + timeout, False, tcp_state, None, now, 1, 0, None,
-                      None, None, None)
+        return CtEntry(proto, o, reply, now + timeout, False, tcp_state, None, now, 1, 0, None,
+                       None, None, None)
 
     def confirm(self, entry: CtEntry) -> None:
         o, r, proto = entry.orig, entry.reply, entry.proto

@@ -105,6 +105,7 @@ _IPVS_LOCAL_OUT = ("raw", "mangle", "filter", "security")
 FINAL = ("ACCEPT", "DROP", "REJECT")
 _ORIGINAL = ct.Direction.ORIGINAL
 _REPLY = ct.Direction.REPLY
+_DIR_S = {None: "", _ORIGINAL: "original", _REPLY: "reply"}
 _ESTABLISHED = ct.TcpState.ESTABLISHED
 _CLOSED = (ct.TcpState.TIME_WAIT, ct.TcpState.CLOSE)
 _EST_TIMEOUT = ct.TCP_TIMEOUTS[ct.TcpState.ESTABLISHED]
@@ -185,18 +186,18 @@ _STAGES = (_S0, _S1, _S2)
 
 def _rebuilder(*given: str) -> Callable[..., Packet]:
     """``packet.replace(<given>=…)`` without dataclasses.replace's per-call introspection:
-    generated from Packet's fields (fields added later are carried over), filling the slots
-    directly (Packet has no ``__post_init__``; if it gets one, its constructor is used)."""
+    generated from Packet's fields (fields added later are carried over), filled through
+    Packet's mutable twin (``conntrack.twin``) or, if it has none, its constructor."""
     names = [f.name for f in dataclasses.fields(Packet)]
-    g: dict[str, object] = {"P": Packet, "_new": object.__new__}
-    if hasattr(Packet, "__post_init__"):
+    t = ct.twin(Packet)
+    g: dict[str, object] = {"P": Packet, "T": t, "_new": object.__new__}
+    if t is None:
         args = ", ".join(n if n in given else f"p.{n}" for n in names)
         body = f"    return P({args})\n"
     else:
-        for n in names:
-            g["s_" + n] = Packet.__dict__[n].__set__
-        body = "    o = _new(P)\n" + "".join(
-            f"    s_{n}(o, {n if n in given else 'p.' + n})\n" for n in names) + "    return o\n"
+        body = "    o = _new(T)\n" + "".join(
+            f"    o.{n} = {n if n in given else 'p.' + n}\n" for n in names) + \
+            "    o.__class__ = P\n    return o\n"
     ns: dict[str, object] = {}
     exec(f"def rebuild(p, {', '.join(given)}):\n{body}", g, ns)  # noqa: S102
     return ns["rebuild"]  # type: ignore[return-value]
@@ -355,7 +356,7 @@ _STATE = attrgetter(*(n for _b, n in _MEMO_FIELDS))
 _MEMO_GETTERS: dict[int, tuple] = {}
 _MEMO_MASKS = 8        # sets of fields read, per chain
 _MEMO_KEYS = 4096      # keys per set (then that dict starts again)
-_MEMO_GIVE_UP = 16     # impure evaluations of a chain never pure: stop recording it
+_MEMO_GIVE_UP = 2      # impure evaluations of a chain never pure: stop recording it
 _BEFORE, _AFTER = object(), object()  # memo trace records: the packet at chain entry / after NAT
 
 
@@ -373,8 +374,10 @@ def _memo_getters(mask: int) -> tuple:
 
 class _ChainCache:
     """Per chain (``Chain._index``), valid for one chain version: the rules compiled on first
-    use and, for large chains, the index."""
-    __slots__ = ("version", "n", "family", "comp", "index")
+    use, for large chains the index, the jump targets resolved (for one rule-set
+    generation), and the chain memo (of one Netfilter, for one generation)."""
+    __slots__ = ("version", "n", "family", "comp", "index", "subs", "memo", "memo_nf",
+                 "memo_gen")
 
     def __init__(self, chain: Chain, family: int) -> None:
         self.version = chain.version
@@ -382,6 +385,11 @@ class _ChainCache:
         self.family = family
         self.comp: list[_Compiled | None] = [None] * self.n
         self.index: _Index | None = None
+        self.subs: dict[int, tuple[int, Chain | None]] = {}
+        # [[(getter, {key: outcome}, fields read)], impure evaluations]
+        self.memo: list = [[], 0]
+        self.memo_nf: Netfilter | None = None
+        self.memo_gen = -1
 
 
 class _Index:
@@ -681,10 +689,9 @@ class Netfilter:
         if verdicts is not None:
             self._verdicts.update(verdicts)
         self.explain = explain
-        # the chain memo (module docstring): {chain: [[(getter, {key: outcome}, fields)],
-        # impure evaluations]}, for rule-set generation _memo_gen; None: off (the reference)
-        self._memo: dict[Chain, list] | None = {}
-        self._memo_gen = -1
+        # the chain memo (module docstring, kept on the chains' caches); off: every chain is
+        # evaluated rule by rule (the tests' reference)
+        self._memo = True
 
     # -- configuration
     def is_local(self, addr: IPAddress) -> bool:
@@ -804,10 +811,7 @@ class Netfilter:
                   entry: ct.CtEntry | None, direction: ct.Direction | None, now: float,
                   explain: bool) -> Result:
         w = _Walk(self, packet, now, explain)
-        if self._memo is not None:
-            if self._memo_gen != GENERATION[0]:
-                self._memo.clear()
-                self._memo_gen = GENERATION[0]
+        if self._memo:
             w.memo = True
         invalid = False
         ctx: tuple | None = None
@@ -925,8 +929,8 @@ class Netfilter:
                                                         fp_.dport, w.mark)
         state = "INVALID" if invalid else ("ESTABLISHED" if "ESTABLISHED" in w.ctstates else "NEW")
         reject_with = w.reject_with if verdict == "REJECT" else ""
-        unknown = tuple(dict.fromkeys(w.unknown))
-        dir_s = direction.value if direction is not None else ""
+        unknown = tuple(dict.fromkeys(w.unknown)) if w.unknown else ()
+        dir_s = _DIR_S[direction]
         trace = tuple(w.trace)
         if flow_key is not None and w.cacheable and entry is not None:
             if entry.flows is None:
@@ -1044,11 +1048,17 @@ class Netfilter:
     def _run_chain(self, w: _Walk, t: Table, c: Chain, depth: int) -> str | None:
         """Evaluate one chain (through the chain memo, module docstring). Returns a final
         verdict, or None when the chain returns."""
+        cache = c._index
+        if (cache is None or cache.version != c.version  # type: ignore[attr-defined]
+                or cache.n != len(c.rules) or cache.family != w.family):  # type: ignore[attr-defined]
+            cache = c._index = _ChainCache(c, w.family)
         if not w.memo:
-            return self._run_rules(w, t, c, depth)
-        m = self._memo.get(c)
-        if m is None:
-            m = self._memo[c] = [[], 0]
+            return self._run_rules(w, t, c, cache, depth)  # type: ignore[arg-type]
+        if cache.memo_nf is not self or cache.memo_gen != GENERATION[0]:  # type: ignore[attr-defined]
+            cache.memo = [[], 0]  # type: ignore[attr-defined]
+            cache.memo_nf = self  # type: ignore[attr-defined]
+            cache.memo_gen = GENERATION[0]  # type: ignore[attr-defined]
+        m = cache.memo  # type: ignore[attr-defined]
         entries = m[0]
         for g, d, mask in entries:
             hit = d.get(() if g is None else g(w))
@@ -1058,13 +1068,13 @@ class Netfilter:
                 w.reads |= mask
                 return self._memo_replay(w, hit)
         if m[1] > _MEMO_GIVE_UP and not entries:
-            return self._run_rules(w, t, c, depth)
+            return self._run_rules(w, t, c, cache, depth)  # type: ignore[arg-type]
         reads, pure = w.reads, w.pure
         w.reads, w.pure = 0, True
         state = _STATE(w)
         pkt0 = w.pkt
         walked0, n_trace, n_unknown = w.walked, len(w.trace), len(w.unknown)
-        v = self._run_rules(w, t, c, depth)
+        v = self._run_rules(w, t, c, cache, depth)  # type: ignore[arg-type]
         r = w.reads
         if w.pure:
             self._memo_store(w, m, r, state, v, pkt0, walked0, n_trace, n_unknown)
@@ -1078,9 +1088,11 @@ class Netfilter:
                     pkt0: Packet, walked0: int, n_trace: int, n_unknown: int) -> None:
         after = w.pkt
         recs: tuple | None = None
+        full: tuple | None = None
         if w.explain:
             out = []
-            for _h, table, chain, index, rule, action, b, a, note in w.trace[n_trace:]:
+            full = tuple(w.trace[n_trace:])  # as recorded: replayed as is under the same hook
+            for _h, table, chain, index, rule, action, b, a, note in full:
                 if b is not None:
                     if b is pkt0:
                         b = _BEFORE
@@ -1095,12 +1107,13 @@ class Netfilter:
                         a = _BEFORE
                     else:
                         return
+                    full = None  # packets: rebuilt per replay
                 out.append((table, chain, index, rule, action, b, a, note))
             recs = tuple(out)
         mark0 = state[7]
         hit = (v, w.walked - walked0, None if w.mark == mark0 else w.mark, recs,
                tuple(w.unknown[n_unknown:]), w.reject_with if v == "REJECT" else "",
-               w.nat_rel if after is not pkt0 else None)
+               w.nat_rel if after is not pkt0 else None, w.hook, full)
         g_attr, g_item = _memo_getters(mask)
         entries = m[0]
         for _g, d, mk in entries:
@@ -1116,7 +1129,7 @@ class Netfilter:
         d[() if g_item is None else g_item(state)] = hit
 
     def _memo_replay(self, w: _Walk, hit: tuple) -> str | None:
-        v, walked, mark, recs, unknown, reject_with, nat = hit
+        v, walked, mark, recs, unknown, reject_with, nat, hook0, full = hit
         w.walked += walked
         if mark is not None:  # changed by a MARK target, which keyed on the mark
             w.mark = mark
@@ -1133,28 +1146,34 @@ class Netfilter:
             w.nat_rel = nat
         if recs and w.explain:
             hook, trace = w.hook, w.trace
-            for table, chain, index, rule, action, b, a, note in recs:
-                if b is not None:
-                    b = before if b is _BEFORE else after
-                if a is not None:
-                    a = after if a is _AFTER else before
-                trace.append((hook, table, chain, index, rule, action, b, a, note))
+            if full is not None and hook == hook0:
+                trace.extend(full)
+            else:
+                self._replay_records(w, recs, before, after)
         if nat is not None:
             w.set_packet(after)
         return v
 
-    def _run_rules(self, w: _Walk, t: Table, c: Chain, depth: int) -> str | None:
+    @staticmethod
+    def _replay_records(w: _Walk, recs: tuple, before: Packet, after: Packet) -> None:
+        """A memo entry's explanation records under this walk's hook and packets."""
+        hook, trace = w.hook, w.trace
+        for table, chain, index, rule, action, b, a, note in recs:
+            if b is not None:
+                b = before if b is _BEFORE else after
+            if a is not None:
+                a = after if a is _AFTER else before
+            trace.append((hook, table, chain, index, rule, action, b, a, note))
+
+    def _run_rules(self, w: _Walk, t: Table, c: Chain, cache: _ChainCache, depth: int
+                   ) -> str | None:
         """The chain's rules in order (through its index when large)."""
         if depth > 64:
             raise RecursionError(f"chain loop at {c.name}")
         rules = c.rules
         n = len(rules)
         fam = w.family
-        cache = c._index
-        if (cache is None or cache.version != c.version or cache.n != n  # type: ignore[attr-defined]
-                or cache.family != fam):  # type: ignore[attr-defined]
-            cache = c._index = _ChainCache(c, fam)
-        comp: list[_Compiled | None] = cache.comp  # type: ignore[attr-defined]
+        comp = cache.comp
         positions: Iterable[int]
         if n >= self.index_threshold:
             idx = cache.index  # type: ignore[attr-defined]
@@ -1182,7 +1201,13 @@ class Netfilter:
                     w.unknown.append(cr.text)
                 if kind == T_JUMP:
                     tgt = cr.target
-                    sub = t.chains.get(tgt.chain)  # type: ignore[union-attr]
+                    # the target chain, resolved once per rule-set generation
+                    sc = cache.subs.get(pos)
+                    if sc is not None and sc[0] == GENERATION[0]:
+                        sub = sc[1]
+                    else:
+                        sub = t.chains.get(tgt.chain)  # type: ignore[union-attr]
+                        cache.subs[pos] = (GENERATION[0], sub)
                     if explain:
                         w.step(c.name, pos + 1, cr.rule, "goto" if tgt.goto else "jump")  # type: ignore[union-attr]
                     if sub is None:
