@@ -51,7 +51,7 @@ R_ALL = (1 << 9) - 1
 
 class _Compiled:
     __slots__ = ("preds", "target", "kind", "key", "rule", "family", "unknown", "stat",
-                 "recent_check", "reads")
+                 "recent_check", "reads", "rand")
 
     def __init__(self, rule: Rule, family: int, preds: tuple[Pred, ...], target: Target | None,
                  key: tuple | None, unknown: tuple[str, ...] = (), stat: bool = False,
@@ -62,6 +62,9 @@ class _Compiled:
         self.target = target
         self.kind = _kind(target)
         self.reads = reads | R_MARK if self.kind == T_MARK else reads
+        # (threshold, invert) when the only condition is ``-m statistic --mode random``
+        # (KUBE-SVC rules): the evaluator draws inline instead of calling the predicate
+        self.rand: tuple[float, bool] | None = None
         self.key = key
         self.unknown = unknown
         self.stat = stat
@@ -320,6 +323,7 @@ def _compile_fast(rule: Rule, family: int) -> _Compiled | None:
     key_proto: int | None = None
     target: Target | None = None
     stat = False
+    rand: tuple[float, bool] | None = None
     port_mod = ""
     port_at = -1
     sport: tuple[int, bool] | None = None
@@ -404,6 +408,7 @@ def _compile_fast(rule: Rule, family: int) -> _Compiled | None:
                 if sm is None:
                     return None
                 preds.append(_random_pred(sm))
+                rand = (sm.kernel_probability, sm.invert)
                 stat = True
                 port_mod = ""
                 i += 6
@@ -454,8 +459,11 @@ def _compile_fast(rule: Rule, family: int) -> _Compiled | None:
     reads = ((R_SRC if src_p is not None else 0) | (R_DST if dst_p is not None else 0)
              | (R_PROTO if proto_p is not None or port_at >= 0 else 0)
              | (R_SPORT if sport is not None else 0) | (R_DPORT if dport is not None else 0))
-    return _Compiled(rule, family, all_preds, target,
-                     _key(key_dst, key_proto, key_dport), (), stat=stat, reads=reads)
+    c = _Compiled(rule, family, all_preds, target, _key(key_dst, key_proto, key_dport), (),
+                  stat=stat, reads=reads)
+    if stat and len(all_preds) == 1:
+        c.rand = rand
+    return c
 
 
 _PREDS: dict[tuple, tuple] = {}  # one tuple per combination of (shared) predicates

@@ -376,8 +376,8 @@ class _ChainCache:
     """Per chain (``Chain._index``), valid for one chain version: the rules compiled on first
     use, for large chains the index, the jump targets resolved (for one rule-set
     generation), and the chain memo (of one Netfilter, for one generation)."""
-    __slots__ = ("version", "n", "family", "comp", "index", "subs", "memo", "memo_nf",
-                 "memo_gen")
+    __slots__ = ("version", "n", "family", "comp", "index", "subs", "subs_gen", "memo",
+                 "memo_nf", "memo_gen", "impure")
 
     def __init__(self, chain: Chain, family: int) -> None:
         self.version = chain.version
@@ -385,9 +385,12 @@ class _ChainCache:
         self.family = family
         self.comp: list[_Compiled | None] = [None] * self.n
         self.index: _Index | None = None
-        self.subs: dict[int, tuple[int, Chain | None]] = {}
-        # [[(getter, {key: outcome}, fields read)], impure evaluations]
-        self.memo: list = [[], 0]
+        # created on first use (few objects per chain for the collector)
+        self.subs: dict[int, Chain | None] | None = None  # rule position → jump target
+        self.subs_gen = -1
+        # [[(getter, {key: outcome}, fields read)], unused] once an outcome is stored
+        self.memo: list | None = None
+        self.impure = 0  # evaluations that could not be stored
         self.memo_nf: Netfilter | None = None
         self.memo_gen = -1
 
@@ -692,6 +695,8 @@ class Netfilter:
         # the chain memo (module docstring, kept on the chains' caches); off: every chain is
         # evaluated rule by rule (the tests' reference)
         self._memo = True
+        # hook runs through the memo: [generation, {(hook, tables, family): [ruleset, memo]}]
+        self._hook_memo: list = [-1, {}]
 
     # -- configuration
     def is_local(self, addr: IPAddress) -> bool:
@@ -1011,7 +1016,45 @@ class Netfilter:
               tables: tuple[str, ...] | None = None
               ) -> tuple[str, tuple[IPAddress, int] | None, tuple[IPAddress, int] | None]:
         """Run the tables of one hook (or the given part of them). Returns (verdict, dnat,
-        snat)."""
+        snat). Through the chain memo as a whole (module docstring) when the run translates
+        nothing: one lookup for, e.g., filter FORWARD with its policy step."""
+        if not w.memo or rs is None:
+            return self._hook_tables(w, rs, hook, tables)
+        hm = self._hook_memo
+        if hm[0] != GENERATION[0]:
+            hm[0], hm[1] = GENERATION[0], {}
+        slot = hm[1].get((hook, tables, rs.family))
+        if slot is None or slot[0] is not rs:
+            slot = hm[1][(hook, tables, rs.family)] = [rs, [[], 0]]
+        m = slot[1]
+        nat_done = w.nat_done
+        for g, d, _mask in m[0]:
+            hit = d.get((nat_done, () if g is None else g(w)))
+            if hit is not None:
+                if hit[3] is None and w.explain:
+                    break  # stored without its explanation: evaluate (and store) again
+                w.hook = hook
+                w.nat_done, w.table = hit[9], hit[10]
+                return self._memo_replay(w, hit), None, None  # type: ignore[return-value]
+        if m[1] > _MEMO_GIVE_UP and not m[0]:
+            return self._hook_tables(w, rs, hook, tables)
+        w.reads, w.pure = 0, True
+        state = _STATE(w)
+        pkt0 = w.pkt
+        walked0, n_trace, n_unknown = w.walked, len(w.trace), len(w.unknown)
+        w.hook = hook
+        out = self._hook_tables(w, rs, hook, tables)
+        if w.pure and w.pkt is pkt0 and w.ctstates is state[8]:
+            self._memo_store(w, m, w.reads, state, out[0], pkt0, walked0, n_trace, n_unknown,
+                             (nat_done,), (w.nat_done, w.table))
+        else:
+            m[1] += 1
+        w.reads = 0
+        return out
+
+    def _hook_tables(self, w: _Walk, rs: RuleSet | None, hook: str,
+                     tables: tuple[str, ...] | None = None
+                     ) -> tuple[str, tuple[IPAddress, int] | None, tuple[IPAddress, int] | None]:
         w.hook = hook
         dnat = snat = None
         if rs is None:
@@ -1055,19 +1098,20 @@ class Netfilter:
         if not w.memo:
             return self._run_rules(w, t, c, cache, depth)  # type: ignore[arg-type]
         if cache.memo_nf is not self or cache.memo_gen != GENERATION[0]:  # type: ignore[attr-defined]
-            cache.memo = [[], 0]  # type: ignore[attr-defined]
+            cache.memo = None  # type: ignore[attr-defined]
             cache.memo_nf = self  # type: ignore[attr-defined]
             cache.memo_gen = GENERATION[0]  # type: ignore[attr-defined]
+            cache.impure = 0  # type: ignore[attr-defined]
         m = cache.memo  # type: ignore[attr-defined]
-        entries = m[0]
-        for g, d, mask in entries:
-            hit = d.get(() if g is None else g(w))
-            if hit is not None:
-                if hit[3] is None and w.explain:
-                    break  # stored without its explanation: evaluate (and store) again
-                w.reads |= mask
-                return self._memo_replay(w, hit)
-        if m[1] > _MEMO_GIVE_UP and not entries:
+        if m is not None:
+            for g, d, mask in m[0]:
+                hit = d.get(() if g is None else g(w))
+                if hit is not None:
+                    if hit[3] is None and w.explain:
+                        break  # stored without its explanation: evaluate (and store) again
+                    w.reads |= mask
+                    return self._memo_replay(w, hit)
+        elif cache.impure > _MEMO_GIVE_UP:  # type: ignore[attr-defined]
             return self._run_rules(w, t, c, cache, depth)  # type: ignore[arg-type]
         reads, pure = w.reads, w.pure
         w.reads, w.pure = 0, True
@@ -1077,15 +1121,21 @@ class Netfilter:
         v = self._run_rules(w, t, c, cache, depth)  # type: ignore[arg-type]
         r = w.reads
         if w.pure:
+            if m is None:
+                m = cache.memo = [[], 0]  # type: ignore[attr-defined]
             self._memo_store(w, m, r, state, v, pkt0, walked0, n_trace, n_unknown)
         else:
-            m[1] += 1
+            cache.impure += 1  # type: ignore[attr-defined]
         w.reads = reads | r
         w.pure = pure and w.pure
         return v
 
     def _memo_store(self, w: _Walk, m: list, mask: int, state: tuple, v: str | None,
-                    pkt0: Packet, walked0: int, n_trace: int, n_unknown: int) -> None:
+                    pkt0: Packet, walked0: int, n_trace: int, n_unknown: int,
+                    key0: tuple | None = None, extra: tuple = ()) -> None:
+        """Store an evaluation's outcome under the values (at entry, ``state``) of the
+        fields it read; ``key0`` prefixes the key (a hook's ``nat_done``), ``extra`` is
+        appended to the outcome."""
         after = w.pkt
         recs: tuple | None = None
         full: tuple | None = None
@@ -1113,7 +1163,7 @@ class Netfilter:
         mark0 = state[7]
         hit = (v, w.walked - walked0, None if w.mark == mark0 else w.mark, recs,
                tuple(w.unknown[n_unknown:]), w.reject_with if v == "REJECT" else "",
-               w.nat_rel if after is not pkt0 else None, w.hook, full)
+               w.nat_rel if after is not pkt0 else None, w.hook, full, *extra)
         g_attr, g_item = _memo_getters(mask)
         entries = m[0]
         for _g, d, mk in entries:
@@ -1126,10 +1176,11 @@ class Netfilter:
             entries.append((g_attr, d, mask))
         if len(d) >= _MEMO_KEYS:
             d.clear()
-        d[() if g_item is None else g_item(state)] = hit
+        k = () if g_item is None else g_item(state)
+        d[k if key0 is None else (*key0, k)] = hit
 
     def _memo_replay(self, w: _Walk, hit: tuple) -> str | None:
-        v, walked, mark, recs, unknown, reject_with, nat, hook0, full = hit
+        v, walked, mark, recs, unknown, reject_with, nat, hook0, full = hit[:9]
         w.walked += walked
         if mark is not None:  # changed by a MARK target, which keyed on the mark
             w.mark = mark
@@ -1184,6 +1235,7 @@ class Netfilter:
         else:
             positions = range(n)
         explain = w.explain
+        draw = self.rng.random if w.mode == "eval" else None
         last = -1
         for pos in positions:
             cr = comp[pos]
@@ -1192,22 +1244,32 @@ class Netfilter:
             w.walked += pos - last
             last = pos
             w.reads |= cr.reads
-            for pred in cr.preds:
-                if not pred(w):
-                    break
+            rd = cr.rand
+            if rd is not None and draw is not None:
+                # the statistic predicate, inlined: one draw (compiler._random_pred_for)
+                w.cacheable = w.pure = False
+                ok = (draw() < rd[0]) != rd[1]
             else:
+                ok = True
+                for pred in cr.preds:
+                    if not pred(w):
+                        ok = False
+                        break
+            if ok:
                 kind = cr.kind
                 if cr.unknown:
                     w.unknown.append(cr.text)
                 if kind == T_JUMP:
                     tgt = cr.target
                     # the target chain, resolved once per rule-set generation
-                    sc = cache.subs.get(pos)
-                    if sc is not None and sc[0] == GENERATION[0]:
-                        sub = sc[1]
+                    subs = cache.subs
+                    if subs is None or cache.subs_gen != GENERATION[0]:
+                        subs = cache.subs = {}
+                        cache.subs_gen = GENERATION[0]
+                    if pos in subs:
+                        sub = subs[pos]
                     else:
-                        sub = t.chains.get(tgt.chain)  # type: ignore[union-attr]
-                        cache.subs[pos] = (GENERATION[0], sub)
+                        sub = subs[pos] = t.chains.get(tgt.chain)  # type: ignore[union-attr]
                     if explain:
                         w.step(c.name, pos + 1, cr.rule, "goto" if tgt.goto else "jump")  # type: ignore[union-attr]
                     if sub is None:
