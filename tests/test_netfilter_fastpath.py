@@ -302,3 +302,56 @@ def test_rebuilt_packets_and_conntrack_tuples_are_the_real_values() -> None:
     assert type(t) is ct.Tuple and t == ct.Tuple(p.src, 1, p.dst, 2) and hash(t) == hash(
         ct.Tuple(p.src, 1, p.dst, 2))
     assert ct.twin(Packet) is not None  # the fast path is the one in use
+
+
+def _same_shape(rule: Rule, family: int) -> bool:
+    from knet.netfilter.compiler import _compile_shape
+    shaped = _compile_shape(rule, family)
+    if shaped is None:
+        return False
+    fast = _compile_fast(rule, family)
+    assert fast is not None, rule
+    assert (shaped.preds, shaped.target, shaped.key, shaped.kind, shaped.stat, shaped.reads,
+            shaped.rand, shaped.unknown) == (fast.preds, fast.target, fast.key, fast.kind,
+                                             fast.stat, fast.reads, fast.rand, fast.unknown), rule
+    return True
+
+
+def test_exact_shapes_compile_like_the_fast_compiler() -> None:
+    """kube-proxy's rules recognised by layout == the token compiler (same shared predicates,
+    target, key, fields read, inline statistic)."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    import netfilter as bench  # the benchmark's cluster: every kube-proxy ClusterIP shape
+
+    from knet.proxy import iptables
+    rules = []
+    for n in (40, 120):  # 1,200 endpoints: kube-proxy's large-cluster mode drops comments
+        nodes, services, slices = bench.cluster(n)
+        rs, _ = iptables.build(nodes[0], services, slices, bench.PROXY, bench.CLUSTER)
+        rules += [(r, 4) for t in rs.tables.values() for c in t.chains.values()
+                  for r in c.rules]
+    shaped = sum(_same_shape(r, fam) for r, fam in rules)
+    assert shaped > len(rules) * 9 // 10
+    for r, fam in data_rules():
+        _same_shape(r, fam)
+    for args in (("-m", "comment", "--comment", "x", "-j", "ACCEPT"),
+                 ("-m", "comment", "--comment", "x", "-j", "MARK"),
+                 ("-s", "10.0.0.0/8", "-m", "comment", "--comment", "x", "-j", "KUBE-X"),
+                 ("-p", "tcp", "-m", "comment", "--comment", "x", "-m", "udp", "-j", "DNAT",
+                  "--to-destination", "10.1.1.1:80"),
+                 ("-d", "10.1.1.1/32", "-p", "tcp", "-m", "comment", "--comment", "x", "-m",
+                  "tcp", "--dport", "99999", "-j", "KUBE-X"),
+                 ("-m", "tcp", "-p", "tcp", "-d", "10.1.1.1", "--dport", "80", "!", "-s",
+                  "10.0.0.0/33", "-j", "KUBE-X"),
+                 ("-m", "tcp", "-p", "tcp", "-d", "10.1.1.1", "--dport", "80", "!", "-s",
+                  "10.1.2.3/8", "-j", "KUBE-X"),
+                 ("-m", "udp", "-p", "udp", "-j", "DNAT", "--to-destination", "10.1.1.1"),
+                 ("-j", "KUBE-MARK-MASQ"), ("-j", "DNAT"), ("-s", "::1", "-j", "KUBE-X")):
+        _same_shape(Rule("KUBE-X", args), 4)
+
+
+@settings(max_examples=150, deadline=None)
+@given(rule_args())
+def test_exact_shapes_on_random_rules(args: tuple[str, ...]) -> None:
+    _same_shape(Rule("KUBE-X", args), 4)

@@ -92,7 +92,7 @@ def _kind(t: Target | None) -> int:
 def compiled(rule: Rule, family: int) -> _Compiled:
     c = rule._compiled
     if c is None or c.family != family:  # type: ignore[attr-defined]
-        c = _compile_fast(rule, family)
+        c = _compile_shape(rule, family) or _compile_fast(rule, family)
         if c is None:
             c = _compile_full(rule, family)
         rule._compiled = c
@@ -310,6 +310,138 @@ def _dnat(spec: str) -> NatTarget | None:
     return NatTarget("DNAT", addr, addr, port, port, (), spec)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _v4_host(val: str) -> int | None:
+    """"a.b.c.d" or "a.b.c.d/32" as an integer, else None (cached: a Service's addresses
+    recur in its KUBE-SERVICES, KUBE-SVC and KUBE-SEP rules)."""
+    if _V4.fullmatch(val):
+        return _v4_int(val)
+    if val.endswith("/32") and _V4.fullmatch(val, 0, len(val) - 3):
+        return _v4_int(val[:-3])
+    return None
+
+
+_STAT_PREDS: dict[str, tuple[Pred, tuple[float, bool]] | None] = {}
+
+
+def _stat_pred(value: str) -> tuple[Pred, tuple[float, bool]] | None:
+    """``--probability value``: (predicate, (threshold, invert)), or None if invalid."""
+    try:
+        return _STAT_PREDS[value]
+    except KeyError:
+        sm = _statistic(value)
+        out = None if sm is None else (_random_pred(sm), (sm.kernel_probability, sm.invert))
+        _STAT_PREDS[value] = out
+        return out
+
+
+def _chain_target(val: str) -> Target | None:
+    """``-j val`` with nothing after it, as ``_compile_fast`` reads it (None: not a chain or
+    a plain verdict)."""
+    if val == "REJECT":
+        return _REJECT
+    if val in _VERDICTS:
+        return _VERDICTS[val]
+    if val not in _KNOWN_TARGETS and _looks_like_chain(val):
+        return _jump(val, False)
+    return None
+
+
+def _compiled_of(rule: Rule, preds: tuple[Pred, ...], target: Target, key: tuple | None,
+                 stat: bool, reads: int, rand: tuple[float, bool] | None = None) -> _Compiled:
+    preds = _PREDS.setdefault(preds, preds) if len(_PREDS) < _PRED_CACHE else preds
+    c = _Compiled(rule, 4, preds, target, key, (), stat, False, reads)
+    c.rand = rand
+    return c
+
+
+def _compile_shape(rule: Rule, family: int) -> _Compiled | None:
+    """kube-proxy's most frequent rules, recognised by their exact token layout (restore
+    order, with or without the leading comment: large clusters drop most comments; no token
+    loop): what ``_compile_fast`` makes of them, with the same shared predicates (tests/
+    test_netfilter_fastpath.py checks they agree); None for any other rule."""
+    args = rule.args
+    n = len(args)
+    if family != 4 or n < 2 or args[n - 2] != "-j" and args[n - 2] != "--to-destination":
+        return None
+    o = 4 if n >= 6 and args[0] == "-m" and args[1] == "comment" and args[2] == "--comment" \
+        else 0
+    m = n - o
+    if m == 2:  # [comment] -j CHAIN  (KUBE-SVC's last rule, built-in jumps)
+        target = _chain_target(args[n - 1])
+        return None if target is None else _compiled_of(rule, (), target, None, False, 0)
+    if m == 4:  # [comment] -s ADDR -j CHAIN  (KUBE-SEP's hairpin mark)
+        if args[o] != "-s":
+            return None
+        h = _v4_host(args[o + 1])
+        target = _chain_target(args[n - 1])
+        if h is None or target is None:
+            return None
+        return _compiled_of(rule, (_addr_pred("src", h, 0xFFFFFFFF, False),), target, None,
+                            False, R_SRC)
+    if args[o] != "-m":
+        return None
+    if m == 8 and args[o + 1] == "statistic":
+        # [comment] -m statistic --mode random --probability P -j CHAIN
+        if args[o + 2] != "--mode" or args[o + 3] != "random" or args[o + 4] != "--probability":
+            return None
+        sp = _stat_pred(args[o + 5])
+        target = _chain_target(args[n - 1])
+        if sp is None or target is None:
+            return None
+        return _compiled_of(rule, (sp[0],), target, None, True, 0, sp[1])
+    proto = args[o + 1]
+    if m < 8 or proto not in _PORT_PROTOS or args[o + 2] != "-p" or args[o + 3] != proto:
+        return None
+    num = PROTO_NUM[proto]
+    if m == 8:  # [comment] -m P -p P -j DNAT --to-destination IP:PORT
+        if args[o + 4] != "-j" or args[o + 5] != "DNAT" or args[o + 6] != "--to-destination":
+            return None
+        target = _dnat(args[n - 1])
+        if target is None:
+            return None
+        return _compiled_of(rule, (_proto_pred(num, False),
+                                   _port_pred(num, None, False, None, False)),
+                            target, None, False, R_PROTO)
+    # [comment] -m P -p P -d ADDR --dport N [! -s CIDR] -j CHAIN
+    # (KUBE-SERVICES; KUBE-SVC's masquerade rule)
+    if (m != 10 and m != 13 or args[o + 4] != "-d" or args[o + 6] != "--dport"
+            or args[n - 2] != "-j"):
+        return None
+    h = _v4_host(args[o + 5])
+    port_s = args[o + 7]
+    target = _chain_target(args[n - 1])
+    if h is None or target is None or not _PORT.fullmatch(port_s) or int(port_s) > 65535:
+        return None
+    port = int(port_s)
+    dst_p = _addr_pred("dst", h, 0xFFFFFFFF, False)
+    rest = (_proto_pred(num, False), _port_pred(num, None, False, (port, port), False))
+    if m == 10:
+        return _compiled_of(rule, (dst_p, *rest), target, (h, num, port), False,
+                            R_DST | R_PROTO | R_DPORT)
+    if args[o + 8] != "!" or args[o + 9] != "-s":
+        return None
+    net = _v4_net(args[o + 10])
+    if net is None:
+        return None
+    return _compiled_of(rule, (_addr_pred("src", net[0], net[1], True), dst_p, *rest),
+                        target, (h, num, port), False, R_SRC | R_DST | R_PROTO | R_DPORT)
+
+
+@functools.lru_cache(maxsize=1 << 10)
+def _v4_net(val: str) -> tuple[int, int] | None:
+    """"a.b.c.d/len" as (network, mask) integers, as ``_net`` reads it (host bits cleared)."""
+    m = _V4_NET.fullmatch(val)
+    if m is None:
+        return None
+    plen = int(m.group(2))
+    mask = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF
+    return _v4_int(m.group(1)) & mask, mask
+
+
+_PORT_PROTOS = frozenset(("tcp", "udp", "sctp"))
+
+
 def _compile_fast(rule: Rule, family: int) -> _Compiled | None:
     """The common shapes; None for anything else (the full compiler decides, and raises)."""
     if family != 4:
@@ -341,10 +473,9 @@ def _compile_fast(rule: Rule, family: int) -> _Compiled | None:
             return None
         val = args[i + 1]
         if tok == "-d" or tok == "-s":
-            if _V4.fullmatch(val):
-                net_i, mask_i, host = _v4_int(val), 0xFFFFFFFF, True
-            elif val.endswith("/32") and _V4.fullmatch(val, 0, len(val) - 3):
-                net_i, mask_i, host = _v4_int(val[:-3]), 0xFFFFFFFF, True
+            h = _v4_host(val)
+            if h is not None:
+                net_i, mask_i, host = h, 0xFFFFFFFF, True
             elif "/" in val and '"' not in val:
                 try:
                     net = _net(val)
@@ -404,11 +535,11 @@ def _compile_fast(rule: Rule, family: int) -> _Compiled | None:
                 if (i + 5 >= n or args[i + 2] != "--mode" or args[i + 3] != "random"
                         or args[i + 4] != "--probability"):
                     return None
-                sm = _statistic(args[i + 5])
-                if sm is None:
+                sp_ = _stat_pred(args[i + 5])
+                if sp_ is None:
                     return None
-                preds.append(_random_pred(sm))
-                rand = (sm.kernel_probability, sm.invert)
+                preds.append(sp_[0])
+                rand = sp_[1]
                 stat = True
                 port_mod = ""
                 i += 6
@@ -460,7 +591,7 @@ def _compile_fast(rule: Rule, family: int) -> _Compiled | None:
              | (R_PROTO if proto_p is not None or port_at >= 0 else 0)
              | (R_SPORT if sport is not None else 0) | (R_DPORT if dport is not None else 0))
     c = _Compiled(rule, family, all_preds, target, _key(key_dst, key_proto, key_dport), (),
-                  stat=stat, reads=reads)
+                  stat, False, reads)
     if stat and len(all_preds) == 1:
         c.rand = rand
     return c
