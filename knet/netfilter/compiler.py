@@ -3,12 +3,19 @@
 Invariants:
 - ``compiled(rule, family)`` is a pure function of the rule's tokens and the family, cached on
   the Rule (``Rule._compiled``); the same Rule shared by many nodes compiles once.
-- Two compilers give the same result: ``_compile_fast`` reads the token shapes kube-proxy
-  writes (header options, comment, tcp/udp/sctp ports, random statistic, jumps, verdicts,
-  DNAT to ``IP:port``) straight from the tokens, without building the typed ``ParsedRule``
-  (~10x cheaper: a never-touched Service costs ~22 rule compilations on its first packet);
-  everything else goes through ``Rule.parsed`` (the full parser). ``tests/test_netfilter_
-  compile.py`` checks they agree.
+- Three compilers give the same result: ``_compile_shape`` recognises kube-proxy's most
+  frequent rules by their exact token layout (KUBE-SERVICES, KUBE-SVC, KUBE-SEP rules, with
+  or without comments); ``_compile_fast`` reads the token shapes kube-proxy writes (header
+  options, comment, tcp/udp/sctp ports, random statistic, jumps, verdicts, DNAT to
+  ``IP:port``) straight from the tokens, without building the typed ``ParsedRule`` (~10x
+  cheaper: a never-touched Service costs ~10 rule compilations on its first packet);
+  everything else goes through ``Rule.parsed`` (the full parser).
+  ``tests/test_netfilter_fastpath.py`` checks they agree; ``index_key`` (a token scan for
+  the index of a large chain, no compilation) is checked against them in
+  ``tests/test_netfilter_index.py``.
+- Predicates are shared: equal conditions (by value) are one cached function, and a jump
+  keeps its chain name (``Jump`` made on demand), so a compiled rule adds ~2-4 objects for
+  the garbage collector.
 - Predicates are called in rule order (header, then matches in order) and stop at the first
   miss, so stateful matches (statistic, recent) see exactly the packets the kernel shows them.
 - ``_Compiled.reads`` over-approximates the walk fields (``R_*`` bits: packet header fields,
@@ -50,17 +57,27 @@ R_ALL = (1 << 9) - 1
 
 
 class _Compiled:
-    __slots__ = ("preds", "target", "kind", "key", "rule", "family", "unknown", "stat",
-                 "recent_check", "reads", "rand")
+    __slots__ = ("preds", "_target", "jchain", "jgoto", "kind", "key", "rule", "family",
+                 "unknown", "stat", "recent_check", "reads", "rand")
 
-    def __init__(self, rule: Rule, family: int, preds: tuple[Pred, ...], target: Target | None,
-                 key: tuple | None, unknown: tuple[str, ...] = (), stat: bool = False,
-                 recent_check: bool = False, reads: int = R_ALL) -> None:
+    def __init__(self, rule: Rule, family: int, preds: tuple[Pred, ...],
+                 target: Target | str | None, key: tuple | None, unknown: tuple[str, ...] = (),
+                 stat: bool = False, recent_check: bool = False, reads: int = R_ALL) -> None:
         self.rule = rule
         self.family = family
         self.preds = preds
-        self.target = target
-        self.kind = _kind(target)
+        # a jump's chain name and goto flag (``target``: the Jump, made on demand when the
+        # compiler gave the bare chain name: one object less per rule for the collector)
+        if type(target) is str:
+            self._target: Target | None = None
+            self.jchain, self.jgoto, self.kind = target, False, T_JUMP
+        else:
+            self._target = target  # type: ignore[assignment]
+            self.kind = _kind(target)  # type: ignore[arg-type]
+            if self.kind == T_JUMP:
+                self.jchain, self.jgoto = target.chain, target.goto  # type: ignore[union-attr]
+            else:
+                self.jchain, self.jgoto = "", False
         self.reads = reads | R_MARK if self.kind == T_MARK else reads
         # (threshold, invert) when the only condition is ``-m statistic --mode random``
         # (KUBE-SVC rules): the evaluator draws inline instead of calling the predicate
@@ -69,6 +86,13 @@ class _Compiled:
         self.unknown = unknown
         self.stat = stat
         self.recent_check = recent_check
+
+    @property
+    def target(self) -> Target | None:
+        t = self._target
+        if t is None and self.kind == T_JUMP:
+            return Jump(self.jchain, self.jgoto)
+        return t
 
     @property
     def text(self) -> str:
@@ -335,7 +359,7 @@ def _stat_pred(value: str) -> tuple[Pred, tuple[float, bool]] | None:
         return out
 
 
-def _chain_target(val: str) -> Target | None:
+def _chain_target(val: str) -> Target | str | None:
     """``-j val`` with nothing after it, as ``_compile_fast`` reads it (None: not a chain or
     a plain verdict)."""
     if val == "REJECT":
@@ -343,11 +367,12 @@ def _chain_target(val: str) -> Target | None:
     if val in _VERDICTS:
         return _VERDICTS[val]
     if val not in _KNOWN_TARGETS and _looks_like_chain(val):
-        return _jump(val, False)
+        return val  # type: ignore[return-value]  # a jump (_Compiled keeps the name)
     return None
 
 
-def _compiled_of(rule: Rule, preds: tuple[Pred, ...], target: Target, key: tuple | None,
+def _compiled_of(rule: Rule, preds: tuple[Pred, ...], target: Target | str,
+                 key: tuple | None,
                  stat: bool, reads: int, rand: tuple[float, bool] | None = None) -> _Compiled:
     preds = _PREDS.setdefault(preds, preds) if len(_PREDS) < _PRED_CACHE else preds
     c = _Compiled(rule, 4, preds, target, key, (), stat, False, reads)
@@ -558,7 +583,7 @@ def _compile_fast(rule: Rule, family: int) -> _Compiled | None:
                 elif val in _VERDICTS:
                     target = _VERDICTS[val]
                 elif val not in _KNOWN_TARGETS and _looks_like_chain(val):
-                    target = _jump(val, False)
+                    target = val  # type: ignore[assignment]  # a jump (see _Compiled)
                 else:
                     return None
             elif val == "DNAT" and len(rest) == 2 and rest[0] == "--to-destination":

@@ -1260,7 +1260,6 @@ class Netfilter:
                 if cr.unknown:
                     w.unknown.append(cr.text)
                 if kind == T_JUMP:
-                    tgt = cr.target
                     # the target chain, resolved once per rule-set generation
                     subs = cache.subs
                     if subs is None or cache.subs_gen != GENERATION[0]:
@@ -1269,14 +1268,14 @@ class Netfilter:
                     if pos in subs:
                         sub = subs[pos]
                     else:
-                        sub = subs[pos] = t.chains.get(tgt.chain)  # type: ignore[union-attr]
+                        sub = subs[pos] = t.chains.get(cr.jchain)
                     if explain:
-                        w.step(c.name, pos + 1, cr.rule, "goto" if tgt.goto else "jump")  # type: ignore[union-attr]
+                        w.step(c.name, pos + 1, cr.rule, "goto" if cr.jgoto else "jump")
                     if sub is None:
-                        w.unknown.append(f"{cr.text} (chain {tgt.chain} missing)")  # type: ignore[union-attr]
+                        w.unknown.append(f"{cr.text} (chain {cr.jchain} missing)")
                         continue
                     v = self._run_chain(w, t, sub, depth + 1)
-                    if tgt.goto:  # type: ignore[union-attr]
+                    if cr.jgoto:
                         return v
                     if v is not None:
                         return v
