@@ -7,7 +7,8 @@ endpoints spread over the nodes; node-0's tables are built with ``knet.proxy.ipt
 - build: the full build (PortRules + RuleSet) in seconds, and ``render_save`` of the result;
 - first packet (cold): a SYN from a pod on node-0 to a never-touched Service (compiles the
   Service's chains on first use; the KUBE-SERVICES index is built before timing);
-- first packet (warm): a SYN of a new flow to a Service whose chains are compiled;
+- first packet (warm): a SYN of a new flow to a Service whose chains are compiled (the
+  endpoint is drawn again: its KUBE-SEP chain may be new);
 - conntrack hit: established packets of those flows, both directions (pod → ClusterIP and
   endpoint → pod), the fabric's ``forward`` call, after each flow's handshake (SYN, SYN-ACK
   from the endpoint, ACK) and a first data packet each way;
@@ -15,10 +16,11 @@ endpoints spread over the nodes; node-0's tables are built with ``knet.proxy.ipt
 
 As in the fabric, the caller keeps what it forwards on (the translated packet), not the
 ``Result``. With ``--repeat N`` each case runs N times (fresh tables) and each column
-shows its best run (the machine may be shared).
+shows its best run (the machine may be shared). The engine explains (``Netfilter``'s
+default); ``--quiet`` measures it without explanations, as the runtime's datapaths run.
 
     python bench/netfilter.py                 # all three sizes
-    python bench/netfilter.py --services 10000
+    python bench/netfilter.py --services 10000 --repeat 3
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def cluster(n_services: int) -> tuple[list[Node], list[Service], list[EndpointSl
     return nodes, services, slices
 
 
-def run(n_services: int, samples: int, seed: int) -> dict[str, float]:
+def run(n_services: int, samples: int, seed: int, explain: bool = True) -> dict[str, float]:
     nodes, services, slices = cluster(n_services)
     gc.collect()
     t0 = time.perf_counter()
@@ -102,7 +104,7 @@ def run(n_services: int, samples: int, seed: int) -> dict[str, float]:
 
     me = node_ip(0)
     nf = Netfilter(rs, local_addresses=[me], masquerade_address={4: me},
-                   rng=random.Random(seed))
+                   rng=random.Random(seed), explain=explain)
     rng = random.Random(seed)
     client = pod_ip(0, 1)
     veth = "veth0a1b2c3d"
@@ -178,8 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=2000, help="first packets per case")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=1, help="runs per case (best is shown)")
+    ap.add_argument("--quiet", action="store_true", help="no explanations (explain=False)")
     args = ap.parse_args(argv)
-    rows = [best([run(n, min(args.samples, n), args.seed) for _ in range(max(1, args.repeat))])
+    rows = [best([run(n, min(args.samples, n), args.seed, not args.quiet)
+                  for _ in range(max(1, args.repeat))])
             for n in (args.services or [100, 1000, 10000])]
     cols = list(rows[0])
     width = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
