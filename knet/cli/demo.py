@@ -92,8 +92,8 @@ def demo(files: tuple[str, ...], seed: int | None, pcap: str) -> int:
         click.echo(line)
     f = " ".join(f"-f {x}" for x in files)
     click.echo(f"""
-▸ try next:
-  knet trace {f} --from default/client --url http://web/      # every hop, every rule
+▸ try next (after `source .venv/bin/activate`, or with .venv/bin/knet):
+  knet trace {f} --from default/client --url http://web/      # every hop, the deciding rules
   knet rules {f} --node knet-worker                          # the node's kube-proxy rules
   knet dig {f} web --from default/client                     # DNS with the pod's search path
   knet route {f} --host a.example.com --path /              # the ingress decision
