@@ -28,6 +28,8 @@ Invariants (semantics per the kube-proxy reference §3 and the kernel's netfilte
   rules_walked, unknown, reject_with, NAT (each field "constant or kept") and explanation
   records. So kube-proxy's fixed chains (filter FORWARD, KUBE-POSTROUTING, a KUBE-SEP chain
   for a given source) cost one dict lookup; chains that drew from the rng run every time.
+  A chain's first evaluation (per Netfilter and generation) is not stored: most KUBE-SEP
+  chains are reached once, and a stored outcome costs objects the collector scans.
 - Explanations cost nothing until read: the walk records raw tuples (the matched Rule, not
   its text), and ``Result.steps`` renders ``Step`` values on demand. ``explain=False`` skips
   even the tuples.
@@ -377,7 +379,7 @@ class _ChainCache:
     use, for large chains the index, the jump targets resolved (for one rule-set
     generation), and the chain memo (of one Netfilter, for one generation)."""
     __slots__ = ("version", "n", "family", "comp", "index", "subs", "subs_gen", "memo",
-                 "memo_nf", "memo_gen", "impure")
+                 "memo_nf", "memo_gen", "impure", "seen")
 
     def __init__(self, chain: Chain, family: int) -> None:
         self.version = chain.version
@@ -391,6 +393,7 @@ class _ChainCache:
         # [[(getter, {key: outcome}, fields read)], unused] once an outcome is stored
         self.memo: list | None = None
         self.impure = 0  # evaluations that could not be stored
+        self.seen = False  # evaluated once (memo stores from the second evaluation)
         self.memo_nf: Netfilter | None = None
         self.memo_gen = -1
 
@@ -1102,6 +1105,7 @@ class Netfilter:
             cache.memo_nf = self  # type: ignore[attr-defined]
             cache.memo_gen = GENERATION[0]  # type: ignore[attr-defined]
             cache.impure = 0  # type: ignore[attr-defined]
+            cache.seen = False  # type: ignore[attr-defined]
         m = cache.memo  # type: ignore[attr-defined]
         if m is not None:
             for g, d, mask in m[0]:
@@ -1112,6 +1116,11 @@ class Netfilter:
                     w.reads |= mask
                     return self._memo_replay(w, hit)
         elif cache.impure > _MEMO_GIVE_UP:  # type: ignore[attr-defined]
+            return self._run_rules(w, t, c, cache, depth)  # type: ignore[arg-type]
+        elif not cache.seen:  # type: ignore[attr-defined]
+            # a chain's first evaluation is not stored: most KUBE-SEP chains are reached
+            # once per generation, and a memo costs a few objects for the collector
+            cache.seen = True  # type: ignore[attr-defined]
             return self._run_rules(w, t, c, cache, depth)  # type: ignore[arg-type]
         reads, pure = w.reads, w.pure
         w.reads, w.pure = 0, True
