@@ -3,19 +3,29 @@
 Filters, in the default profile's plugin order (a node's reasons are those of the first
 plugin that rejects it): NodeUnschedulable, TaintToleration (NoSchedule/NoExecute),
 NodeAffinity (nodeSelector + required terms, In/NotIn/Exists/DoesNotExist/Gt/Lt, matchFields
-metadata.name), NodePorts, NodeResourcesFit (cpu, memory, ephemeral-storage, pods), and
-InterPodAffinity for required anti-affinity on ``kubernetes.io/hostname``.
+metadata.name), NodePorts, NodeResourcesFit (cpu, memory, ephemeral-storage, pods),
+PodTopologySpread (user ``topologySpreadConstraints`` with whenUnsatisfiable DoNotSchedule:
+maxSkew, any topologyKey, labelSelector, matchLabelKeys, minDomains, nodeAffinityPolicy,
+nodeTaintsPolicy; pkg/scheduler/framework/plugins/podtopologyspread/filtering.go) and
+InterPodAffinity (required podAffinity, required podAntiAffinity, and existing pods' required
+anti-affinity against the incoming pod, any topologyKey, labelSelector, namespaces,
+namespaceSelector against the ``kubernetes.io/metadata.name`` label only, matchLabelKeys /
+mismatchLabelKeys; interpodaffinity/filtering.go).
 Scores (0-100 each, summed with the default weights): NodeResourcesFit LeastAllocated and
 NodeResourcesBalancedAllocation over cpu/memory using non-zero requests (100m / 200Mi per
 container without requests, ``schedutil.GetNonzeroRequests``), NodeAffinity preferred terms
 (normalised by the max), TaintToleration PreferNoSchedule count (reverse-normalised),
-PodTopologySpread's system default hostname constraint (maxSkew 3, weight 2) over the pods of
-the same controller. Every feasible node is scored (percentageOfNodesToScore = 100); ties are
-broken uniformly with the injected rng, as ``selectHost`` does with reservoir sampling.
+PodTopologySpread (weight 2): the user's ScheduleAnyway constraints (podtopologyspread/
+scoring.go), or, for a pod without constraints, the system default hostname constraint
+(maxSkew 3) over the pods of the same controller. InterPodAffinity preferred terms are not
+scored. Every feasible node is scored (percentageOfNodesToScore = 100); ties are broken
+uniformly with the injected rng, as ``selectHost`` does with reservoir sampling.
 
 Scale: nodes that cannot be told apart by a pod whose constraints do not name nodes (same
 labels except the hostname, taints, allocatable and usage) share a bucket, so a pod is scored
-per bucket (plus the few nodes that hold pods of its owner), not per node.
+per bucket (plus the few nodes that hold pods of its owner), not per node. Pods with host
+ports, inter-pod (anti-)affinity, topology spread constraints, or matched by an existing
+pod's anti-affinity take the per-node path, since their fit depends on where pods are.
 The failure message is kube-scheduler's ``FitError.Error()`` text.
 """
 
@@ -40,12 +50,17 @@ R_UNSCHEDULABLE = "node(s) were unschedulable"
 R_AFFINITY = "node(s) didn't match Pod's node affinity/selector"
 R_PORTS = "node(s) didn't have free ports for the requested pod ports"
 R_ANTI_AFFINITY = "node(s) didn't match pod anti-affinity rules"
+R_POD_AFFINITY = "node(s) didn't match pod affinity rules"
+R_EXISTING_ANTI = "node(s) didn't satisfy existing pods anti-affinity rules"
+R_SPREAD = "node(s) didn't match pod topology spread constraints"
+R_SPREAD_LABEL = R_SPREAD + " (missing required label)"
 R_TOO_MANY_PODS = "Too many pods"
 NOT_HELPFUL = "Preemption is not helpful for scheduling"
 NO_VICTIMS = "No preemption victims found for incoming pod"
 # Reasons whose status is UnschedulableAndUnresolvable: preemption cannot help there.
-_UNRESOLVABLE_PREFIXES = (R_UNSCHEDULABLE, "node(s) had untolerated taint", R_AFFINITY,
-                          R_ANTI_AFFINITY)
+# (Pod anti-affinity, existing anti-affinity and skew violations are plain Unschedulable.)
+_UNRESOLVABLE = frozenset((R_UNSCHEDULABLE, R_AFFINITY, R_POD_AFFINITY, R_SPREAD_LABEL))
+_UNRESOLVABLE_PREFIXES = ("node(s) had untolerated taint",)
 
 
 def untolerated_taint_reason(taint: Taint) -> str:
@@ -188,6 +203,87 @@ def host_ports(pod: Pod) -> tuple[tuple[str, int], ...]:
                  for c in pod.spec.containers for p in c.ports if p.host_port)
 
 
+
+# --- inter-pod affinity & topology spread terms -------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class PodTerm:
+    """A required PodAffinityTerm, resolved against the pod that declares it
+    (framework.AffinityTerm: namespaces defaulted, matchLabelKeys merged into the selector)."""
+    topology_key: str
+    selector: Mapping[str, Any] | None       # None: matches no pod (nil labelSelector)
+    extra: tuple[tuple[str, str, str], ...]  # (key, In|NotIn, value) from (mis)matchLabelKeys
+    namespaces: frozenset[str]
+    ns_selector: Mapping[str, Any] | None    # None: only ``namespaces``
+
+    def matches(self, ns: str, labels: Mapping[str, str]) -> bool:
+        if ns not in self.namespaces and not (
+                self.ns_selector is not None and _selector_dict_matches(
+                    self.ns_selector, {"kubernetes.io/metadata.name": ns})):
+            return False
+        if self.selector is None or not _selector_dict_matches(self.selector, labels):
+            return False
+        for key, op, value in self.extra:
+            if (labels.get(key) == value) != (op == "In"):
+                return False
+        return True
+
+
+def pod_terms(pod: Pod, affinity: Mapping[str, Any] | None) -> tuple[PodTerm, ...]:
+    """Required terms of a podAffinity / podAntiAffinity mapping."""
+    raw = (affinity or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or ()
+    labels = pod.metadata.labels
+    out = []
+    for t in raw:
+        if not isinstance(t, Mapping):
+            continue
+        extra = tuple((k, "In", labels[k]) for k in t.get("matchLabelKeys") or () if k in labels)
+        extra += tuple((k, "NotIn", labels[k])
+                       for k in t.get("mismatchLabelKeys") or () if k in labels)
+        nss = frozenset(t.get("namespaces") or ())
+        ns_sel = t.get("namespaceSelector")
+        if not nss and ns_sel is None:
+            nss = frozenset((pod.namespace,))
+        out.append(PodTerm(str(t.get("topologyKey") or ""), t.get("labelSelector"), extra, nss,
+                           ns_sel))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class SpreadConstraint:
+    max_skew: int
+    topology_key: str
+    hard: bool                     # whenUnsatisfiable: DoNotSchedule
+    selector: Mapping[str, Any] | None
+    extra: tuple[tuple[str, str], ...]
+    min_domains: int
+    honor_affinity: bool           # nodeAffinityPolicy (default Honor)
+    honor_taints: bool             # nodeTaintsPolicy (default Ignore)
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        if self.selector is None or not _selector_dict_matches(self.selector, labels):
+            return False
+        return all(labels.get(k) == v for k, v in self.extra)
+
+
+def spread_constraints(pod: Pod) -> tuple[SpreadConstraint, ...]:
+    """``spec.topologySpreadConstraints`` (kept in PodSpec.extra by the manifest loader)."""
+    raw = pod.spec.extra.get("topologySpreadConstraints") or ()
+    labels = pod.metadata.labels
+    out = []
+    for c in raw:
+        if not isinstance(c, Mapping):
+            continue
+        extra = tuple((k, labels[k]) for k in c.get("matchLabelKeys") or () if k in labels)
+        out.append(SpreadConstraint(
+            int(c.get("maxSkew") or 1), str(c.get("topologyKey") or ""),
+            c.get("whenUnsatisfiable", "DoNotSchedule") != "ScheduleAnyway",
+            c.get("labelSelector"), extra, int(c.get("minDomains") or 1),
+            c.get("nodeAffinityPolicy", "Honor") != "Ignore",
+            c.get("nodeTaintsPolicy", "Ignore") == "Honor"))
+    return tuple(out)
+
+
 # --- state ---------------------------------------------------------------------------------
 
 @dataclass(slots=True)
@@ -253,6 +349,8 @@ class Scheduler:
         self._placed: dict[str, tuple[int, tuple[int, ...], str, tuple]] = {}
         # node index -> pod key -> (namespace, labels) for anti-affinity
         self._pods_on: dict[int, dict[str, tuple[str, Mapping[str, str]]]] = defaultdict(dict)
+        # pod key -> (node index, required anti-affinity terms) of placed pods that have some
+        self._anti: dict[str, tuple[int, tuple[PodTerm, ...]]] = {}
 
     # --- nodes ---------------------------------------------------------------------------------
 
@@ -326,6 +424,9 @@ class Scheduler:
         for p in ports:
             st.ports[p] = st.ports.get(p, 0) + 1
         self._pods_on[st.index][pod.key] = (pod.namespace, pod.metadata.labels)
+        anti = pod_terms(pod, pod.spec.pod_anti_affinity)
+        if anti:
+            self._anti[pod.key] = (st.index, anti)
         self._placed[pod.key] = (st.index, delta, uid, ports)
 
     def forget(self, pod_key: str) -> None:
@@ -350,6 +451,7 @@ class Scheduler:
             if not st.ports[p]:
                 del st.ports[p]
         self._pods_on[idx].pop(pod_key, None)
+        self._anti.pop(pod_key, None)
 
     # --- filters & scores ----------------------------------------------------------------------
 
@@ -404,18 +506,152 @@ class Scheduler:
         balanced = int((1 - std) * 100)
         return least + balanced
 
-    def _anti_affinity_ok(self, pod: Pod, st: NodeState) -> bool:
-        terms = (pod.spec.pod_anti_affinity or {}).get(
-            "requiredDuringSchedulingIgnoredDuringExecution") or []
-        for term in terms:
-            if term.get("topologyKey") != HOSTNAME_LABEL:
+    def _live_pods(self) -> Iterable[tuple[NodeState, Iterable[tuple[str, Mapping[str, str]]]]]:
+        for idx, pods in self._pods_on.items():
+            st = self.nodes[idx]
+            if pods and not st.removed:
+                yield st, pods.values()
+
+    def _matched_by_existing_anti(self, pod: Pod) -> bool:
+        ns, labels = pod.namespace, pod.metadata.labels
+        return any(t.matches(ns, labels) for _, terms in self._anti.values() for t in terms)
+
+    def _inter_pod_filter(self, pod: Pod) -> Any:
+        """InterPodAffinity PreFilter: returns node -> failure reason or None
+        (interpodaffinity/filtering.go: satisfyPodAffinity, satisfyPodAntiAffinity,
+        satisfyExistingPodsAntiAffinity, in that order)."""
+        aff = pod_terms(pod, pod.spec.pod_affinity)
+        anti = pod_terms(pod, pod.spec.pod_anti_affinity)
+        aff_counts: dict[tuple[str, str], int] = defaultdict(int)
+        anti_counts: dict[tuple[str, str], int] = defaultdict(int)
+        existing: dict[tuple[str, str], int] = defaultdict(int)
+        if aff or anti:
+            for st, pods in self._live_pods():
+                nl = st.node.metadata.labels
+                for ns, labels in pods:
+                    if aff and all(t.matches(ns, labels) for t in aff):
+                        for t in aff:
+                            if t.topology_key in nl:
+                                aff_counts[(t.topology_key, nl[t.topology_key])] += 1
+                    for t in anti:
+                        if t.topology_key in nl and t.matches(ns, labels):
+                            anti_counts[(t.topology_key, nl[t.topology_key])] += 1
+        ns, labels = pod.namespace, pod.metadata.labels
+        for idx, terms in self._anti.values():
+            st = self.nodes[idx]
+            if st.removed:
                 continue
-            sel = term.get("labelSelector") or {}
-            namespaces = set(term.get("namespaces") or [pod.namespace])
-            for ns, labels in self._pods_on.get(st.index, {}).values():
-                if ns in namespaces and _selector_dict_matches(sel, labels):
-                    return False
-        return True
+            nl = st.node.metadata.labels
+            for t in terms:
+                if t.topology_key in nl and t.matches(ns, labels):
+                    existing[(t.topology_key, nl[t.topology_key])] += 1
+        # the first pod of a group with affinity to itself (no matching pod anywhere)
+        self_ok = not aff_counts and all(t.matches(ns, labels) for t in aff)
+
+        def check(node: Node) -> str | None:
+            nl = node.metadata.labels
+            if aff:
+                exist = True
+                for t in aff:
+                    if t.topology_key not in nl:
+                        return R_POD_AFFINITY
+                    if aff_counts.get((t.topology_key, nl[t.topology_key]), 0) <= 0:
+                        exist = False
+                if not exist and not self_ok:
+                    return R_POD_AFFINITY
+            for t in anti:
+                if t.topology_key in nl and anti_counts.get((t.topology_key, nl[t.topology_key])):
+                    return R_ANTI_AFFINITY
+            if existing and any(existing.get(kv) for kv in nl.items()):
+                return R_EXISTING_ANTI
+            return None
+        return check
+
+    def _spread_included(self, pod: Pod, c: SpreadConstraint, node: Node) -> bool:
+        # PodTopologySpread matchNodeInclusionPolicies.
+        if c.honor_affinity and not affinity_matches(pod, node):
+            return False
+        return not (c.honor_taints and untolerated(
+            node.taints, pod.spec.tolerations, ("NoSchedule", "NoExecute")) is not None)
+
+    @staticmethod
+    def _count(pods: Iterable[tuple[str, Mapping[str, str]]], c: SpreadConstraint,
+               ns: str) -> int:
+        return sum(1 for pns, labels in pods if pns == ns and c.matches(labels))
+
+    def _spread_filter(self, pod: Pod, hard: tuple[SpreadConstraint, ...]) -> Any:
+        """PodTopologySpread PreFilter over DoNotSchedule constraints; returns node -> reason."""
+        keys = [c.topology_key for c in hard]
+        counts: list[dict[str, int]] = [{} for _ in hard]
+        for st in self.nodes:
+            if st.removed:
+                continue
+            nl = st.node.metadata.labels
+            if not all(k in nl for k in keys):
+                continue
+            pods = self._pods_on.get(st.index, {}).values()
+            for i, c in enumerate(hard):
+                if self._spread_included(pod, c, st.node):
+                    v = nl[c.topology_key]
+                    counts[i][v] = counts[i].get(v, 0) + self._count(pods, c, pod.namespace)
+        mins = [0 if len(cnt) < c.min_domains else min(cnt.values(), default=2**31 - 1)
+                for c, cnt in zip(hard, counts)]
+        labels = pod.metadata.labels
+        selfs = [1 if c.matches(labels) else 0 for c in hard]
+
+        def check(node: Node) -> str | None:
+            nl = node.metadata.labels
+            for i, c in enumerate(hard):
+                if c.topology_key not in nl:
+                    return R_SPREAD_LABEL
+            for i, c in enumerate(hard):
+                if counts[i].get(nl[c.topology_key], 0) + selfs[i] - mins[i] > c.max_skew:
+                    return R_SPREAD
+            return None
+        return check
+
+    def _spread_scores(self, pod: Pod, soft: tuple[SpreadConstraint, ...],
+                       feasible: list[NodeState]) -> list[int]:
+        """PodTopologySpread PreScore/Score/NormalizeScore for ScheduleAnyway constraints."""
+        keys = [c.topology_key for c in soft]
+        ignored = [not all(k in st.node.metadata.labels for k in keys) for st in feasible]
+        pairs: list[dict[str, int]] = [{} for _ in soft]
+        for st, ign in zip(feasible, ignored):
+            if not ign:
+                for i, c in enumerate(soft):
+                    if c.topology_key != HOSTNAME_LABEL:
+                        pairs[i].setdefault(st.node.metadata.labels[c.topology_key], 0)
+        n_scored = ignored.count(False)
+        weights = [math.log((n_scored if c.topology_key == HOSTNAME_LABEL else len(pairs[i])) + 2)
+                   for i, c in enumerate(soft)]
+        for st in self.nodes:
+            nl = st.node.metadata.labels
+            if st.removed or not all(k in nl for k in keys):
+                continue
+            pods = self._pods_on.get(st.index, {}).values()
+            for i, c in enumerate(soft):
+                v = nl[c.topology_key]
+                if (c.topology_key != HOSTNAME_LABEL and v in pairs[i]
+                        and self._spread_included(pod, c, st.node)):
+                    pairs[i][v] += self._count(pods, c, pod.namespace)
+        raws = []
+        for st, ign in zip(feasible, ignored):
+            if ign:
+                raws.append(0)
+                continue
+            nl = st.node.metadata.labels
+            score = 0.0
+            for i, c in enumerate(soft):
+                if c.topology_key == HOSTNAME_LABEL:
+                    cnt = self._count(self._pods_on.get(st.index, {}).values(), c, pod.namespace)
+                else:
+                    cnt = pairs[i][nl[c.topology_key]]
+                score += cnt * weights[i] + (c.max_skew - 1)
+            raws.append(round(score))
+        live = [r for r, ign in zip(raws, ignored) if not ign]
+        lo, hi = min(live, default=0), max(live, default=0)
+        return [0 if ign else 100 if hi == 0 else 100 * (hi + lo - r) // hi
+                for r, ign in zip(raws, ignored)]
 
     # --- decision ------------------------------------------------------------------------------
 
@@ -427,7 +663,13 @@ class Scheduler:
         reasons: dict[str, int] = defaultdict(int)
         groups: list[tuple] = []
         slow, ports, sig, sid = self._profile(pod, r)
-        if slow:
+        direct = False
+        if slow or (self._anti and self._matched_by_existing_anti(pod)):
+            constraints = spread_constraints(pod)
+            hard = tuple(c for c in constraints if c.hard)
+            soft = tuple(c for c in constraints if not c.hard)
+            spread_check = self._spread_filter(pod, hard) if hard else None
+            pod_check = self._inter_pod_filter(pod)
             names = named_candidates(pod)
             sts = ([st for st in self.nodes if not st.removed] if names is None
                    else [self.by_name[n] for n in sorted(names) if n in self.by_name])
@@ -441,14 +683,25 @@ class Scheduler:
                     reasons[why] += 1
                     continue
                 misfit = self._fit(r, st.usage, st.alloc)
-                if not misfit and not self._anti_affinity_ok(pod, st):
-                    misfit = [R_ANTI_AFFINITY]
+                if not misfit and spread_check is not None:
+                    why = spread_check(st.node)
+                    misfit = [why] if why else []
+                if not misfit:
+                    why = pod_check(st.node)
+                    misfit = [why] if why else []
                 if misfit:
                     for m in misfit:
                         reasons[m] += 1
                     continue
                 groups.append((self._resource_score(r, st.usage, st.alloc), aff, taint,
                                owner_nodes.get(st.index, 0), None, [st.index], 1))
+            if constraints:
+                # user constraints replace the system default spreading (PodTopologySpread
+                # PreScore skips when there is no ScheduleAnyway constraint).
+                direct = True
+                scores = (self._spread_scores(pod, soft, [self.nodes[g[5][0]] for g in groups])
+                          if soft else [0] * len(groups))
+                groups = [g[:3] + (sc,) + g[4:] for g, sc in zip(groups, scores)]
         else:
             owners_by_bucket: dict[tuple, list[tuple[int, int]]] = defaultdict(list)
             nodes = self.nodes
@@ -490,7 +743,7 @@ class Scheduler:
         if not groups:
             return Decision(None, self._fit_error(n_all, reasons, pod))
         return Decision(self.nodes[self._select(groups, owner_nodes, bool(owner_nodes) or
-                                                bool(owner and owner.uid))].node.name)
+                                                bool(owner and owner.uid), direct)].node.name)
 
     def _profile(self, pod: Pod, r: Requests) -> tuple[bool, tuple, tuple, int]:
         """(needs the per-node path, host ports, static signature, signature id), cached per
@@ -501,7 +754,9 @@ class Scheduler:
             return hit[1]
         ports = host_ports(pod)
         anti = bool((spec.pod_anti_affinity or {}).get(
-            "requiredDuringSchedulingIgnoredDuringExecution"))
+            "requiredDuringSchedulingIgnoredDuringExecution")) or bool(
+            (spec.pod_affinity or {}).get("requiredDuringSchedulingIgnoredDuringExecution")) or bool(
+            spec.extra.get("topologySpreadConstraints"))
         sig = (tuple(sorted(spec.node_selector.items())), spec.required_node_affinity,
                spec.preferred_node_affinity, spec.tolerations)
         sid = self._sig_ids.setdefault((sig, r), len(self._sig_ids))
@@ -511,9 +766,13 @@ class Scheduler:
         self._profiles[id(spec)] = (spec, prof)
         return prof
 
-    def _select(self, groups: list[tuple], owner_nodes: Mapping[int, int], spread: bool) -> int:
+    def _select(self, groups: list[tuple], owner_nodes: Mapping[int, int], spread: bool,
+                direct: bool = False) -> int:
+        """``direct``: g[3] is already the normalised PodTopologySpread score."""
         max_aff = max(g[1] for g in groups)
         max_taint = max(g[2] for g in groups)
+        if direct:
+            spread = False
         if spread:
             # PodTopologySpread scoreForCount with the system default hostname constraint.
             w = math.log(len(self.by_name) + 2)
@@ -527,6 +786,8 @@ class Scheduler:
             s += 100 - g[2] * 100 // max_taint if max_taint else 100
             if spread:
                 s += 2 * (100 * (hi + lo - raws[i]) // hi if hi else 100)
+            elif direct:
+                s += 2 * g[3]
             if s > best:
                 best, tied = s, [g]
             elif s == best:
@@ -555,7 +816,7 @@ class Scheduler:
         if hist:
             msg += f" {', '.join(hist)}."
         not_helpful = sum(v for k, v in reasons.items()
-                          if k.startswith(_UNRESOLVABLE_PREFIXES))
+                          if k in _UNRESOLVABLE or k.startswith(_UNRESOLVABLE_PREFIXES))
         per_node_unresolvable = min(not_helpful, n_all)
         pre = {NOT_HELPFUL: per_node_unresolvable,
                NO_VICTIMS: n_all - per_node_unresolvable}
