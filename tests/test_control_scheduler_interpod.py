@@ -286,3 +286,51 @@ spec:
     inp = read_text(text)
     c = cluster(zn("a1", "a"), zn("b1", "b"), zn("c1", "c"), *inp.objects, seed=seed)
     assert placed(c, "default/app") == "b1"
+
+
+# --- InterPodAffinity scoring ------------------------------------------------------------------
+
+def pref(weight: int, key: str, **labels: str) -> dict[str, Any]:
+    return {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": weight, "podAffinityTerm": pterm(key, **labels)}]}
+
+
+def placements(*objs: Any, key: str = "default/new", seeds: int = 12) -> Counter:
+    return Counter(placed(cluster(*objs, seed=s), key) for s in range(seeds))
+
+
+def test_without_terms_empty_nodes_tie():
+    assert set(placements(zn("a1", "a"), zn("b1", "b"), zn("b2", "b"), db("db0", "b1"),
+                          web("new"))) == {"a1", "b2"}
+
+
+def test_preferred_pod_affinity_scores_matching_topology():
+    assert placements(zn("a1", "a"), zn("b1", "b"), zn("b2", "b"), db("db0", "b1"),
+                      with_spec(web("new"), pod_affinity=pref(50, ZONE, app="db"))) == {"b2": 12}
+
+
+def test_preferred_pod_anti_affinity_scores_away():
+    assert placements(zn("a1", "a"), zn("a2", "a"), zn("b1", "b"), db("db0", "a1"),
+                      with_spec(web("new"), pod_anti_affinity=pref(5, ZONE, app="db"))
+                      ) == {"b1": 12}
+
+
+def test_existing_pods_terms_score_the_incoming_pod():
+    fan = with_spec(pod("fan", labels={"app": "fan"}, node_name="b1"),
+                    pod_affinity=req(pterm(ZONE, app="web")))
+    assert placements(zn("a1", "a"), zn("b1", "b"), zn("b2", "b"), fan, web("new")) == {"b2": 12}
+    shy = with_spec(pod("shy", labels={"app": "shy"}, node_name="a1"),
+                    pod_anti_affinity=pref(10, ZONE, app="web"))
+    assert placements(zn("a1", "a"), zn("a2", "a"), zn("b1", "b"), shy, web("new")) == {"b1": 12}
+    # terms that do not name the pod change nothing
+    assert set(placements(zn("a1", "a"), zn("a2", "a"), zn("b1", "b"), shy,
+                          pod("new", labels={"app": "other"}))) == {"a2", "b1"}
+
+
+def test_preferred_terms_matching_no_pod_do_not_change_placement():
+    nodes = [zn(f"n{i}", "a" if i % 2 else "b") for i in range(6)]
+    for seed in range(6):
+        plain = cluster(*nodes, web("new"), seed=seed)
+        prefd = cluster(*nodes, with_spec(web("new"), pod_anti_affinity=pref(9, ZONE, app="x")),
+                        seed=seed)
+        assert placed(plain, "default/new") == placed(prefd, "default/new")

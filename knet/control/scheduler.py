@@ -17,15 +17,17 @@ container without requests, ``schedutil.GetNonzeroRequests``), NodeAffinity pref
 (normalised by the max), TaintToleration PreferNoSchedule count (reverse-normalised),
 PodTopologySpread (weight 2): the user's ScheduleAnyway constraints (podtopologyspread/
 scoring.go), or, for a pod without constraints, the system default hostname constraint
-(maxSkew 3) over the pods of the same controller. InterPodAffinity preferred terms are not
-scored. Every feasible node is scored (percentageOfNodesToScore = 100); ties are broken
+(maxSkew 3) over the pods of the same controller; InterPodAffinity (weight 2): the pod's
+preferred terms against placed pods, and placed pods' required affinity (hardPodAffinityWeight
+1) and preferred terms against the pod (interpodaffinity/scoring.go). Every feasible node
+is scored (percentageOfNodesToScore = 100); ties are broken
 uniformly with the injected rng, as ``selectHost`` does with reservoir sampling.
 
 Scale: nodes that cannot be told apart by a pod whose constraints do not name nodes (same
 labels except the hostname, taints, allocatable and usage) share a bucket, so a pod is scored
 per bucket (plus the few nodes that hold pods of its owner), not per node. Pods with host
-ports, inter-pod (anti-)affinity, topology spread constraints, or matched by an existing
-pod's anti-affinity take the per-node path, since their fit depends on where pods are.
+ports, inter-pod (anti-)affinity, topology spread constraints, or named by a placed pod's
+inter-pod term take the per-node path, since their fit depends on where pods are.
 The failure message is kube-scheduler's ``FitError.Error()`` text.
 """
 
@@ -232,21 +234,26 @@ class PodTerm:
 def pod_terms(pod: Pod, affinity: Mapping[str, Any] | None) -> tuple[PodTerm, ...]:
     """Required terms of a podAffinity / podAntiAffinity mapping."""
     raw = (affinity or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or ()
+    return tuple(_pod_term(pod, t) for t in raw if isinstance(t, Mapping))
+
+
+def weighted_terms(pod: Pod,
+                   affinity: Mapping[str, Any] | None) -> tuple[tuple[int, PodTerm], ...]:
+    """Preferred (weight, term) pairs of a podAffinity / podAntiAffinity mapping."""
+    raw = (affinity or {}).get("preferredDuringSchedulingIgnoredDuringExecution") or ()
+    return tuple((int(w.get("weight") or 0), _pod_term(pod, w["podAffinityTerm"])) for w in raw
+                 if isinstance(w, Mapping) and isinstance(w.get("podAffinityTerm"), Mapping))
+
+
+def _pod_term(pod: Pod, t: Mapping[str, Any]) -> PodTerm:
     labels = pod.metadata.labels
-    out = []
-    for t in raw:
-        if not isinstance(t, Mapping):
-            continue
-        extra = tuple((k, "In", labels[k]) for k in t.get("matchLabelKeys") or () if k in labels)
-        extra += tuple((k, "NotIn", labels[k])
-                       for k in t.get("mismatchLabelKeys") or () if k in labels)
-        nss = frozenset(t.get("namespaces") or ())
-        ns_sel = t.get("namespaceSelector")
-        if not nss and ns_sel is None:
-            nss = frozenset((pod.namespace,))
-        out.append(PodTerm(str(t.get("topologyKey") or ""), t.get("labelSelector"), extra, nss,
-                           ns_sel))
-    return tuple(out)
+    extra = tuple((k, "In", labels[k]) for k in t.get("matchLabelKeys") or () if k in labels)
+    extra += tuple((k, "NotIn", labels[k]) for k in t.get("mismatchLabelKeys") or () if k in labels)
+    nss = frozenset(t.get("namespaces") or ())
+    ns_sel = t.get("namespaceSelector")
+    if not nss and ns_sel is None:
+        nss = frozenset((pod.namespace,))
+    return PodTerm(str(t.get("topologyKey") or ""), t.get("labelSelector"), extra, nss, ns_sel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,6 +358,9 @@ class Scheduler:
         self._pods_on: dict[int, dict[str, tuple[str, Mapping[str, str]]]] = defaultdict(dict)
         # pod key -> (node index, required anti-affinity terms) of placed pods that have some
         self._anti: dict[str, tuple[int, tuple[PodTerm, ...]]] = {}
+        # pod key -> (node index, required affinity terms, preferred affinity, preferred
+        # anti-affinity) of placed pods with any of those (InterPodAffinity scoring)
+        self._soft: dict[str, tuple[int, tuple[PodTerm, ...], tuple, tuple]] = {}
 
     # --- nodes ---------------------------------------------------------------------------------
 
@@ -427,6 +437,10 @@ class Scheduler:
         anti = pod_terms(pod, pod.spec.pod_anti_affinity)
         if anti:
             self._anti[pod.key] = (st.index, anti)
+        soft = (pod_terms(pod, pod.spec.pod_affinity), weighted_terms(pod, pod.spec.pod_affinity),
+                weighted_terms(pod, pod.spec.pod_anti_affinity))
+        if any(soft):
+            self._soft[pod.key] = (st.index, *soft)
         self._placed[pod.key] = (st.index, delta, uid, ports)
 
     def forget(self, pod_key: str) -> None:
@@ -452,6 +466,7 @@ class Scheduler:
                 del st.ports[p]
         self._pods_on[idx].pop(pod_key, None)
         self._anti.pop(pod_key, None)
+        self._soft.pop(pod_key, None)
 
     # --- filters & scores ----------------------------------------------------------------------
 
@@ -512,9 +527,66 @@ class Scheduler:
             if pods and not st.removed:
                 yield st, pods.values()
 
-    def _matched_by_existing_anti(self, pod: Pod) -> bool:
+    def _matched_by_existing(self, pod: Pod) -> bool:
+        """Does a placed pod's inter-pod term name this pod (so nodes differ for it)?"""
         ns, labels = pod.namespace, pod.metadata.labels
-        return any(t.matches(ns, labels) for _, terms in self._anti.values() for t in terms)
+        if any(t.matches(ns, labels) for _, terms in self._anti.values() for t in terms):
+            return True
+        return any(t.matches(ns, labels) for _, req, aff, anti in self._soft.values()
+                   for t in (*req, *(t for _, t in aff), *(t for _, t in anti)))
+
+    def _preferred_match(self, pod: Pod) -> bool:
+        """Does a placed pod match one of the pod's preferred terms? If none does,
+        InterPodAffinity scores every node alike and the bucket path is exact."""
+        terms = [t for _, t in (*weighted_terms(pod, pod.spec.pod_affinity),
+                                *weighted_terms(pod, pod.spec.pod_anti_affinity))]
+        return any(t.topology_key in st.node.metadata.labels and t.matches(ns, labels)
+                   for st, pods in self._live_pods() for ns, labels in pods for t in terms)
+
+    def _inter_pod_scores(self, pod: Pod, feasible: list[NodeState]) -> list[int] | None:
+        """InterPodAffinity PreScore/Score/NormalizeScore (interpodaffinity/scoring.go,
+        hardPodAffinityWeight 1); None when no term applies (PreScore skips)."""
+        pref = weighted_terms(pod, pod.spec.pod_affinity)
+        pref_anti = weighted_terms(pod, pod.spec.pod_anti_affinity)
+        topo: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+
+        def add(t: PodTerm, weight: int, nl: Mapping[str, str]) -> None:
+            if t.topology_key in nl:
+                topo[t.topology_key][nl[t.topology_key]] += weight
+
+        if pref or pref_anti:
+            for st, pods in self._live_pods():
+                nl = st.node.metadata.labels
+                for ns, labels in pods:
+                    for w, t in pref:
+                        if t.matches(ns, labels):
+                            add(t, w, nl)
+                    for w, t in pref_anti:
+                        if t.matches(ns, labels):
+                            add(t, -w, nl)
+        ns, labels = pod.namespace, pod.metadata.labels
+        for idx, req, aff, anti in self._soft.values():
+            st = self.nodes[idx]
+            if st.removed:
+                continue
+            nl = st.node.metadata.labels
+            for t in req:
+                if t.matches(ns, labels):
+                    add(t, 1, nl)
+            for w, t in aff:
+                if t.matches(ns, labels):
+                    add(t, w, nl)
+            for w, t in anti:
+                if t.matches(ns, labels):
+                    add(t, -w, nl)
+        if not topo:
+            return None
+        raws = []
+        for st in feasible:
+            nl = st.node.metadata.labels
+            raws.append(sum(vals.get(nl[k], 0) for k, vals in topo.items() if k in nl))
+        lo, hi = min(raws, default=0), max(raws, default=0)
+        return [int(100 * ((r - lo) / (hi - lo))) if hi > lo else 0 for r in raws]
 
     def _inter_pod_filter(self, pod: Pod) -> Any:
         """InterPodAffinity PreFilter: returns node -> failure reason or None
@@ -664,7 +736,8 @@ class Scheduler:
         groups: list[tuple] = []
         slow, ports, sig, sid = self._profile(pod, r)
         direct = False
-        if slow or (self._anti and self._matched_by_existing_anti(pod)):
+        if slow == 1 or (slow == 2 and self._preferred_match(pod)) or (
+                (self._anti or self._soft) and self._matched_by_existing(pod)):
             constraints = spread_constraints(pod)
             hard = tuple(c for c in constraints if c.hard)
             soft = tuple(c for c in constraints if not c.hard)
@@ -695,6 +768,9 @@ class Scheduler:
                     continue
                 groups.append((self._resource_score(r, st.usage, st.alloc), aff, taint,
                                owner_nodes.get(st.index, 0), None, [st.index], 1))
+            ipa = self._inter_pod_scores(pod, [self.nodes[g[5][0]] for g in groups])
+            if ipa is not None:  # InterPodAffinity score, weight 2
+                groups = [(g[0] + 2 * sc,) + g[1:] for g, sc in zip(groups, ipa)]
             if constraints:
                 # user constraints replace the system default spreading (PodTopologySpread
                 # PreScore skips when there is no ScheduleAnyway constraint).
@@ -745,7 +821,7 @@ class Scheduler:
         return Decision(self.nodes[self._select(groups, owner_nodes, bool(owner_nodes) or
                                                 bool(owner and owner.uid), direct)].node.name)
 
-    def _profile(self, pod: Pod, r: Requests) -> tuple[bool, tuple, tuple, int]:
+    def _profile(self, pod: Pod, r: Requests) -> tuple[int, tuple, tuple, int]:
         """(needs the per-node path, host ports, static signature, signature id), cached per
         PodSpec object (pods of one template share it until they are bound)."""
         spec = pod.spec
@@ -753,14 +829,16 @@ class Scheduler:
         if hit is not None and hit[0] is spec:
             return hit[1]
         ports = host_ports(pod)
-        anti = bool((spec.pod_anti_affinity or {}).get(
-            "requiredDuringSchedulingIgnoredDuringExecution")) or bool(
-            (spec.pod_affinity or {}).get("requiredDuringSchedulingIgnoredDuringExecution")) or bool(
-            spec.extra.get("topologySpreadConstraints"))
+        pa, paa = spec.pod_affinity or {}, spec.pod_anti_affinity or {}
+        req, prefd = ("requiredDuringSchedulingIgnoredDuringExecution",
+                      "preferredDuringSchedulingIgnoredDuringExecution")
+        anti = bool(pa.get(req) or paa.get(req) or spec.extra.get("topologySpreadConstraints"))
+        pref = bool(pa.get(prefd) or paa.get(prefd))
         sig = (tuple(sorted(spec.node_selector.items())), spec.required_node_affinity,
                spec.preferred_node_affinity, spec.tolerations)
         sid = self._sig_ids.setdefault((sig, r), len(self._sig_ids))
-        prof = (bool(ports or anti or names_nodes(pod)), ports, sig, sid)
+        # 1: per-node path; 2: per-node path if a preferred term names a placed pod
+        prof = (1 if ports or anti or names_nodes(pod) else 2 if pref else 0, ports, sig, sid)
         if len(self._profiles) > 10_000:
             self._profiles.clear()
         self._profiles[id(spec)] = (spec, prof)
