@@ -15,11 +15,11 @@ import pytest
 from knet.dns import DnsView, make_query
 from knet.errors import UsageError
 from knet.fabric import Fabric
-from knet.gateway import plan
-from knet.gateway.dnsloop import LoopbackDns
-from knet.gateway.loop import BootWarpLoop
-from knet.gateway.relay import RealTcpRelay, RealUdpRelay
-from knet.gateway.watch import diff
+from knet.expose import plan
+from knet.expose.dnsloop import LoopbackDns
+from knet.expose.loop import BootWarpLoop
+from knet.expose.relay import RealTcpRelay, RealUdpRelay
+from knet.expose.watch import diff
 from knet.model import ObjectMeta, Service
 from knet.model.config import ClusterConfig
 from knet.model.core import (LoadBalancerIngress, Node, NodeAddress, Protocol, ServicePort,

@@ -52,7 +52,7 @@ def server_for(server: str | None, files: tuple[str, ...]) -> str | None:
     """The control endpoint to ask: ``--server``, or (without ``-f``) the running knet up."""
     if server is None and files:
         return None
-    from knet.gateway.control import server_url
+    from knet.expose.control import server_url
 
     return server_url(server)
 
@@ -60,7 +60,7 @@ def server_for(server: str | None, files: tuple[str, ...]) -> str | None:
 def remote_get(server: str, kind: str, name: str | None, namespace: str | None,
                all_namespaces: bool, output: str | None) -> str:
     """``knet get`` of a running ``knet up``: the same text as the local form."""
-    from knet.gateway.control import remote_get as _get
+    from knet.expose.control import remote_get as _get
 
     return _get(server, kind, name, namespace, all_namespaces, output)
 

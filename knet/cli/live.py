@@ -30,7 +30,7 @@ def live_trace(files: tuple[str, ...], seed: int | None, src: str, url: str | No
     from knet.fabric.clock import run_virtual
 
     if server is not None:
-        from knet.gateway.control import request
+        from knet.expose.control import request
 
         if pcap:
             raise UsageError("--pcap needs a local run (-f); knet up writes --capture instead")

@@ -14,7 +14,7 @@ from knet.cli.commands import files_option, seed_option
 
 
 def _listen(value: str | None, what: str) -> tuple[str, int] | None:
-    from knet.gateway.plan import parse_listen
+    from knet.expose.plan import parse_listen
 
     return None if value is None else parse_listen(value, what)
 
@@ -50,7 +50,7 @@ def up(files: tuple[str, ...], seed: int | None, dns: str | None, ingress: str |
     the bound ports are printed). Anything outside 127.0.0.0/8 and ::1 is refused.
     """
     from knet.errors import UsageError
-    from knet.gateway.session import UpOptions, up as run
+    from knet.expose.session import UpOptions, up as run
 
     if not files:
         raise UsageError("no input: give -f PATH (a file, a directory, or - for stdin)")

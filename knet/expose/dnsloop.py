@@ -21,7 +21,7 @@ from typing import Any
 from knet.dns.answer import answer
 from knet.dns.server import DnsStreamProtocol
 from knet.errors import UsageError
-from knet.gateway.plan import check_loopback
+from knet.expose.plan import check_loopback
 
 BATCH = 256
 MAX_UDP = 65535

@@ -1,4 +1,4 @@
-"""The loopback gateway of ``knet up``: real sockets on 127.0.0.0/8 relayed into the fabric.
+"""The loopback exposure of ``knet up``: real sockets on 127.0.0.0/8 relayed into the fabric.
 
 Invariants:
 - Real sockets bind loopback addresses only (``plan.check_loopback`` on every user address;
@@ -23,9 +23,9 @@ from ipaddress import IPv4Address, ip_address
 from typing import Any, Callable
 
 from knet.errors import NetworkError, UsageError
-from knet.gateway import plan
-from knet.gateway.plan import AddressBook, ListenKey, Target
-from knet.gateway.relay import RealTcpRelay, RealUdpRelay
+from knet.expose import plan
+from knet.expose.plan import AddressBook, ListenKey, Target
+from knet.expose.relay import RealTcpRelay, RealUdpRelay
 
 INGRESS_NAMESPACE = "ingress-nginx"
 INGRESS_SERVICE = "ingress-nginx-controller"
@@ -42,7 +42,7 @@ class Listener:
         self.server.close()
 
 
-class Gateway:
+class Loopback:
     """Expose a running cluster (``RuntimeCluster``) on loopback."""
 
     def __init__(self, rt: Any, *, nodeports: bool = True, warn: Callable[[str], None] | None = None
@@ -251,7 +251,7 @@ class Gateway:
         return int(bound)
 
     async def serve_dns(self, host: str, port: int) -> int:
-        from knet.gateway.dnsloop import LoopbackDns
+        from knet.expose.dnsloop import LoopbackDns
 
         srv = LoopbackDns(self.rt.dns_view)
         bound = await srv.start(host, port)

@@ -52,9 +52,9 @@ def _say(stream: Any, text: str) -> None:
 async def run_up(opts: UpOptions) -> int:
     import knet.runtime as runtime
     from knet.control import Cluster
-    from knet.gateway.control import ControlServer, remove_state, write_state
-    from knet.gateway.gateway import Gateway
-    from knet.gateway.watch import Watcher
+    from knet.expose.control import ControlServer, remove_state, write_state
+    from knet.expose.loopback import Loopback
+    from knet.expose.watch import Watcher
     from knet.manifests import read
 
     out = opts.out or sys.stdout
@@ -80,7 +80,7 @@ async def run_up(opts: UpOptions) -> int:
 
     rt = runtime.RuntimeCluster(state, seed=opts.seed)
     cap = None
-    gw: Gateway | None = None
+    gw: Loopback | None = None
     ctl: ControlServer | None = None
     watcher: Watcher | None = None
     state_written = False
@@ -108,7 +108,7 @@ async def run_up(opts: UpOptions) -> int:
         if cap is not None:
             cap.epoch = time.time() - loop.time()
 
-        gw = Gateway(rt, nodeports=opts.nodeports, warn=lambda m: _say(err, f"warning: {m}"))
+        gw = Loopback(rt, nodeports=opts.nodeports, warn=lambda m: _say(err, f"warning: {m}"))
         await gw.start()
         if opts.dns is not None:
             await gw.serve_dns(*opts.dns)
@@ -171,6 +171,6 @@ async def run_up(opts: UpOptions) -> int:
 
 def up(opts: UpOptions) -> int:
     """Run ``knet up`` on a fresh ``BootWarpLoop`` until SIGINT/SIGTERM."""
-    from knet.gateway.loop import run_up as run_loop
+    from knet.expose.loop import run_up as run_loop
 
     return run_loop(run_up(opts))

@@ -28,7 +28,7 @@ from typing import Any, Callable
 from aiohttp import web
 
 from knet.errors import KnetError, NotFound, UsageError
-from knet.gateway import plan
+from knet.expose import plan
 
 FAULTS = ("delete-pod", "kill-pod", "node-ready", "partition", "heal", "scale")
 
@@ -83,12 +83,12 @@ def read_state() -> dict[str, Any] | None:
 
 
 class ControlServer:
-    """aiohttp application over a running cluster and its gateway."""
+    """aiohttp application over a running cluster and its loopback exposure."""
 
-    def __init__(self, rt: Any, gateway: Any, *, started: float | None = None,
+    def __init__(self, rt: Any, loopback: Any, *, started: float | None = None,
                  on_change: Callable[[str], None] | None = None) -> None:
         self.rt = rt
-        self.gateway = gateway
+        self.loopback = loopback
         self.started = time.monotonic() if started is None else started
         self.on_change = on_change
         self.runner: web.AppRunner | None = None
@@ -147,7 +147,7 @@ class ControlServer:
 
     # -- handlers
     async def status(self, request: web.Request) -> web.Response:
-        t = self.gateway.table()
+        t = self.loopback.table()
         t["uptime"] = round(time.monotonic() - self.started, 3)
         t["cluster"] = self.rt.state.config.name
         t["pid"] = os.getpid()
@@ -163,7 +163,7 @@ class ControlServer:
         text = run_get(self.rt.state, request.match_info["kind"], request.match_info.get("name"),
                        q.get("namespace") or q.get("n"),
                        q.get("all-namespaces", "") in ("1", "true"), output,
-                       loopback={n: str(a) for n, a in self.gateway.book.nodes.items()})
+                       loopback={n: str(a) for n, a in self.loopback.book.nodes.items()})
         if output == "json":
             return web.json_response(json.loads(text))
         return web.json_response({"text": text})
