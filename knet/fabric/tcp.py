@@ -489,13 +489,13 @@ class FabricTransport(asyncio.Transport):
             "transport": self, "protocol": self._protocol})
         self.abort()
 
-    def _connection_lost(self, exc: Exception | None) -> None:
+    def _connection_lost(self, exc: BaseException | None) -> None:
         if self._lost:
             return
         self._lost = True
         protocol = self._protocol
         if protocol is not None:
-            protocol.connection_lost(exc)
+            protocol.connection_lost(exc)  # type: ignore[arg-type]  # as asyncio's transports: any BaseException
 
 
 class Listener:
