@@ -123,11 +123,18 @@ def route(host: str, path: str, method: str, headers: tuple[str, ...], scheme: s
             raise UsageError(f"bad header {h!r}: expected 'Name: value'")
         k, v = h.split(":", 1)
         hdrs.append((k.strip(), v.strip()))
+    from knet.control import ingressnginx
+    from knet.ingress import ControllerConfig
+
     cluster = load_cluster(files, seed)
+    # the controller knet up would run: the topology's own, else kind's install (IngressClass
+    # nginx, --watch-ingress-without-class=true)
+    config = ControllerConfig.from_args(ingressnginx.controller_args(cluster))
     decision = route_request(
-        cluster.ingresses(), cluster.ingress_classes(), cluster.services(),
-        cluster.endpoint_slices(), host, path, method, hdrs, scheme=scheme, client_ip=client_ip,
-        sni=host if scheme == "https" else None, seed=cluster.seed)
+        cluster.ingresses(), cluster.ingress_classes() + ingressnginx.builtin_classes(cluster),
+        cluster.services(), cluster.endpoint_slices(), host, path, method, hdrs, scheme=scheme,
+        client_ip=client_ip, sni=host if scheme == "https" else None, seed=cluster.seed,
+        config=config)
     if output == "json":
         emit_json(decision.to_json())
     else:
