@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from ingress_factory import NGINX_CLASS, World, ingress, path
+
 from knet.cli import main
 from knet.control import Cluster, ingressnginx
 from knet.fabric import virtual_time

@@ -80,6 +80,25 @@ def builtin_classes(state: State) -> list[Any]:
     return [o for o in builtin_objects(state) if getattr(o, "kind", "") == "IngressClass"]
 
 
+def controller_address(state: Any) -> str | None:
+    """The address a client reaches the controller at (``curl http://ADDRESS/`` sends it as the
+    Host): the LoadBalancer IP of the Service in front of the controller pods, else its
+    ClusterIP. None when no Service selects an ingress-nginx controller pod."""
+    pods = [p for p in state.pods()
+            if any(_is_controller_image(c.image) for c in p.spec.containers)]
+    for svc in state.services():
+        sel = svc.spec.selector
+        if not sel or not any(p.metadata.namespace == svc.metadata.namespace and all(
+                p.metadata.labels.get(k) == v for k, v in sel.items()) for p in pods):
+            continue
+        for ing in svc.load_balancer_ingress:
+            if ing.ip:
+                return str(ing.ip)
+        if svc.spec.cluster_ip and svc.spec.cluster_ip != "None":
+            return str(svc.spec.cluster_ip)
+    return None
+
+
 def builtin_objects(state: State) -> list[Any]:
     """kind's ingress-nginx install, when ``wanted(state)``: apply these in order."""
     from knet.manifests import read_text
@@ -182,5 +201,5 @@ spec:
 
 
 __all__ = ["CLASS_NAME", "CONTROLLER_ARGS", "CONTROLLER_CLASS", "CONTROLLER_IMAGE",
-           "builtin_classes", "builtin_objects", "controller_args", "user_controller_args",
+           "builtin_classes", "builtin_objects", "controller_address", "controller_args", "user_controller_args",
            "wanted"]
