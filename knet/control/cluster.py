@@ -34,6 +34,7 @@ from knet.control.naming import object_uid, random_suffix
 from knet.control.podtemplate import pod_from_template
 from knet.control.scheduler import Scheduler
 from knet.control.store import Store, evolve
+from knet.control.timers import Deadlines
 from knet.errors import UsageError
 from knet.model.config import ClusterConfig
 from knet.model.core import (
@@ -48,6 +49,7 @@ NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 DEFAULT_TOLERATION_SECONDS = 300
+INT32_MAX = 2**31 - 1
 KUBELET_NODE_LABELS = {"beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
                        "kubernetes.io/arch": "amd64", "kubernetes.io/os": "linux"}
 KIND_NODE_SUBNET_V6 = ip_network("fc00:f853:ccd:e793::/64")
@@ -114,10 +116,12 @@ class Cluster:
         self._svc_by_label: dict[tuple[str, str, str], set[tuple[str, str]]] = {}
         self._svc_select_all: dict[str, set[tuple[str, str]]] = {}
         # time-based work: pod key -> when
-        self._terminations: dict[str, float] = {}
-        self._evictions: dict[str, float] = {}
+        self._terminations: Deadlines[str] = Deadlines()
+        self._evictions: Deadlines[str] = Deadlines()
         self._unreachable: set[str] = set()
         self._orphaned: list[str] = []
+        self._converging = False
+        self._mutating = 0  # depth of public mutators (nested ones batch into the outermost)
         self.store.subscribe(self._on_event)
         self._bootstrap(list(objects), system_objects)
 
@@ -383,6 +387,11 @@ class Cluster:
     def scale(self, kind: str, key: str, replicas: int, now: float | None = None) -> list[Event]:
         if kind not in ("Deployment", "ReplicaSet", "StatefulSet"):
             raise UsageError(f"cannot scale a {kind}")
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or not (
+                0 <= replicas <= INT32_MAX):
+            # checked before anything changes: a refused scale leaves the cluster as it was
+            raise UsageError(f"spec.replicas: Invalid value: {replicas!r}: must be an integer "
+                             f"between 0 and {INT32_MAX}")
         with self._capturing(now) as out:
             obj = self.store.require(kind, *_split_key(key))
             self.scale_object(obj, replicas)
@@ -390,27 +399,34 @@ class Cluster:
         return out
 
     def next_deadline(self) -> float | None:
-        times = list(self._terminations.values()) + list(self._evictions.values())
+        times = [t for t in (self._terminations.earliest(), self._evictions.earliest())
+                 if t is not None]
         return min(times) if times else None
 
     def sync(self, now: float) -> list[Event]:
-        """Do the time-based work due at ``now`` (terminations, evictions), in time order."""
+        """Do the time-based work due at ``now`` (terminations, evictions), in time order.
+
+        Work due at the same instant is done as one batch, then the controllers converge once
+        (50,000 graceful terminations ending together cost one pass, not one each).
+        """
         with self._capturing(now) as out:
             while True:
-                due = [(t, 0, k) for k, t in self._terminations.items() if t <= now]
-                due += [(t, 1, k) for k, t in self._evictions.items() if t <= now]
-                if not due:
+                t = self.next_deadline()
+                if t is None or t > now:
                     break
-                t, what, key = min(due)
-                if what == 0:
-                    del self._terminations[key]
-                    pod = self.store.get("Pod", *_split_key(key))
-                    if pod is not None:
-                        self._finalize(pod)
-                else:
-                    del self._evictions[key]
-                    if self.store.get("Pod", *_split_key(key)) is not None:
-                        self.delete_pod(key, now)
+                ends = self._terminations.pop_due(t)
+                evictions = self._evictions.pop_due(t)
+                self._converging = True
+                try:
+                    for _, key in ends:
+                        pod = self.store.get("Pod", *_split_key(key))
+                        if pod is not None:
+                            self._finalize(pod)
+                    for _, key in evictions:
+                        if self.store.get("Pod", *_split_key(key)) is not None:
+                            self.delete_pod(key, now)
+                finally:
+                    self._converging = False
                 self._converge()
         return out
 
@@ -548,10 +564,13 @@ class Cluster:
             if self.now is not None:
                 self.cluster.now = max(self.cluster.now, self.now)
             self.cluster._capture.append(self.out)
+            self.cluster._mutating += 1
             return self.out
 
         def __exit__(self, *exc: Any) -> None:
-            self.cluster._capture.remove(self.out)
+            self.cluster._mutating -= 1
+            stack = self.cluster._capture  # nested captures may hold equal lists: by identity
+            del stack[next(i for i in range(len(stack) - 1, -1, -1) if stack[i] is self.out)]
 
     def _capturing(self, now: float | None) -> Cluster._Capture:
         return Cluster._Capture(self, now)
@@ -765,6 +784,22 @@ class Cluster:
     # --- convergence --------------------------------------------------------------------------
 
     def _converge(self) -> None:
+        """Drain the work queues until nothing changes, iteratively.
+
+        A controller's write (a pod deleted, a ReplicaSet scaled) only marks more work: a
+        mutator called while the queues are being drained (``delete_pod`` from
+        ``sync_replicaset``) returns without converging, and this loop picks the work up, as
+        the real controllers' workqueues do. No recursion, however many objects change.
+        """
+        if self._converging or self._mutating > 1:
+            return  # a nested mutator: the outermost one converges once, at its end
+        self._converging = True
+        try:
+            self._drain()
+        finally:
+            self._converging = False
+
+    def _drain(self) -> None:
         for _ in range(1_000_000):
             progressed = False
             for kind, sync in (("Deployment", workloads.sync_deployment),

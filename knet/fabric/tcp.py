@@ -239,6 +239,16 @@ class FabricTransport(asyncio.Transport):
             self._closing = True
             self._loop.call_soon(self._connection_lost, None)
 
+    def _force_close(self, exc: BaseException | None) -> None:
+        """What asyncio's SSLProtocol calls on a fatal TLS error or timeout (like
+        ``_SelectorTransport._force_close``): reset the connection, report ``exc``."""
+        if self._state != CLOSED:
+            self._emit("RA", self._snd_nxt)
+            self._finish()
+        if not self._closing:
+            self._closing = True
+            self._loop.call_soon(self._connection_lost, exc)
+
     def __repr__(self) -> str:
         return (f"<FabricTransport {self._ns.name} {sockaddr(self._lip, self._lport)} → "
                 f"{sockaddr(self._rip, self._rport)} state={self._state}>")

@@ -425,8 +425,7 @@ async def ingress_nginx_app(ctx: PodContext) -> int:
     servers = []
     try:
         servers.append(await ctx.netns.create_server(proxy.protocol_factory("http"), None, 80))
-        servers.append(await ctx.netns.create_server(proxy.protocol_factory("https"), None, 443,
-                                                     ssl=proxy.sni.context))
+        servers.append(await ctx.netns.create_server(proxy.tls_protocol_factory(), None, 443))
 
         async def healthz(request: web.Request) -> web.Response:
             return web.Response(text="ok")
