@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import json
 import socket
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
