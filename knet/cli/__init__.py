@@ -8,7 +8,7 @@ inside the commands so that ``knet --help`` stays fast.
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import click
 

@@ -355,10 +355,7 @@ class Kubernetes:
         podname = r.service
         if not podname:
             return [], False
-        if podname.count("-") == 3 and "--" not in podname:
-            ip = podname.replace("-", ".")
-        else:
-            ip = podname.replace("-", ":")
+        ip = podname.replace("-", ".") if podname.count("-") == 3 and "--" not in podname else podname.replace("-", ":")
         target = (_b(podname), _b(r.namespace), _POD) + zone
         if self.cfg.pods == PodsMode.INSECURE:
             if host_type(ip)[0] == T_CNAME:
@@ -383,9 +380,9 @@ class Kubernetes:
         err = True
         out: list[_Rec] = []
         base = (_b(svc.name), _b(svc.namespace), _SVC) + zone
-        if self.cfg.ignore_empty_service and svc.type != "ExternalName" and not svc.headless:
-            if not any(sl.addresses for sl in self._ready_addresses(ctx, svc)):
-                return [], True
+        if (self.cfg.ignore_empty_service and svc.type != "ExternalName" and not svc.headless
+                and not any(sl.addresses for sl in self._ready_addresses(ctx, svc))):
+            return [], True
         if svc.type == "ExternalName":
             # External services have no endpoints or ports: x.<svc>… and _p._t.<svc>… are
             # NXDOMAIN (reference §2 table).
@@ -668,7 +665,7 @@ def _rewrite(rule: RewriteRule, name: str) -> str | None:
         return None
     out = rule.target
     for i, g in enumerate((m.group(0),) + m.groups()):
-        out = out.replace("{%d}" % i, g or "")
+        out = out.replace(f"{{{i}}}", g or "")
     return out if out.endswith(".") else out + "."
 
 
@@ -680,7 +677,7 @@ def _rewrite_answer_name(rules: list[RewriteRule], name: str) -> str:
                 continue
             out = template
             for i, g in enumerate((m.group(0),) + m.groups()):
-                out = out.replace("{%d}" % i, g or "")
+                out = out.replace(f"{{{i}}}", g or "")
             return out if out.endswith(".") else out + "."
     return name
 

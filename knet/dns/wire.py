@@ -178,7 +178,7 @@ def label_text(label: bytes) -> str:
         elif 0x21 <= c <= 0x7E:
             out.append(chr(c))
         else:
-            out.append("\\%03d" % c)
+            out.append(f"\\{c:03d}")
     return "".join(out)
 
 

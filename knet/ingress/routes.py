@@ -25,7 +25,7 @@ import enum
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from urllib.parse import unquote_to_bytes
 
 from knet.ingress.annotations import Annotations, Canary, parse_annotations
@@ -161,9 +161,9 @@ class Server:
     def match(self, uri: str) -> tuple[Location, bool]:
         """nginx location selection for a normalised URI → (location, auto-redirect hit)."""
         if self.regex_mode:
-            for loc in self.locations:
-                if loc.regex is not None and loc.regex.match(uri):
-                    return loc, False
+            for rx_loc in self.locations:
+                if rx_loc.regex is not None and rx_loc.regex.match(uri):
+                    return rx_loc, False
             return self.prefix["/"], False
         loc = self.exact.get(uri)
         if loc is not None:
@@ -482,15 +482,15 @@ def build_table(
         if not a.canary.enabled:
             continue
         for rule in ing.rules:
-            server = servers.get(rule.host.lower() or CATCH_ALL)
-            if server is None:
+            target = servers.get(rule.host.lower() or CATCH_ALL)
+            if target is None:
                 continue  # "cannot merge alternative backend … hostname does not exist"
             for p in rule.paths:
                 alt = upstream_for(ing, p.backend)
                 if alt is None:
                     continue
                 pt = normalize_path_type(p.path_type)
-                for loc in server.locations:
+                for loc in target.locations:
                     pri = loc.upstream
                     if (pri is None or pri == alt or loc.path != (p.path or "/")
                             or loc.path_type != pt):
@@ -533,7 +533,7 @@ def _needs_rewrite(loc: _MutLoc) -> bool:
 
 def _compile_server(ms: _MutServer, ups: Mapping[str, Upstream]) -> Server:
     # updateServerLocations (location.go)
-    exact_paths = {l.path for l in ms.locations if l.path_type == PathType.EXACT}
+    exact_paths = {loc.path for loc in ms.locations if loc.path_type == PathType.EXACT}
     expanded: list[_MutLoc] = []
     for loc in ms.locations:
         if (loc.path == "/" or loc.path_type != PathType.PREFIX or _needs_rewrite(loc)
@@ -549,9 +549,9 @@ def _compile_server(ms: _MutServer, ups: Mapping[str, Upstream]) -> Server:
                                     loc.upstream, loc.is_default_backend, loc.annotations,
                                     loc.ingress_path, loc.ingress_path_type))
     # controller.go: sort by path descending, then (stable) by length descending.
-    expanded.sort(key=lambda l: l.path, reverse=True)
-    expanded.sort(key=lambda l: len(l.path), reverse=True)
-    regex_mode = any(l.annotations.regex for l in expanded)
+    expanded.sort(key=lambda loc: loc.path, reverse=True)
+    expanded.sort(key=lambda loc: len(loc.path), reverse=True)
+    regex_mode = any(loc.annotations.regex for loc in expanded)
 
     locs: list[Location] = []
     exact: dict[str, Location] = {}
@@ -559,17 +559,17 @@ def _compile_server(ms: _MutServer, ups: Mapping[str, Upstream]) -> Server:
     for m in expanded:
         rx = _compile("^" + m.path) if regex_mode else None
         rw = _compile(m.path) if _needs_rewrite(m) else None
-        loc = Location(
+        compiled = Location(
             path=m.path, path_type=m.path_type, ingress_path=m.ingress_path,
             ingress_path_type=m.ingress_path_type, ingress=m.ingress, rule_host=m.rule_host,
             upstream=ups[m.upstream] if m.upstream is not None else None,
             is_default_backend=m.is_default_backend, annotations=m.annotations, regex=rx,
             rewrite=rw, auto_redirect=m.path_type == PathType.PREFIX and m.path != "/")
-        locs.append(loc)
+        locs.append(compiled)
         if m.path_type == PathType.EXACT:
-            exact.setdefault(m.path, loc)
+            exact.setdefault(m.path, compiled)
         else:
-            prefix.setdefault(m.path, loc)
+            prefix.setdefault(m.path, compiled)
     if regex_mode:
         # every location is a regex; keep the root reachable for the (impossible) no-match case
         prefix = {"/": prefix.get("/") or locs[-1]}

@@ -15,7 +15,8 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from knet.manifests import names
 from knet.manifests.fields import F, plain, quote
@@ -218,20 +219,20 @@ def parse_node(doc: F, meta: ObjectMeta, scope: Scope) -> Node:
                 spec.child("podCIDRs" if spec.has("podCIDRs") else "podCIDR").invalid(  # type: ignore[union-attr]
                     names.cidr(t)[0])
         unschedulable = spec.bool("unschedulable")
-        for t in spec.list("taints"):
-            if not t.is_mapping():
+        for tf in spec.list("taints"):
+            if not tf.is_mapping():
                 continue
-            key = t.str("key", required=True)
-            effect = t.str("effect", required=True)
+            key = tf.str("key", required=True)
+            effect = tf.str("effect", required=True)
             if effect and effect not in ("NoExecute", "NoSchedule", "PreferNoSchedule"):
-                t.child("effect").unsupported(["NoExecute", "NoSchedule", "PreferNoSchedule"])  # type: ignore[union-attr]
+                tf.child("effect").unsupported(["NoExecute", "NoSchedule", "PreferNoSchedule"])  # type: ignore[union-attr]
             for m in names.qualified_name(key) if key else []:
-                t.child("key").invalid(m)  # type: ignore[union-attr]
-            value = t.str("value")
+                tf.child("key").invalid(m)  # type: ignore[union-attr]
+            value = tf.str("value")
             for m in names.label_value(value):
-                t.child("value").invalid(m)  # type: ignore[union-attr]
+                tf.child("value").invalid(m)  # type: ignore[union-attr]
             taints.append(Taint(key=key, effect=effect, value=value,
-                                time_added=t.str("timeAdded")))
+                                time_added=tf.str("timeAdded")))
     addresses = []
     capacity: dict[str, str] = {}
     allocatable: dict[str, str] = {}
@@ -443,7 +444,7 @@ def parse_service(doc: F, meta: ObjectMeta, scope: Scope) -> Service | None:
         cips_f.invalid("first value must match `clusterIP`")  # type: ignore[union-attr]
     fams_f = spec.child("ipFamilies")
     families: list[int] = []
-    for i, ff in enumerate(spec.list("ipFamilies")):
+    for ff in spec.list("ipFamilies"):
         s = ff.as_str()
         if s is None:
             continue
@@ -826,7 +827,8 @@ def parse_ingress(doc: F, meta: ObjectMeta, scope: Scope) -> Ingress:
     if cls:
         for m in names.dns1123_subdomain(cls):
             spec.child("ingressClassName").invalid(m)  # type: ignore[union-attr]
-    default = _backend(spec.map("defaultBackend")) if spec.has("defaultBackend") else None
+    backend_f = spec.map("defaultBackend")
+    default = _backend(backend_f) if spec.has("defaultBackend") and backend_f is not None else None
     rules = []
     rule_fs = [r for r in spec.list("rules") if r.is_mapping()]
     if default is None and not rule_fs:

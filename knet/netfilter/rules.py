@@ -209,10 +209,7 @@ class IfaceMatch:
     invert: bool = False
 
     def test(self, iface: str) -> bool:
-        if self.name.endswith("+"):
-            ok = iface.startswith(self.name[:-1])
-        else:
-            ok = iface == self.name
+        ok = iface.startswith(self.name[:-1]) if self.name.endswith("+") else iface == self.name
         return ok != self.invert
 
     def save(self) -> list[str]:
@@ -431,10 +428,8 @@ class PhysdevMatch:
     options: tuple[tuple[str, str, bool], ...]  # (option, value, invert)
 
     def test(self) -> bool:
-        for _opt, _val, inv in self.options:
-            if not inv:  # every positive physdev condition is false without a bridge
-                return False
-        return True
+        # every positive physdev condition is false without a bridge
+        return all(inv for _opt, _val, inv in self.options)
 
     def save(self) -> list[str]:
         out = ["-m", "physdev"]
@@ -862,6 +857,8 @@ def _nat_spec(kind: str, spec: str, flags: tuple[str, ...], family: int) -> NatT
             ports = rest[1:]
     elif spec.count(":") == 1:
         addrs, _, ports = spec.partition(":")
+    lo: IPAddress | None
+    hi: IPAddress | None
     try:
         if addrs:
             a, _, b = addrs.partition("-") if "." in addrs else (addrs, "", "")
@@ -1196,7 +1193,7 @@ def bump() -> None:
     GENERATION[0] += 1
 
 
-class ChainDict(dict):  # type: ignore[type-arg]
+class ChainDict(dict):
     """``Table.chains``: a dict that bumps the generation when chains come and go."""
 
     __slots__ = ()
@@ -1209,21 +1206,21 @@ class ChainDict(dict):  # type: ignore[type-arg]
         dict.__delitem__(self, key)
         GENERATION[0] += 1
 
-    def pop(self, *args: object) -> object:  # type: ignore[override]
+    def pop(self, *args: object) -> object:
         GENERATION[0] += 1
-        return dict.pop(self, *args)  # type: ignore[arg-type]
+        return dict.pop(self, *args)
 
     def clear(self) -> None:
         dict.clear(self)
         GENERATION[0] += 1
 
-    def update(self, *args: object, **kw: object) -> None:  # type: ignore[override]
-        dict.update(self, *args, **kw)  # type: ignore[arg-type]
+    def update(self, *args: object, **kw: object) -> None:
+        dict.update(self, *args, **kw)
         GENERATION[0] += 1
 
-    def setdefault(self, key: str, default: object = None) -> object:  # type: ignore[override]
+    def setdefault(self, key: str, default: object = None) -> object:
         GENERATION[0] += 1
-        return dict.setdefault(self, key, default)  # type: ignore[arg-type]
+        return dict.setdefault(self, key, default)
 
 
 @contextmanager
@@ -1527,7 +1524,7 @@ def render_restore(ruleset: RuleSet, *, include_builtin: bool = False) -> str:
         for _seq, name in t.stale:
             out.append(f":{name} - [0:0]")
         streams: list[Iterator[tuple[int, str]]] = [
-            zip(c.seqs, (r.text for r in c.rules)) for c in chains if c.rules]  # type: ignore[misc]
+            zip(c.seqs, (r.text for r in c.rules)) for c in chains if c.rules]
         if t.stale:
             streams.append(iter([(s, f"-X {n}") for s, n in t.stale]))
         out.extend(line for _s, line in heapq.merge(*streams, key=lambda x: x[0]))

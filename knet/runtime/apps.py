@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import json
 import socket
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
@@ -423,8 +423,7 @@ async def ingress_nginx_app(ctx: PodContext) -> int:
     servers = []
     try:
         servers.append(await ctx.netns.create_server(proxy.protocol_factory("http"), None, 80))
-        servers.append(await ctx.netns.create_server(proxy.protocol_factory("https"), None, 443,
-                                                     ssl=proxy.sni.context))
+        servers.append(await ctx.netns.create_server(proxy.tls_protocol_factory(), None, 443))
 
         async def healthz(request: web.Request) -> web.Response:
             return web.Response(text="ok")

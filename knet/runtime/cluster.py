@@ -18,7 +18,8 @@ import asyncio
 import contextlib
 import random
 from ipaddress import ip_address
-from typing import Any, AsyncIterator, Callable, Iterable, Mapping
+from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 
 import aiohttp
 
@@ -463,7 +464,7 @@ class RuntimeCluster:
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), left)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def wait_synced(self, timeout: float = 60.0) -> None:
@@ -479,7 +480,7 @@ class RuntimeCluster:
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), min(left, 1.0))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     # -- faults and changes ---------------------------------------------------------------
