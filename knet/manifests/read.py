@@ -189,6 +189,7 @@ def read_texts(texts: Sequence[tuple[str, str]], *,
     crosscheck.node_ports(svc_entries, config)
     for d in docs:
         problems += d.cursor.ctx.problems
+        warnings += d.cursor.ctx.warnings
     if problems:
         raise ManifestError(_ordered(problems, [f for f, _ in texts]))
     return Input(objects=objects, config=config, warnings=warnings)
