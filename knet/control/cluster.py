@@ -822,11 +822,13 @@ class Cluster:
     def _drain(self) -> None:
         for _ in range(1_000_000):
             progressed = False
-            for kind, sync in (("Deployment", workloads.sync_deployment),
-                               ("ReplicaSet", workloads.sync_replicaset),
-                               ("StatefulSet", workloads.sync_statefulset),
-                               ("DaemonSet", workloads.sync_daemonset),
-                               *controllers.SYNCS):
+            table: tuple[tuple[str, Callable[[Cluster, Any], None]], ...] = (
+                ("Deployment", workloads.sync_deployment),
+                ("ReplicaSet", workloads.sync_replicaset),
+                ("StatefulSet", workloads.sync_statefulset),
+                ("DaemonSet", workloads.sync_daemonset),
+                *controllers.SYNCS)
+            for kind, sync in table:
                 dirty = self._dirty[kind]
                 if not dirty:
                     continue

@@ -58,7 +58,7 @@ def _int_or_percent(f: F | None) -> int | str | None:
 def _nonneg(spec: F, key: str) -> int | None:
     v = spec.opt_int(key)
     if v is not None and v < 0:
-        spec.child(key).invalid("must be greater than or equal to 0")
+        (spec.child(key) or spec).invalid("must be greater than or equal to 0")
     return v
 
 
@@ -75,7 +75,7 @@ def job_fields(doc: F, job: Job) -> Job:
         spec.sub_error("completions", "Required value: when completion mode is Indexed")
     ads = spec.opt_int("activeDeadlineSeconds")
     if ads is not None and ads <= 0:
-        spec.child("activeDeadlineSeconds").invalid(
+        (spec.child("activeDeadlineSeconds") or spec).invalid(
             "must be greater than 0")
     ttl = _nonneg(spec, "ttlSecondsAfterFinished")
     rules = []
@@ -227,7 +227,7 @@ def _target(t: F | None, where: F) -> MetricTarget:
         t.child("type").unsupported(["AverageValue", "Utilization", "Value"])  # type: ignore[union-attr]
     util = t.opt_int("averageUtilization")
     if util is not None and util <= 0:
-        t.child("averageUtilization").invalid("must be greater than 0")
+        (t.child("averageUtilization") or t).invalid("must be greater than 0")
     return MetricTarget(ttype, util, _quantity(t.child("averageValue")),
                         _quantity(t.child("value")))
 
@@ -237,7 +237,7 @@ def _rules(f: F | None, default: HPAScalingRules) -> HPAScalingRules:
         return default
     window = f.opt_int("stabilizationWindowSeconds")
     if window is not None and not 0 <= window <= 3600:
-        f.child("stabilizationWindowSeconds").invalid(
+        (f.child("stabilizationWindowSeconds") or f).invalid(
             "must be less than or equal to 3600" if window > 3600 else
             "must be greater than or equal to 0")
     select = f.str("selectPolicy", "Max")
