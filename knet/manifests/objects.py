@@ -1113,3 +1113,13 @@ PARSERS: dict[str, Callable[[F, ObjectMeta, Scope], Any]] = {
     "ReplicaSet": parse_replicaset, "StatefulSet": parse_statefulset,
     "DaemonSet": parse_daemonset, "Job": parse_job,
 }
+
+
+def _register_policy_kinds() -> None:
+    from knet.manifests import policy
+
+    KINDS.update(policy.KINDS)
+    PARSERS.update(policy.PARSERS)
+
+
+_register_policy_kinds()
