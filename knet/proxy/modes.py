@@ -19,7 +19,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from ipaddress import ip_address
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from knet.errors import UsageError
 from knet.netfilter.packet import Packet, Proto
@@ -155,9 +156,9 @@ class Dataplane:
         dead = 0
         for e in flows:
             src = e.reply.src
-            ips = by_ip.get((e.orig.dst, e.orig.dport))
+            live = by_ip.get((e.orig.dst, e.orig.dport))
             nps = by_nodeport.get(e.orig.dport)
-            if (ips is not None and src not in ips) or (nps is not None and src not in nps):
+            if (live is not None and src not in live) or (nps is not None and src not in nps):
                 ct.remove(e)
                 dead += 1
         return dead
