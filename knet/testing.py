@@ -331,11 +331,8 @@ def assert_reachability(cluster: Any, expected: str, **kw: Any) -> Any:
     kw.setdefault("pods", pods)
     kw.setdefault("ports", sorted({p for p, _ in probes}))
     kw.setdefault("protocols", sorted({t for _, t in probes}))
-    fn = getattr(cluster, "reachability", None)
-    if fn is not None and not hasattr(cluster, "store"):
-        table = fn(**kw)
-    else:
-        table = reachability(cluster, **kw)
+    live = getattr(cluster, "reachability", None)  # a running cluster; else the control plane
+    table = live(**kw) if live is not None else reachability(cluster, **kw)
     diffs = table.differences(expected)
     if diffs:
         raise AssertionError("reachability differs in {} cell(s):\n{}\nactual:\n{}".format(

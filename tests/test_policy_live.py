@@ -108,3 +108,68 @@ y/b  .   .   X   ~
                 check = assert_reachable if ok else assert_unreachable
                 await check(c.pod(f), c.pod(t).ip, 80, timeout=2)
         assert time.perf_counter() - started < 10  # virtual time: the timeouts cost no wall time
+
+
+@virtual_time
+async def test_capture_hubble_fields_and_pcapng_comments_name_the_policy(tmp_path) -> None:
+    async with run(MODEL) as c:
+        c.apply(DENY_Y)
+        await c.settle()
+        async with c.capture() as cap:
+            await assert_unreachable(c.pod("z/a"), c.pod("y/b").ip, 80, timeout=1)
+            await assert_reachable(c.pod("x/a"), c.pod("y/a").ip, 80)
+        flows = cap.hubble()
+        denied = [f["flow"] for f in flows if f["flow"]["verdict"] == "DROPPED"]
+        assert denied and denied[0]["drop_reason_desc"] == "POLICY_DENIED"
+        assert denied[0]["ingress_denied_by"] == [
+            {"name": "deny-ingress", "kind": "NetworkPolicy", "namespace": "y"}]
+        syn = next(f["flow"] for f in flows if f["flow"]["verdict"] == "FORWARDED"
+                   and f["flow"]["IP"]["destination"] == c.pod("y/a").ip)
+        assert syn["ingress_allowed_by"] == [
+            {"name": "allow-a-from-x", "kind": "NetworkPolicy", "namespace": "y"}]
+        comments = [r.comment for r in cap.records()]
+        assert any("DROPPED: network policy: DENIED" in x and "y/deny-ingress" in x
+                   for x in comments)
+        assert any("allowed by NetworkPolicy y/allow-a-from-x ingress rule 1" in x
+                   for x in comments)
+        assert cap.write_pcapng(tmp_path / "p.pcapng") > 0
+
+
+EXTERNAL = """
+apiVersion: v1
+kind: Service
+metadata: {{name: np-x-a, namespace: x}}
+spec:
+  type: NodePort
+  externalTrafficPolicy: {etp}
+  selector: {{pod: a}}
+  ports: [{{port: 80, nodePort: 30080}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {{name: not-from-blocked-client, namespace: x}}
+spec:
+  podSelector: {{matchLabels: {{pod: a}}}}
+  ingress: [{{from: [{{ipBlock: {{cidr: 0.0.0.0/0, except: [203.0.113.66/32]}}}}]}}]
+"""
+
+
+@virtual_time
+async def test_external_clients_are_judged_by_their_address_with_local_traffic_policy(
+        tmp_path) -> None:
+    for etp, blocked_via_other_node in (("Local", False), ("Cluster", True)):
+        f = tmp_path / f"{etp}.yaml"
+        f.write_text(EXTERNAL.format(etp=etp))
+        async with run([MODEL, str(f)]) as c:
+            xa = c.pod("x/a")
+            own = c.state.node(xa.node).ips()[0]
+            other = next(n.ips()[0] for n in c.state.nodes()
+                         if n.name != xa.node and "control-plane" not in n.name)
+            bad, good = c.external("203.0.113.66"), c.external("203.0.113.7")
+            await assert_reachable(good, str(own), 30080)
+            # through the pod's own node the client address is what the policy sees
+            await assert_unreachable(bad, str(own), 30080, timeout=2)
+            if blocked_via_other_node:
+                # externalTrafficPolicy: Cluster through another node: masqueraded to that
+                # node's IP, which the ipBlock does not exclude: the client gets in
+                await assert_reachable(bad, str(other), 30080)

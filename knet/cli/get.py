@@ -20,7 +20,8 @@ from datetime import UTC
 
 
 class _Kind(Protocol):
-    kind: str
+    @property
+    def kind(self) -> str: ...
 
 
 # kind → (resource name for "kind/name", model type, namespaced)

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from ipaddress import ip_network
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from knet.manifests import names
 from knet.manifests.fields import F, plain, quote
@@ -179,7 +179,7 @@ def parse_network_policy(doc: F, meta: ObjectMeta, scope: Scope) -> NetworkPolic
     types_f = spec.child("policyTypes")
     types: list[str] = []
     if types_f is not None:
-        items = cast("list[F]", types_f.items_of_list())
+        items = types_f.items_of_list()
         if len(items) > 2:
             types_f.error(f"Invalid value: {quote(plain(types_f.value))}: may not specify "
                           "more than two policyTypes")

@@ -153,12 +153,16 @@ _EST_TIMEOUT = ct.TCP_TIMEOUTS[ct.TcpState.ESTABLISHED]
 # IPVS extension point
 
 class IPVSDest(Protocol):
-    address: IPAddress
-    port: int
+    @property
+    def address(self) -> IPAddress: ...
+
+    @property
+    def port(self) -> int: ...
 
 
 class IPVSDecisionLike(Protocol):
-    dest: IPVSDest | None
+    @property
+    def dest(self) -> IPVSDest | None: ...
 
     def explain(self) -> str: ...
 

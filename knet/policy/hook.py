@@ -16,6 +16,7 @@ NFQUEUE for the first packet of a connection, accepted connections marked in con
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from knet.netfilter.engine import Result, Step
@@ -54,8 +55,17 @@ class PolicyHook:
         return r.with_verdict("DROP", policy_step(d, out, "drop") if explain else None)
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyStep(Step):
+    """The policy hook's explanation step, with the structured decision (Hubble's
+    ``*_allowed_by``/``*_denied_by``; ``knet reach --explain``)."""
+
+    decision: Decision | None = None
+
+
 def policy_step(d: Decision, pkt: Packet, action: str) -> Step:
-    return Step("POSTROUTING", "policy", "network-policy", 0, "", action, note=str(d))
+    return PolicyStep("POSTROUTING", "policy", "network-policy", 0, "", action, note=str(d),
+                      decision=d)
 
 
 class PolicedEngine:

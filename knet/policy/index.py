@@ -23,7 +23,7 @@ kube-network-policies' behaviour, kind's policy agent):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,8 +85,13 @@ class DirectionVerdict:
     by: str  # the policy that decided ("" = nothing selects the pod: default allow)
     rule: str  # the rule and peer that matched ("" = none)
     tier: str  # Admin | NetworkPolicy | Baseline | ""
-    isolating: tuple[str, ...] = ()  # the NetworkPolicies isolating the pod (deny story)
+    isolated_by: Sequence[NetworkPolicy] = ()  # the NetworkPolicies isolating the pod
     passed: tuple[str, ...] = ()  # Pass rules met on the way
+
+    @property
+    def isolating(self) -> tuple[str, ...]:
+        """The names of the NetworkPolicies isolating the pod (the deny story)."""
+        return tuple(_pol_name(p) for p in self.isolated_by)
 
     def __str__(self) -> str:
         d = self.direction.lower()
@@ -170,6 +175,7 @@ class PolicyIndex:
         self._admin: list[ClusterNetworkPolicy] = []
         self._baseline: list[ClusterNetworkPolicy] = []
         self._cache: dict[str, _Subjects] = {}
+        self._ns_pods: dict[str, set[str]] = {}
         self.warnings: list[str] = []
         self.generation = 0
 
@@ -202,6 +208,7 @@ class PolicyIndex:
                 return  # never selected: its traffic is node traffic
             info = PodInfo(obj)
             self.pods[info.key] = info
+            self._ns_pods.setdefault(info.namespace, set()).add(info.key)
             for ip in info.ips:
                 self.by_ip[ip] = info
         elif kind == "Namespace":
@@ -255,6 +262,7 @@ class PolicyIndex:
     def _remove_pod(self, key: str) -> None:
         old = self.pods.pop(key, None)
         if old is not None:
+            self._ns_pods.get(old.namespace, set()).discard(key)
             for ip in old.ips:
                 if self.by_ip.get(ip) is old:
                     del self.by_ip[ip]
@@ -268,8 +276,9 @@ class PolicyIndex:
                 bucket.pop(key, None)
 
     def _drop_namespace(self, ns: str) -> None:
-        for key in [k for k, p in self.pods.items() if p.namespace == ns and k in self._cache]:
-            del self._cache[key]
+        cache = self._cache
+        for key in self._ns_pods.get(ns, ()):
+            cache.pop(key, None)
 
     def _sort_cluster_policies(self) -> None:
         self._cache.clear()
@@ -289,7 +298,9 @@ class PolicyIndex:
 
     def namespace_labels(self, ns: str) -> Mapping[str, str]:
         labels = self.ns_labels.get(ns)
-        return labels if labels is not None else {NAME_LABEL: ns}
+        if labels is None:  # a namespace the input does not declare: just its name label
+            labels = self.ns_labels[ns] = {NAME_LABEL: ns}
+        return labels
 
     def subjects(self, pod: PodInfo) -> _Subjects:
         s = self._cache.get(pod.key)
@@ -380,9 +391,9 @@ class PolicyIndex:
                         return DirectionVerdict(
                             direction, pod.key, True, _pol_name(np_),
                             f"{direction.lower()} rule {i + 1}{matched}", "NetworkPolicy",
-                            tuple(_pol_name(q) for q in nps), tuple(passed))
+                            nps, tuple(passed) if passed else ())
             return DirectionVerdict(direction, pod.key, False, "", "", "NetworkPolicy",
-                                    tuple(_pol_name(q) for q in nps), tuple(passed))
+                                    nps, tuple(passed) if passed else ())
         # 3. Baseline tier
         for p in (s.base_in if ingress else s.base_out):
             hit = self._cnp_first(p, ingress, peer_ip, peer, dport, proto, dst_pod)
@@ -396,7 +407,8 @@ class PolicyIndex:
                                         f"rule {rule.name!r} ({rule.action}) {what}",
                                         "Baseline", (), tuple(passed))
         # 4. the Kubernetes default
-        return DirectionVerdict(direction, pod.key, True, "", "", "", (), tuple(passed))
+        return DirectionVerdict(direction, pod.key, True, "", "", "", (),
+                                tuple(passed) if passed else ())
 
     def _cnp_first(self, p: ClusterNetworkPolicy, ingress: bool, peer_ip: IPAddress,
                    peer: PodInfo | None, dport: int, proto: str, dst_pod: PodInfo | None
@@ -469,10 +481,12 @@ def _np_peer(peer: NetworkPolicyPeer, ns: str, ip: IPAddress, pod: PodInfo | Non
                 and not any(ip.version == e.version and ip in e for e in b.excepts))
     if pod is None:
         return False
-    if peer.namespace_selector is None:
+    nsel = peer.namespace_selector
+    if nsel is None:
         if pod.namespace != ns:
             return False
-    elif not peer.namespace_selector.matches(idx.namespace_labels(pod.namespace)):
+    elif (nsel.match_labels or nsel.match_expressions) and not nsel.matches(
+            idx.namespace_labels(pod.namespace)):
         return False
     return peer.pod_selector is None or peer.pod_selector.matches(pod.labels)
 

@@ -32,6 +32,7 @@ from knet.model.core import Pod
 from knet.runtime.apps import load_factory
 from knet.runtime.datapath import NodeDatapath
 from knet.policy.hook import PolicyHook
+from knet.model.policy import CLUSTER_POLICY_KINDS
 from knet.policy.index import POLICY_INPUT_KINDS, PolicyIndex
 from knet.dns import DnsView
 from knet.runtime.dns import PodDns, ResolvConf, pod_resolv_conf
@@ -572,7 +573,8 @@ class RuntimeCluster:
         return reachability(self.state, **kw)
 
     def delete(self, kind: str, key: str) -> None:
-        ns, name = _split(key, "" if kind in ("Node", "Namespace", "IngressClass") else "default")
+        ns, name = _split(key, "" if kind in ("Node", "Namespace", "IngressClass",
+                                              *CLUSTER_POLICY_KINDS) else "default")
         self.state.delete(kind, f"{ns}/{name}" if ns else name, self.now())
 
     def cordon(self, name: str) -> None:
