@@ -268,3 +268,32 @@ def test_icmp_and_access_to_itself_are_not_filtered() -> None:
     assert not idx.judge(b, a, 80, "tcp").allowed
     assert idx.judge(b, a, 0, "icmp").allowed
     assert idx.judge(a, a, 80, "tcp").allowed
+
+
+def test_hairpin_through_the_own_service_is_access_to_itself() -> None:
+    c = cluster(DENY_INGRESS_X)
+    svc = c.service("x/s-x-a").spec.cluster_ip
+    w = ClusterPath(c).walk("x/a", svc, 80, "tcp")
+    assert w.verdict == "ACCEPT" and w.destination.pod.key == "x/a"
+    assert ClusterPath(c).walk("x/b", svc, 80, "tcp").verdict == "DROP"
+
+
+def test_cluster_policy_explanations_name_tier_priority_rule_action_and_pass_chain() -> None:
+    c = cluster(ALLOW_Y_80 + "---" + ADMIN)
+    path = ClusterPath(c)
+
+    def notes(src: str, dst: str) -> list[str]:
+        w = path.walk(src, str(c.pod(dst).ip), 80, "tcp")
+        return [s.note for h in w.hops for s in h.result.steps if s.table == "policy"]
+
+    (deny,) = [n for n in notes("z/a", "y/c") if "DENIED" in n]
+    assert ("ingress of y/c: DENIED by ClusterNetworkPolicy z-out (tier Admin, priority 10) "
+            "rule 'deny-from-z' (Deny) peer 1 (namespaces)") in deny
+    allowed = [n for n in notes("y/b", "x/a") if "ingress" in n]
+    assert allowed == [
+        "network policy: allowed: ingress of x/a: allowed by NetworkPolicy x/allow-a-from-y "
+        "ingress rule 1, peer 1 (selector, port 1); passed by ClusterNetworkPolicy z-out "
+        "(tier Admin, priority 10) rule 'pass-from-y' (Pass)"]
+    (base,) = [n for n in notes("y/a", "y/c") if "ingress" in n]
+    assert "DENIED by ClusterNetworkPolicy baseline (tier Baseline, priority 1) rule " \
+           "'deny-y' (Deny)" in base and "passed by ClusterNetworkPolicy z-out" in base
