@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from knet.control import defaults, workloads
 from knet.control.endpointslices import is_managed, reconcile, slice_families, wants_slices
@@ -65,7 +66,7 @@ _POOL_ANNOTATIONS = ("metallb.io/address-pool", "metallb.universe.tf/address-poo
 
 @lru_cache(maxsize=256)
 def timestamp(now: float) -> str:
-    return datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _split_key(key: str) -> tuple[str, str]:
@@ -91,7 +92,7 @@ class Cluster:
         self.scheduler = Scheduler(self._rng("scheduler"))
         fam = self.config.families
         self._families = fam
-        self._service_ips = {
+        self._service_ips: dict[int, ClusterIPAllocator] = {
             net.version: ClusterIPAllocator(net, self._rng(f"clusterip{net.version}"))
             for net in self.config.service_subnets if net.version in fam}
         lo, hi = self.config.node_port_range
@@ -181,7 +182,7 @@ class Cluster:
         for n in first:
             self._apply(n)
             if system_objects and CONTROL_PLANE_LABEL in n.labels:
-                for pod in defaults.static_pods(self.store.get("Node", "", n.name)):
+                for pod in defaults.static_pods(self.store.get("Node", "", n.name) or n):
                     if ("Pod", pod.namespace, pod.name) not in {
                             (o.kind, o.metadata.namespace, o.metadata.name) for o in others}:
                         self.create(pod)
@@ -680,7 +681,7 @@ class Cluster:
         for out in self._capture:
             out.append(ev)
         prev, cur = ev.previous, ev.current
-        obj = cur if cur is not None else prev
+        obj: Any = cur if cur is not None else prev
         kind = obj.kind
         key = (obj.metadata.namespace, obj.metadata.name)
         if kind == "Pod":
@@ -696,10 +697,10 @@ class Cluster:
                 self._dirty_services[key] = None
         elif kind == "Node":
             if cur is None:
-                self.scheduler.remove_node(prev.name)
-                self._pod_ipam.pop(prev.name, None)
+                self.scheduler.remove_node(obj.name)
+                self._pod_ipam.pop(obj.name, None)
                 # pod garbage collector: pods bound to a node that no longer exists go
-                for p in sorted(self.store.pods_on_node(prev.name), key=lambda p: p.key):
+                for p in sorted(self.store.pods_on_node(obj.name), key=lambda p: p.key):
                     self._orphaned.append(p.key)
             for ds in self.store.list("DaemonSet"):
                 self._dirty["DaemonSet"][(ds.metadata.namespace, ds.metadata.name)] = None
@@ -715,6 +716,7 @@ class Cluster:
 
     def _on_pod(self, prev: Pod | None, cur: Pod | None) -> None:
         pod = cur if cur is not None else prev
+        assert pod is not None  # an event carries at least one object
         key = pod.key
         ref = pod.metadata.controller_ref
         if ref is not None and ref.kind in self._dirty:
@@ -822,23 +824,23 @@ class Cluster:
                 self._schedule_pending()
             if self._to_start:
                 progressed = True
-                keys = list(self._to_start)
+                start_keys = list(self._to_start)
                 self._to_start.clear()
-                for key in keys:
+                for key in start_keys:
                     pod = self.store.get("Pod", *_split_key(key))
                     if pod is not None:
                         self._start_pod(pod)
             if self._orphaned:
                 progressed = True
-                keys, self._orphaned = self._orphaned, []
-                for key in keys:
+                orphan_keys, self._orphaned = self._orphaned, []
+                for key in orphan_keys:
                     pod = self.store.get("Pod", *_split_key(key))
                     if pod is not None:
                         self._finalize(pod)
             if self._dirty_services and not progressed:
-                keys = sorted(self._dirty_services)
+                svc_keys = sorted(self._dirty_services)
                 self._dirty_services.clear()
-                for skey in keys:
+                for skey in svc_keys:
                     self._sync_service(skey)
                 progressed = True
             if not progressed:
@@ -846,9 +848,9 @@ class Cluster:
         raise RuntimeError("control plane did not converge")  # pragma: no cover
 
     def _schedule_pending(self) -> None:
-        pods = [self.store.get("Pod", *_split_key(k)) for k in self._pending]
+        found = [self.store.get("Pod", *_split_key(k)) for k in self._pending]
         self._pending.clear()
-        pods = [p for p in pods if p is not None and not p.spec.node_name]
+        pods = [p for p in found if p is not None and not p.spec.node_name]
         pods.sort(key=lambda p: (-p.spec.priority, p.metadata.creation_index, p.key))
         for pod in pods:
             if pod.terminating:
@@ -1066,9 +1068,9 @@ class Cluster:
         else:
             pool = next((ann[a] for a in _POOL_ANNOTATIONS if a in ann), "")
             for fam in svc.spec.ip_families or self._families[:1]:
-                ip = self._lb.allocate(fam, pool)
-                if ip is not None:
-                    out.append(LoadBalancerIngress(ip=str(ip), ip_mode="VIP"))
+                lb_ip = self._lb.allocate(fam, pool)
+                if lb_ip is not None:
+                    out.append(LoadBalancerIngress(ip=str(lb_ip), ip_mode="VIP"))
         return evolve(svc, load_balancer_ingress=tuple(out))
 
     def _release_unused(self, prev: Service, changes: Mapping[str, Any]) -> None:
@@ -1135,7 +1137,7 @@ def _eviction_delay(tolerations: Sequence[Toleration], taint: Taint) -> float | 
 
 def _default_nodes(config: ClusterConfig) -> list[Node]:
     try:
-        from knet.manifests import default_nodes  # type: ignore[attr-defined]
+        from knet.manifests import default_nodes
     except ImportError:
         from knet.manifests.nodes import default_nodes
     return list(default_nodes(config))
