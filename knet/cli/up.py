@@ -30,6 +30,10 @@ def _listen(value: str | None, what: str) -> tuple[str, int] | None:
 @click.option("--control", default="127.0.0.1:0", show_default=True, metavar="127.0.0.1:P",
               help="HTTP/JSON control endpoint (get, trace, faults).")
 @click.option("--no-control", is_flag=True, help="Do not open the control endpoint.")
+@click.option("--ui", default=None, metavar="127.0.0.1:P",
+              help="Serve the web page: service map, live flows, request stories, rules.")
+@click.option("--metrics", default=None, metavar="127.0.0.1:P",
+              help="Serve Prometheus metrics of kube-proxy, CoreDNS, ingress-nginx, kubelet.")
 @click.option("--capture", default=None, metavar="FILE",
               help="Record every packet while up; write pcapng at exit.")
 @click.option("--watch", is_flag=True, help="Re-apply the files when they change.")
@@ -40,7 +44,8 @@ def _listen(value: str | None, what: str) -> tuple[str, int] | None:
 @click.option("--boot-timeout", type=float, default=600.0, show_default=True,
               help="Cluster seconds to wait for every pod to be Ready.")
 def up(files: tuple[str, ...], seed: int | None, dns: str | None, ingress: str | None,
-       ingress_tls: str | None, control: str, no_control: bool, capture: str | None,
+       ingress_tls: str | None, control: str, no_control: bool, ui: str | None,
+       metrics: str | None, capture: str | None,
        watch: bool, no_nodeports: bool, real_boot: bool, boot_timeout: float) -> int:
     """Run the cluster in real time until Ctrl-C, exposed on loopback only.
 
@@ -57,6 +62,7 @@ def up(files: tuple[str, ...], seed: int | None, dns: str | None, ingress: str |
         files=files, seed=seed, dns=_listen(dns, "--dns"), ingress=_listen(ingress, "--ingress"),
         ingress_tls=_listen(ingress_tls, "--ingress-tls"),
         control=None if no_control else _listen(control, "--control"),
+        ui=_listen(ui, "--ui"), metrics=_listen(metrics, "--metrics"),
         capture=capture, watch=watch, nodeports=not no_nodeports, real_boot=real_boot,
         boot_timeout=boot_timeout)
     return run(opts)

@@ -321,6 +321,10 @@ class Loopback:
                          "https → ingress-nginx controller Service port 443"))
         if "control" in t:
             rows.append(("CONTROL", t["control"]["address"], "http JSON control endpoint"))
+        if "ui" in t:
+            rows.append(("UI", t["ui"]["address"], f"web page: {t['ui']['url']}"))
+        if "metrics" in t:
+            rows.append(("METRICS", t["metrics"]["address"], f"Prometheus: {t['metrics']['url']}"))
         out += _columns(rows)
         for u in t["unavailable"]:
             out.append(f"unavailable: {u['address']}: {u['error']}")

@@ -14,7 +14,7 @@ from typing import Any
 
 
 def _static(name: str) -> str:
-    return resources.files("knet.ui").joinpath("static", name).read_text("utf-8")
+    return resources.files("knet.ui").joinpath("static").joinpath(name).read_text("utf-8")
 
 
 def story_html(title: str, flows: list[dict[str, Any]], answer: str) -> str:
@@ -43,7 +43,7 @@ def map_dot(m: dict[str, Any]) -> str:
         for p in m["pods"]:
             if p["node"] == n["name"]:
                 color = "#3aa55d" if p["ready"] else ("#e0a526" if p["phase"] == "Pending" else "#bbbbbb")
-                label = f"{p['namespace']}/{p['name']}\\n{p['ip']}"
+                label = f"{p['namespace']}/{p['name']}\n{p['ip']}"
                 lines.append(f"    {q(p['id'])} [label={q(label)}, shape=box, style=\"rounded,filled\", "
                              f"fillcolor={q(color)}];")
         lines.append("  }")
@@ -52,7 +52,7 @@ def map_dot(m: dict[str, Any]) -> str:
             lines.append(f"  {q(p['id'])} [label={q(p['namespace'] + '/' + p['name'])}, shape=box, "
                          "style=dashed];")
     for s in m["services"]:
-        label = f"{s['namespace']}/{s['name']}\\n{s['type']} {s['clusterIP']}"
+        label = f"{s['namespace']}/{s['name']}\n{s['type']} {s['clusterIP']}"
         lines.append(f"  {q(s['id'])} [label={q(label)}, shape=diamond, style=filled, "
                      "fillcolor=\"#cfdcf5\"];")
     for r in m["routes"]:

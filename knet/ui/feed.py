@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from knet.trace.record import Flow, assemble
+from knet.trace.record import Flow, Names, assemble
 from knet.ui.view import flow_summary, rule_hits, story, traffic_edge
 
 
@@ -26,7 +26,7 @@ class FlowFeed:
         self.rt = rt
         self.keep = keep
         self.period = period
-        self.flows: OrderedDict[int, tuple[dict[str, Any], Flow]] = OrderedDict()
+        self.flows: OrderedDict[int, tuple[dict[str, Any], Flow, Names]] = OrderedDict()
         self.traffic: dict[tuple[str, str], int] = {}
         self.hits: dict[str, dict[str, int]] = {}
         self._subscribers: list[asyncio.Queue[dict[str, Any]]] = []
@@ -64,10 +64,11 @@ class FlowFeed:
             fid = self._next
             self._next += 1
             summ = flow_summary(fid, fl, names, epoch=self.rt.epoch)
-            self.flows[fid] = (summ, fl)
+            self.flows[fid] = (summ, fl, names)
             edge = traffic_edge(fl, names)
             self.traffic[edge] = self.traffic.get(edge, 0) + 1
             out.append(summ)
+            self.rt.metrics.flows.inc((summ["verdict"],))
             if self.on_flow is not None:
                 self.on_flow(summ)
             for q in self._subscribers:
@@ -82,7 +83,8 @@ class FlowFeed:
         hit = self.flows.get(fid)
         if hit is None:
             return None
-        return {"summary": hit[0], **story(hit[1], self._cap.names)}
+        summary, flow, names = hit
+        return {"summary": summary, **story(flow, names)}
 
     def subscribe(self, size: int = 1000) -> asyncio.Queue[dict[str, Any]]:
         q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(size)

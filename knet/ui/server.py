@@ -164,7 +164,7 @@ class UiServer:
         self.feed.pump()
         f = self._filters(request)
         limit = _int(request.query.get("limit"), 500, 1, 5000)
-        rows = [s for s, _ in self.feed.flows.values() if matches(s, f)]
+        rows = [s for s, _, _ in self.feed.flows.values() if matches(s, f)]
         return web.json_response({"flows": rows[-limit:], "live": True})
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
@@ -264,7 +264,9 @@ class UiServer:
 
 
 def _asset(name: str) -> web.Response:
-    ref = resources.files("knet.ui").joinpath("static", *name.split("/"))
+    ref = resources.files("knet.ui").joinpath("static")
+    for part in name.split("/"):
+        ref = ref.joinpath(part)
     if not ref.is_file():
         raise web.HTTPNotFound()
     suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""

@@ -38,7 +38,8 @@ def service_map(state: Any, traffic: Mapping[tuple[str, str], int] | None = None
             "kind": "Pod", "node": p.spec.node_name, "phase": st.phase,
             "ready": _pod_ready(p), "ip": str(st.pod_ips[0]) if st.pod_ips else "",
             "hostNetwork": bool(p.spec.host_network), "labels": dict(p.metadata.labels)})
-    services, edges = [], []
+    services: list[dict[str, Any]] = []
+    edges: list[dict[str, Any]] = []
     by_ns: dict[str, list[Any]] = {}
     for p in state.pods():
         by_ns.setdefault(p.namespace, []).append(p)
@@ -91,25 +92,29 @@ def _ingress_backends(ing: Any) -> set[str]:
 
 
 # -- flows -------------------------------------------------------------------------------------
-def endpoint_id(ip: object, names: Names) -> str:
+def endpoint_id(ip: Any, names: Names) -> str:
     """The map id of whoever owns ``ip`` (a pod), else ``ip:<address>``."""
-    info = names.pod(ip)  # type: ignore[arg-type]
-    return f"pod:{info.ref}" if info is not None else f"ip:{ip}"
+    info = names.pod(ip)
+    if info is not None:
+        return f"pod:{info.ref}"
+    node = names.node_of_ip(ip)
+    return f"node:{node}" if node else f"ip:{ip}"
 
 
 def flow_summary(fid: int, flow: Flow, names: Names, *, epoch: float = 0.0) -> dict[str, Any]:
     """One connection as the flow list shows it."""
     o = flow.original
     first = flow.packets[0]
-    src, dst = names.pod(o.src), names.pod(first.final.dst)  # type: ignore[arg-type]
+    src, dst = names.pod(o.src), names.pod(first.final.dst)
     verdict = str(flow.verdict).upper()
     drop = next((p for p in flow.packets if p.verdict.value != "forwarded"), None)
     out: dict[str, Any] = {
         "id": fid, "time": epoch + first.time, "protocol": flow.proto.upper(),
         "source": {"ip": str(o.src), "port": o.sport, "pod": src.ref if src else "",
-                   "namespace": src.namespace if src else ""},
+                   "namespace": src.namespace if src else "", "name": names.label(o.src)},
         "destination": {"ip": str(first.final.dst), "port": first.final.dport,
-                        "pod": dst.ref if dst else "", "namespace": dst.namespace if dst else ""},
+                        "pod": dst.ref if dst else "", "namespace": dst.namespace if dst else "",
+                        "name": names.label(first.final.dst)},
         "original_destination": dst_ep(o),
         "service": flow.service, "verdict": "FORWARDED" if verdict == "FORWARDED" else "DROPPED",
         "knet_verdict": verdict.lower(), "drop_reason": drop.reason if drop else "",

@@ -39,19 +39,19 @@ function mapElements(m) {
     if (!podsByNode.has(p.node)) podsByNode.set(p.node, []);
     podsByNode.get(p.node).push(p);
   }
-  const perRow = 6, cell = 90;
+  const perRow = 3, cell = 190;
   let x0 = 0;
   for (const n of m.nodes) {
     els.push({ data: { id: n.id, label: n.name, kind: "Node", ready: n.ready } });
     const pods = podsByNode.get(n.name) || [];
     pods.forEach((p, i) => {
       els.push({
-        data: { id: p.id, parent: n.id, label: p.name, kind: "Pod", phase: p.phase,
+        data: { id: p.id, parent: n.id, label: p.namespace === "default" ? p.name : p.namespace + "/" + p.name, kind: "Pod", phase: p.phase,
                 ready: p.ready, info: p },
-        position: { x: x0 + (i % perRow) * cell, y: 260 + Math.floor(i / perRow) * 60 },
+        position: { x: x0 + (i % perRow) * cell, y: 260 + Math.floor(i / perRow) * 70 },
       });
     });
-    x0 += Math.max(1, Math.min(perRow, pods.length)) * cell + 80;
+    x0 += Math.max(1, Math.min(perRow, pods.length)) * cell + 60;
   }
   const width = Math.max(x0, 400);
   m.services.forEach((s, i) => {
@@ -77,7 +77,7 @@ function mapElements(m) {
 }
 
 const mapStyle = [
-  { selector: "node", style: { label: "data(label)", "font-size": 10, "text-valign": "bottom", "text-margin-y": 3 } },
+  { selector: "node", style: { label: "data(label)", "font-size": 10, "text-valign": "bottom", "text-margin-y": 3, "text-wrap": "ellipsis", "text-max-width": 175 } },
   { selector: 'node[kind = "Node"]', style: { shape: "round-rectangle", "background-color": "#eef2fa", "border-color": "#9aaccc", "border-width": 1, "text-valign": "top", "font-size": 12, "font-weight": "bold" } },
   { selector: 'node[kind = "Pod"]', style: { width: 22, height: 22, "background-color": "#bbb" } },
   { selector: 'node[kind = "Pod"][?ready]', style: { "background-color": "#3aa55d" } },
@@ -98,7 +98,7 @@ async function loadMap() {
   const t0 = performance.now();
   if (!state.cy) {
     state.cy = cytoscape({ container: $("#map"), elements: mapElements(m), style: mapStyle,
-                           layout: { name: "preset" }, wheelSensitivity: 0.3, textureOnViewport: true,
+                           layout: { name: "preset" }, textureOnViewport: true,
                            hideEdgesOnViewport: m.pods.length > 300 });
     state.cy.fit(undefined, 30);
     state.cy.on("tap", "node", (ev) => detail(ev.target.data()));
@@ -142,8 +142,8 @@ function l7Text(f) {
 function flowRow(f) {
   const tr = el("tr", { "data-flow": String(f.id) },
     el("td", { text: String(f.id) }), el("td", { text: fmtTime(f.time) }),
-    el("td", { text: (f.source.pod || f.source.ip) + ":" + f.source.port }),
-    el("td", { text: (f.destination.pod || f.destination.ip) + ":" + f.destination.port }),
+    el("td", { text: (f.source.name || f.source.ip) + ":" + f.source.port }),
+    el("td", { text: (f.destination.name || f.destination.ip) + ":" + f.destination.port }),
     el("td", { text: f.service }), el("td", { text: f.protocol }), el("td", { text: l7Text(f) }),
     el("td", { class: "verdict-" + f.verdict, text: f.verdict + (f.drop_reason ? " (" + f.drop_reason + ")" : "") }));
   tr.addEventListener("click", () => openFlow(f.id));

@@ -13,7 +13,11 @@ function knetDrawStory(box, flows, title) {
   box.replaceChildren(el("h2", { text: title }));
   for (const fl of flows) {
     if (fl.service) box.append(el("p", { class: "service", text: "Service " + fl.service + " — " + fl.verdict }));
-    for (const p of fl.packets) {
+    // the packets that decided something first; the rest (plain ACKs, data) behind a toggle
+    const decisive = (p, i) => i < 2 || p.verdict !== "forwarded" || p.hops.some((h) => h.nat || h.verdict !== "ACCEPT");
+    let more = null;
+    fl.packets.forEach((p, i) => {
+      const target = decisive(p, i) ? box : (more = more || el("details", { class: "more" }, el("summary", { text: "more packets of this flow" })));
       const div = el("div", { class: "packet" + (p.reply ? " reply" : "") }, el("h3", { text: p.header }));
       const hops = el("div", { class: "hops" });
       p.hops.forEach((h, i) => {
@@ -28,7 +32,8 @@ function knetDrawStory(box, flows, title) {
       hops.append(el("span", { class: "end verdict-" + p.verdict,
                                text: p.delivered_to ? "delivered to " + p.delivered_to : p.verdict + (p.reason ? ": " + p.reason : "") }));
       div.append(hops);
-      box.append(div);
-    }
+      target.append(div);
+    });
+    if (more) box.append(more);
   }
 }
