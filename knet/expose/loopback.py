@@ -325,6 +325,8 @@ class Loopback:
             rows.append(("UI", t["ui"]["address"], f"web page: {t['ui']['url']}"))
         if "metrics" in t:
             rows.append(("METRICS", t["metrics"]["address"], f"Prometheus: {t['metrics']['url']}"))
+        if "api" in t:
+            rows.append(("API", t["api"]["address"], "https Kubernetes API (kubectl)"))
         out += _columns(rows)
         for u in t["unavailable"]:
             out.append(f"unavailable: {u['address']}: {u['error']}")

@@ -35,6 +35,8 @@ class UpOptions:
     control: tuple[str, int] | None = ("127.0.0.1", 0)
     ui: tuple[str, int] | None = None
     metrics: tuple[str, int] | None = None
+    api: tuple[str, int] | None = None  # the Kubernetes API (knet.api); the CLI turns it on
+    token_file: str | None = None
     capture: str | None = None
     watch: bool = False
     nodeports: bool = True
@@ -86,6 +88,7 @@ async def run_up(opts: UpOptions) -> int:
     ctl: ControlServer | None = None
     extras: list[Any] = []  # the page and the metrics endpoint, closed in reverse order
     watcher: Watcher | None = None
+    api: Any = None
     state_written = False
     go_real = getattr(loop, "go_real", None)
     try:
@@ -138,6 +141,12 @@ async def run_up(opts: UpOptions) -> int:
             met = await MetricsServer(rt).start(*opts.metrics)
             extras.append(met)
             gw.extra["metrics"] = {"address": f"{met.address[0]}:{met.address[1]}", "url": met.url}
+        if opts.api is not None:
+            from knet.api.up import start_api
+
+            api = await start_api(rt, opts.api, token_file=opts.token_file,
+                                  write=opts.state_file)
+            gw.extra["api"] = api.table()
         if opts.watch:
             watcher = Watcher(rt, opts.files, inp.objects, interval=opts.watch_interval,
                               report=lambda m: _say(out, m), error=lambda m: _say(err, m),
@@ -157,6 +166,9 @@ async def run_up(opts: UpOptions) -> int:
             write_state({"pid": os.getpid(), "files": list(opts.files),
                          "cluster": state.config.name, **table})
             state_written = True
+        if api is not None and api.kubeconfig is not None:
+            _say(out, "")
+            _say(out, f"export KUBECONFIG={api.kubeconfig}")
         _say(out, "")
         _say(out, "up; Ctrl-C to stop")
 
@@ -168,6 +180,8 @@ async def run_up(opts: UpOptions) -> int:
             await x.aclose()
         if watcher is not None:
             await watcher.aclose()
+        if api is not None:
+            await api.aclose()
         if ctl is not None:
             await ctl.aclose()
         if gw is not None:

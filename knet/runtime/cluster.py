@@ -89,6 +89,7 @@ class RuntimeCluster:
         self.metrics = ClusterMetrics()
         self.epoch = 0.0  # added to now() for metric timestamps (knet up: the Unix time)
         self._queued: dict[str, list[float]] = {}  # per node: times of changes not yet synced
+        self.events: list[Any] = []  # kubelet Events (knet.runtime.volumes.PodEvent)
         self._explaining = 0  # running captures (datapaths keep matched rules while > 0)
 
     # -- time ---------------------------------------------------------------------------
@@ -736,10 +737,19 @@ class PodHandle:
         r = self._runner(container)
         return list(r.ctx.logs) if r.ctx is not None else []
 
-    async def exec(self, argv: list[str], container: str | None = None) -> int:
-        from knet.runtime.shell import Shell
+    async def exec(self, argv: list[str], container: str | None = None, *,
+                   stdin: str = "") -> Any:
+        """Run ``argv`` in the container (``kubectl exec``): an ``ExecResult`` with
+        ``.exit_code``, ``.stdout``, ``.stderr`` (``int()`` of it is the exit code)."""
+        from knet.runtime.exec import exec_in
 
-        return await Shell(self.fs(container), self.model.name).run_argv(argv)
+        return await exec_in(self, list(argv), container, stdin=stdin)
+
+    def shell(self, container: str | None = None) -> Any:
+        """An interactive shell session (``kubectl exec -it … -- sh``)."""
+        from knet.runtime.exec import InteractiveShell
+
+        return InteractiveShell(self, container)
 
     def container_status(self, name: str | None = None) -> Any:
         for cs in self.model.status.container_statuses:
