@@ -43,7 +43,8 @@ class Up:
                                      stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
         self.lines: queue.Queue[str] = queue.Queue()
         self.out: list[str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
+        self._reader = threading.Thread(target=self._pump, daemon=True)
+        self._reader.start()
 
     def _pump(self) -> None:
         assert self.proc.stdout is not None
@@ -76,6 +77,10 @@ class Up:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        finally:
+            self._reader.join(timeout=5)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +107,11 @@ def http(url: str, body: dict[str, Any] | None = None, headers: dict[str, str] |
             return r.status, json.loads(raw) if r.headers.get_content_type() == "application/json" \
                 else raw.decode()
     except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
+        raw = e.read()
+        try:
+            return e.code, json.loads(raw or b"{}")
+        except json.JSONDecodeError:
+            return e.code, raw.decode()
 
 
 def test_page_api_refuses_other_hosts_and_cross_origin_writes(up: Up) -> None:
@@ -181,8 +190,11 @@ def test_page_shows_a_request_hop_by_hop(up: Up, tmp_path: Path) -> None:
         row.click()
         page.wait_for_selector("#story .hop", timeout=20000)
         assert "KUBE-SEP-" in page.inner_text("#story")
-        # the rules view: the deciding rule has a hit counter
+        # the rules view: on the client's node, the deciding rules have hit counters
+        client_node = next(p["node"] for p in http(url + "api/map")[1]["pods"]
+                           if p["id"] == "pod:default/client")
         page.click("button[data-view=rules]")
+        page.select_option("#rules-node", client_node)
         page.check("#rules-form input[name=hit]")
         page.wait_for_selector("#rules tbody tr", timeout=20000)
         hits = page.inner_text("#rules tbody")
@@ -209,10 +221,12 @@ def test_prometheus_scrapes_the_components(up: Up, tmp_path: Path) -> None:
         f"  - job_name: kube-proxy\n    metrics_path: /metrics/kube-proxy/{node}\n"
         f"    static_configs: [{{targets: ['{target}']}}]\n")
     port = _free_port()
-    prom = subprocess.Popen(["prometheus", f"--config.file={cfg}",
-                             f"--storage.tsdb.path={tmp_path / 'data'}",
-                             f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "prometheus.log"
+    with log.open("w") as sink:
+        prom = subprocess.Popen(["prometheus", f"--config.file={cfg}",
+                                 f"--storage.tsdb.path={tmp_path / 'data'}",
+                                 f"--web.listen-address=127.0.0.1:{port}"],
+                                stdout=sink, stderr=subprocess.STDOUT)
     api = f"http://127.0.0.1:{port}/api/v1/query?query="
 
     def query(q: str) -> list[dict[str, Any]]:
@@ -229,19 +243,19 @@ def test_prometheus_scrapes_the_components(up: Up, tmp_path: Path) -> None:
                     break
             except (urllib.error.URLError, ConnectionError, AssertionError):
                 pass
-            assert time.monotonic() < deadline, prom.stderr.read() if prom.poll() is not None else "timeout"
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
             time.sleep(0.5)
         # the combined endpoint: one series per node, as many as the cluster has
-        last = query("kubeproxy_sync_proxy_rules_last_timestamp_seconds")
+        last = query('kubeproxy_sync_proxy_rules_last_timestamp_seconds{job="knet"}')
         assert sorted(r["metric"]["node"] for r in last) == \
             ["knet-control-plane", "knet-worker", "knet-worker2"]
         assert all(r["metric"]["job"] == "knet" for r in last)
-        rules = query('kubeproxy_sync_proxy_rules_iptables_total{table="nat"}')
+        rules = query('kubeproxy_sync_proxy_rules_iptables_total{job="knet",table="nat"}')
         assert len(rules) == 3 and all(float(r["value"][1]) > 0 for r in rules)
         # the per-instance endpoint: kube-proxy's own series, labelled by the scrape job only
         own = query('kubeproxy_sync_proxy_rules_duration_seconds_count{job="kube-proxy"}')
         assert len(own) == 1 and "node" not in own[0]["metric"] and float(own[0]["value"][1]) >= 1
-        pods = query("sum(kubelet_running_pods)")
+        pods = query('sum(kubelet_running_pods{job="knet"})')
         assert float(pods[0]["value"][1]) >= 21
         assert float(query('knet_fabric_packets_total{outcome="delivered"}')[0]["value"][1]) > 0
     finally:

@@ -9,6 +9,7 @@ import re
 import shutil
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 import knet
@@ -88,7 +89,7 @@ async def test_feed_shows_a_rejected_connection_as_dropped(knet_cluster) -> None
     feed = FlowFeed(knet_cluster).start()
     try:
         client = knet_cluster.pod("default/client")
-        with pytest.raises(Exception):
+        with pytest.raises(aiohttp.ClientConnectionError):
             await client.http.get("http://web/")
         new = feed.pump()
     finally:

@@ -29,7 +29,7 @@ class FlowFeed:
         self.flows: OrderedDict[int, tuple[dict[str, Any], Flow, Names]] = OrderedDict()
         self.traffic: dict[tuple[str, str], int] = {}
         self.hits: dict[str, dict[str, int]] = {}
-        self._subscribers: list[asyncio.Queue[dict[str, Any]]] = []
+        self._subscribers: list[asyncio.Queue[dict[str, Any] | None]] = []
         self._next = 1
         self._cap: Any = None
         self._task: asyncio.Task[None] | None = None
@@ -86,16 +86,21 @@ class FlowFeed:
         summary, flow, names = hit
         return {"summary": summary, **story(flow, names)}
 
-    def subscribe(self, size: int = 1000) -> asyncio.Queue[dict[str, Any]]:
-        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(size)
+    def subscribe(self, size: int = 1000) -> asyncio.Queue[dict[str, Any] | None]:
+        """A queue of new flow summaries; ``None`` when the feed closes."""
+        q: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(size)
         self._subscribers.append(q)
         return q
 
-    def unsubscribe(self, q: asyncio.Queue[dict[str, Any]]) -> None:
+    def unsubscribe(self, q: asyncio.Queue[dict[str, Any] | None]) -> None:
         if q in self._subscribers:
             self._subscribers.remove(q)
 
     async def aclose(self) -> None:
+        for q in self._subscribers:  # end the streams: the page's SSE handlers return
+            if q.full():
+                q.get_nowait()
+            q.put_nowait(None)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

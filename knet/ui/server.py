@@ -60,7 +60,8 @@ class UiServer:
 
             self.feed = FlowFeed(self.rt).start()
             self._unsubscribe = self.state.subscribe(self._on_change)
-        self._runner = web.AppRunner(self.app(), handle_signals=False, access_log=None)
+        self._runner = web.AppRunner(self.app(), handle_signals=False, access_log=None,
+                                     shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
@@ -171,11 +172,12 @@ class UiServer:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-cache"})
         await resp.prepare(request)
-        if self.feed is None:
+        feed = self.feed
+        if feed is None:
             await resp.write(b"event: static\ndata: {}\n\n")
             return resp
         f = self._filters(request)
-        q = self.feed.subscribe()
+        q = feed.subscribe()
         try:
             await resp.write(b": knet flows\n\n")
             while True:
@@ -184,12 +186,14 @@ class UiServer:
                 except TimeoutError:
                     await resp.write(b": keep-alive\n\n")
                     continue
+                if s is None:
+                    break
                 if matches(s, f):
                     await resp.write(b"data: " + json.dumps(s).encode() + b"\n\n")
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
-            self.feed.unsubscribe(q)
+            feed.unsubscribe(q)
         return resp
 
     async def _story(self, request: web.Request) -> web.Response:
