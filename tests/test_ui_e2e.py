@@ -170,7 +170,6 @@ def test_page_shows_a_request_hop_by_hop(up: Up, tmp_path: Path) -> None:
         page.wait_for_function("document.body.dataset.mapReady === '1'", timeout=20000)
         pods = page.evaluate("state.cy.nodes('[kind = \"Pod\"]').length")
         assert pods == len(http(url + "api/cluster")[1]["pods"])
-        shot(page, tmp_path, "map")
         # a request made from the page: its story names the Service chain and the endpoint
         page.click("button[data-view=story]")
         page.select_option("#request-from", "default/client")
@@ -200,6 +199,12 @@ def test_page_shows_a_request_hop_by_hop(up: Up, tmp_path: Path) -> None:
         hits = page.inner_text("#rules tbody")
         assert "KUBE-SEP-" in hits or "KUBE-SVC-" in hits
         shot(page, tmp_path, "rules")
+        # back on the map, the request is an edge from the client to the Service
+        page.click("button[data-view=map]")
+        page.wait_for_function(
+            "state.cy.edges('[kind = \"traffic\"]').some(e => e.source().id() === 'pod:default/client')",
+            timeout=20000)
+        shot(page, tmp_path, "map")
 
 
 def _free_port() -> int:

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the emulated components (kube-proxy, CoreDNS, ingress-nginx, kubelet)
+"""Prometheus metrics of the emulated components (kube-proxy, CoreDNS, kubelet)
 and of knet itself: recorded cheaply by the runtime, rendered by ``prometheus_client`` when
 scraped (``knet up --metrics``)."""
 

@@ -1,6 +1,5 @@
 """The metrics each emulated component exports, under the names and labels the real component
-uses (kube-proxy v1.32, CoreDNS 1.11, ingress-nginx 1.x, kubelet's cAdvisor endpoint), plus
-knet's own.
+uses (kube-proxy v1.32, CoreDNS 1.11, kubelet), plus knet's own.
 
 Invariants:
 - The components record events (``proxy_synced``, ``dns_answered``, ``request_served``, …);
@@ -45,7 +44,7 @@ RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP",
 class Part:
     """One series and the component (and instance label) it belongs to."""
 
-    component: str  # "kube-proxy" | "coredns" | "ingress-nginx" | "kubelet" | "knet"
+    component: str  # "kube-proxy" | "coredns" | "kubelet" | "knet"
     instance_label: str | None
     series: Series
 
@@ -55,7 +54,7 @@ class ClusterMetrics:
 
     def __init__(self) -> None:
         self.parts: list[Part] = []
-        kp, dns, ing, kl = "kube-proxy", "coredns", "ingress-nginx", "kubelet"
+        kp, dns, kl = "kube-proxy", "coredns", "kubelet"
         node, pod = ("node",), ("pod",)
         # kube-proxy
         self.sync_duration = self._h(kp, "kubeproxy_sync_proxy_rules_duration_seconds",
@@ -109,26 +108,10 @@ class ClusterMetrics:
         self.cache_misses = self._c(dns, "coredns_cache_misses_total",
                                     "The count of cache misses. Deprecated, derive misses from "
                                     "cache hits/requests counters.", pod + ("server", "zones", "view"))
-        # ingress-nginx (internal/ingress/metric/collectors/socket.go)
-        ing_labels = ("controller_namespace", "controller_class", "controller_pod", "canary",
-                      "host", "ingress", "method", "namespace", "path", "service", "status")
-        self.ingress_requests = self._c(ing, "nginx_ingress_controller_requests",
-                                        "The total number of client requests", ing_labels)
-        self.ingress_duration = self._h(ing, "nginx_ingress_controller_request_duration_seconds",
-                                        "The request processing time in milliseconds",
-                                        ing_labels)
-        self.ingress_response_size = self._h(
-            ing, "nginx_ingress_controller_response_size", "The response length (including "
-            "request line, header, and request body)", ing_labels)
-        # kubelet / cAdvisor (recorded from the runtime's work model at scrape time)
-        cl = node + ("namespace", "pod", "container")
-        self.container_cpu = self._c(kl, "container_cpu_usage_seconds_total",
-                                     "Cumulative cpu time consumed in seconds.", cl)
-        self.container_memory = self._g(kl, "container_memory_working_set_bytes",
-                                        "Current working set in bytes.", cl)
         self.build_info = self._g(dns, "coredns_build_info", "A metric with a constant '1' value "
                                   "labeled by version, revision, and goversion from which CoreDNS "
                                   "was built.", pod + ("version", "revision", "goversion"))
+        # kubelet
         self.running_pods = self._g(kl, "kubelet_running_pods",
                                     "Number of pods that have a running pod sandbox", node)
         self.running_containers = self._g(kl, "kubelet_running_containers",
@@ -206,14 +189,6 @@ class ClusterMetrics:
                 self.cache_hits.inc((pod, "dns://:53", "denial" if denial else "success", ".", ""))
             else:
                 self.cache_misses.inc((pod, "dns://:53", ".", ""))
-
-    # -- ingress-nginx
-    def request_served(self, labels: tuple[str, ...], seconds: float, size: int) -> None:
-        """One request through the ingress controller; ``labels`` in ``ingress_requests``'
-        order."""
-        self.ingress_requests.inc(labels)
-        self.ingress_duration.observe(labels, seconds)
-        self.ingress_response_size.observe(labels, size)
 
     # -- rendering
     def collect(self, component: str | None = None, instance: str | None = None

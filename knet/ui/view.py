@@ -27,7 +27,8 @@ HTTP_METHODS = (b"GET ", b"POST ", b"PUT ", b"DELETE ", b"HEAD ", b"PATCH ", b"O
 def service_map(state: Any, traffic: Mapping[tuple[str, str], int] | None = None) -> dict[str, Any]:
     """Nodes (groups), pods (phase, readiness), Services, Ingresses, Gateways, policies, and
     the edges between them: selection (Service → pod), routing (Ingress/Gateway → Service),
-    policy (policy → pod it selects) and traffic (client pod → Service or pod, with counts)."""
+    policy (policy → pod it selects) and traffic (client pod → Service or pod, with counts;
+    a node's own traffic, i.e. kubelet's probes, is left out)."""
     nodes = [{"id": f"node:{n.name}", "name": n.name, "kind": "Node",
               "ready": n.ready, "ips": [str(a) for a in n.ips()]} for n in state.nodes()]
     pods = []
@@ -70,6 +71,8 @@ def service_map(state: Any, traffic: Mapping[tuple[str, str], int] | None = None
             routes.append({"id": f"{kind.lower()}:{o.namespace}/{o.name}", "name": o.name,
                            "namespace": o.namespace, "kind": kind})
     for (src, dst), n in sorted((traffic or {}).items()):
+        if src.startswith("node:"):
+            continue  # kubelet's probes from each node to its own pods: not drawn
         edges.append({"source": src, "target": dst, "kind": "traffic", "count": n})
     return {"nodes": nodes, "pods": pods, "services": services, "routes": routes,
             "edges": edges}
