@@ -464,3 +464,14 @@ PRINTERS: dict[str, tuple[Callable[[bool], list[str]], Callable[..., list[str]]]
     "secrets": (_secret_header, _secret_row),
     "namespaces": (_ns_header, _ns_row),
 }
+
+
+def _register_storage() -> None:
+    from knet.cli import getstorage
+
+    KINDS.update(getstorage.KINDS)
+    ALIASES.update(getstorage.ALIASES)
+    PRINTERS.update(getstorage.PRINTERS)  # type: ignore[arg-type]
+
+
+_register_storage()
