@@ -30,9 +30,9 @@ needs = pytest.mark.skipif(not (shutil.which("dig") and shutil.which("curl")),
 class Up:
     """A running ``knet up``: its stdout lines, the address table, a clean stop."""
 
-    def __init__(self, args: list[str], env_dir: Path) -> None:
+    def __init__(self, args: list[str], env_dir: Path, name: str = "knet") -> None:
         self.env = {**os.environ, "XDG_RUNTIME_DIR": str(env_dir)}
-        self.state_file = env_dir / "knet" / "up.json"
+        self.state_file = env_dir / "knet" / f"{name}.json"
         self.proc = subprocess.Popen([KNET, "up", *args], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, env=self.env, cwd=ROOT)
         self.lines: queue.Queue[str] = queue.Queue()
@@ -63,7 +63,8 @@ class Up:
                 line = self.lines.get(timeout=min(left, 0.5))
             except queue.Empty:
                 if self.proc.poll() is not None:
-                    raise AssertionError(f"knet up exited {self.proc.returncode}: {self.err}")
+                    raise AssertionError(
+                        f"knet up exited {self.proc.returncode}: {self.err}") from None
                 continue
             self.out.append(line)
             if pred(line):
@@ -86,10 +87,15 @@ class Up:
         h, p = self.address("CONTROL")
         return f"http://{h}:{p}"
 
+    @property
+    def token(self) -> str:
+        return str(json.loads(self.state_file.read_text())["control"]["token"])
+
     def api(self, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.control + path, data=data,
-                                     method="POST" if data else "GET")
+                                     method="POST" if data else "GET",
+                                     headers={"Authorization": f"Bearer {self.token}"})
         with urllib.request.urlopen(req, timeout=20) as r:
             return json.loads(r.read())
 
@@ -198,7 +204,7 @@ def test_loadbalancer_ip_is_mapped_to_loopback(demo: Up) -> None:
     assert r.stdout.strip() == "hello from b", r
 
 
-def test_control_get_nodes_wide(demo: Up) -> None:
+def test_control_get_nodes_wide(demo: Up, monkeypatch: pytest.MonkeyPatch) -> None:
     text = demo.api("/v1/get/nodes?output=wide")["text"]
     assert text.splitlines()[0].split()[:6] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION",
                                                 "INTERNAL-IP"]
@@ -211,6 +217,7 @@ def test_control_get_nodes_wide(demo: Up) -> None:
                          "knet-worker2": "127.0.1.4"}
     from knet.cli.commands import remote_get
 
+    monkeypatch.setenv("XDG_RUNTIME_DIR", demo.env["XDG_RUNTIME_DIR"])  # its token
     assert remote_get(demo.control, "nodes", None, None, False, "wide") == text
     state = json.loads(demo.state_file.read_text())
     assert state["control"]["url"] == demo.control and state["pid"] == demo.proc.pid

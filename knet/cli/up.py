@@ -5,8 +5,6 @@ Also the client side for commands that talk to a running ``knet up`` (its contro
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
 import click
 
 from knet.cli import cli
@@ -39,25 +37,49 @@ def _listen(value: str | None, what: str) -> tuple[str, int] | None:
 @click.option("--real-boot", is_flag=True,
               help="Boot on real time (default: converge on virtual time, then go real).")
 @click.option("--boot-timeout", type=float, default=600.0, show_default=True,
-              help="Cluster seconds to wait for every pod to be Ready.")
+              help="Cluster seconds to wait for every pod to be Ready (> 0).")
+@click.option("--name", default=None, metavar="NAME",
+              help="The cluster's name (default: the topology's); one state file per name.")
 def up(files: tuple[str, ...], seed: int | None, dns: str | None, ingress: str | None,
        ingress_tls: str | None, control: str, no_control: bool, capture: str | None,
-       watch: bool, no_nodeports: bool, real_boot: bool, boot_timeout: float) -> int:
+       watch: bool, no_nodeports: bool, real_boot: bool, boot_timeout: float,
+       name: str | None) -> int:
     """Run the cluster in real time until Ctrl-C, exposed on loopback only.
 
     Node i (name order) serves its NodePorts on 127.0.1.(i+1); LoadBalancer IPs are mapped to
     127.0.2.N; --dns/--ingress/--ingress-tls/--control take 127.0.0.1:PORT (port 0 picks one;
     the bound ports are printed). Anything outside 127.0.0.0/8 and ::1 is refused.
     """
+    from knet.expose.session import catch_signals_early
+
+    restore = catch_signals_early()  # from here on SIGINT/SIGTERM are a clean stop
+    try:
+        return _up(files, seed, dns, ingress, ingress_tls, control, no_control, capture, watch,
+                   no_nodeports, real_boot, boot_timeout, name)
+    finally:
+        restore()
+
+
+def _up(files: tuple[str, ...], seed: int | None, dns: str | None, ingress: str | None,
+        ingress_tls: str | None, control: str, no_control: bool, capture: str | None,
+        watch: bool, no_nodeports: bool, real_boot: bool, boot_timeout: float,
+        name: str | None) -> int:
     from knet.errors import UsageError
-    from knet.expose.session import UpOptions, up as run
+    from knet.expose.session import UpOptions
+    from knet.expose.session import up as run
 
     if not files:
         raise UsageError("no input: give -f PATH (a file, a directory, or - for stdin)")
+    if not boot_timeout > 0 or boot_timeout == float("inf"):
+        raise UsageError(f"--boot-timeout: expected a number of seconds > 0, got {boot_timeout:g}")
+    if name is not None:
+        from knet.expose.state import check_name
+
+        check_name(name)
     opts = UpOptions(
         files=files, seed=seed, dns=_listen(dns, "--dns"), ingress=_listen(ingress, "--ingress"),
         ingress_tls=_listen(ingress_tls, "--ingress-tls"),
         control=None if no_control else _listen(control, "--control"),
         capture=capture, watch=watch, nodeports=not no_nodeports, real_boot=real_boot,
-        boot_timeout=boot_timeout)
+        boot_timeout=boot_timeout, name=name)
     return run(opts)

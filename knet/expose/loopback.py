@@ -19,8 +19,9 @@ import asyncio
 import errno
 import functools
 import sys
+from collections.abc import Callable
 from ipaddress import IPv4Address, ip_address
-from typing import Any, Callable
+from typing import Any
 
 from knet.errors import NetworkError, UsageError
 from knet.expose import plan
@@ -45,10 +46,10 @@ class Listener:
 class Loopback:
     """Expose a running cluster (``RuntimeCluster``) on loopback."""
 
-    def __init__(self, rt: Any, *, nodeports: bool = True, warn: Callable[[str], None] | None = None
-                 ) -> None:
+    def __init__(self, rt: Any, *, nodeports: bool = True, warn: Callable[[str], None] | None = None,
+                 slot: int = 0) -> None:
         self.rt = rt
-        self.book = AddressBook()
+        self.book = AddressBook(slot)
         self.nodeports = nodeports
         self.targets: dict[ListenKey, Target] = {}
         self.listeners: dict[ListenKey, Listener] = {}
@@ -125,6 +126,7 @@ class Loopback:
             if key in self.listeners or key in self.failed:
                 continue
             host, port, proto = key
+            server: Any
             try:
                 if proto == "tcp":
                     server = await loop.create_server(
@@ -243,7 +245,9 @@ class Loopback:
                 functools.partial(RealTcpRelay, functools.partial(self._open_ingress, service_port),
                                   self.stats), host, port, reuse_address=True)
         except OSError as e:
-            raise UsageError(f"--{name}: cannot listen on {host}:{port}: {e.strerror or e}") from None
+            from knet.expose.control import in_use
+
+            raise UsageError(in_use(f"--{name}", host, port, e)) from None
         bound = server.sockets[0].getsockname()[1]
         self._extra_servers.append(server)
         self.extra[name] = {"address": f"{host}:{bound}", "host": host, "port": bound,
@@ -295,7 +299,7 @@ class Loopback:
     def render_table(self) -> str:
         t = self.table()
         out: list[str] = []
-        rows = [("NODE", "INTERNAL-IP", "LOOPBACK", "NODEPORTS")]
+        rows: list[tuple[str, ...]] = [("NODE", "INTERNAL-IP", "LOOPBACK", "NODEPORTS")]
         for n in t["nodes"]:
             rows.append((n["name"], n["internalIP"], n["loopback"] or "-",
                          ",".join(n["nodePorts"]) or "<none>"))

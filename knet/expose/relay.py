@@ -51,7 +51,7 @@ class _VirtualSide(asyncio.Protocol):
 class RealTcpRelay(asyncio.Protocol):
     """Protocol of a real accepted loopback connection; dials the fabric on accept."""
 
-    def __init__(self, open_virtual: Callable[[tuple[str, int]], Any],
+    def __init__(self, open_virtual: Callable[..., Any],
                  stats: dict[str, int] | None = None) -> None:
         self._open = open_virtual
         self.transport: asyncio.Transport | None = None
