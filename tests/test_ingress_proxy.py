@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
-
 from ingress_factory import NGINX_CLASS, ingress, path, service, slice_
+
 from knet.errors import UsageError
 from knet.ingress import Router, build_table
 from knet.ingress.proxy import IngressProxy
@@ -29,7 +29,7 @@ async def echo(request: web.Request) -> web.StreamResponse:
     if request.path == "/big":
         resp = web.StreamResponse()
         await resp.prepare(request)  # chunked
-        for i in range(50):
+        for _i in range(50):
             await resp.write(b"x" * 10000)
         await resp.write_eof()
         return resp
@@ -275,3 +275,84 @@ async def test_curl_two_hosts(env):
     finally:
         os.unlink(capath)
     assert json.loads(body)["name"] == "two" and json.loads(body)["path"] == "/secure"
+
+
+# --- the TLS port: plain HTTP, failed and incomplete handshakes (issue 13 items 8, 9) -----------
+
+@pytest.mark.asyncio
+async def test_plain_http_on_the_tls_port_gets_nginx_400(env):
+    reader, writer = await asyncio.open_connection("127.0.0.1", env.https_port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: one.test\r\n\r\n")
+    data = await asyncio.wait_for(reader.read(), 3)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n") and b"Connection: close" in head
+    assert b"The plain HTTP request was sent to HTTPS port" in body
+    writer.close()
+    ctx = ssl.create_default_context()  # and TLS on the same port still works
+    env.ca.configure_trust(ctx)
+    reader, writer = await asyncio.open_connection("127.0.0.1", env.https_port, ssl=ctx,
+                                                   server_hostname="one.test")
+    writer.write(b"GET / HTTP/1.1\r\nHost: one.test\r\nConnection: close\r\n\r\n")
+    data = await asyncio.wait_for(reader.read(), 3)
+    assert data.startswith(b"HTTP/1.1 200 OK") and b'"name": "one"' in data
+    writer.close()
+
+
+def _fabric_tls_env(timeout: float):
+    from knet.fabric import Fabric
+
+    fabric = Fabric(seed=0)
+    fabric.add_node("node-a", ["172.18.0.2"], ["10.244.0.0/24"])
+    fabric.add_pod("default/client", "node-a", ["10.244.0.5"])
+    fabric.add_pod("ingress-nginx/controller", "node-a", ["10.244.0.6"])
+    table = build_table([ingress("one", [("one.test", [path("/", "svc-one")])])], [NGINX_CLASS],
+                        [service("svc-one", [(80, "http", 8080)])], [])
+    proxy = IngressProxy(Router(table), client_header_timeout=timeout)
+    return fabric, proxy
+
+
+async def _closed_or_reset(reader: asyncio.StreamReader, timeout: float) -> bool:
+    try:
+        return await asyncio.wait_for(reader.read(), timeout) == b""
+    except ConnectionResetError:
+        return True
+
+
+async def _fabric_tls_case(legacy_ssl: bool) -> list[dict]:
+    """A bad handshake, an incomplete one and plain HTTP on a TLS port inside the fabric;
+    returns what reached the loop's exception handler (tracebacks)."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    fabric, proxy = _fabric_tls_env(10.0)
+    ns = fabric.namespace("ingress-nginx/controller")
+    if legacy_ssl:  # asyncio's own SSLProtocol on the fabric transport (server ssl=…)
+        server = await ns.create_server(proxy.protocol_factory("https"), None, 443,
+                                        ssl=proxy.sni.context, ssl_handshake_timeout=10.0)
+    else:
+        server = await ns.create_server(proxy.tls_protocol_factory(), None, 443)
+    client = fabric.namespace("default/client")
+    # 1. a handshake that fails (a TLS record that is no ClientHello)
+    reader, writer = await client.open_connection("10.244.0.6", 443)
+    writer.write(b"\x16\x03\x01\x00\x05hello")
+    assert await _closed_or_reset(reader, 5)
+    writer.close()
+    # 2. an incomplete handshake: closed after the timeout (virtual time)
+    start = loop.time()
+    reader, writer = await client.open_connection("10.244.0.6", 443)
+    writer.write(b"\x16\x03\x01")
+    assert await _closed_or_reset(reader, 30)
+    assert 9.9 <= loop.time() - start < 11
+    writer.close()
+    server.close()
+    await proxy.aclose()
+    await asyncio.sleep(0.1)
+    return errors
+
+
+def test_failed_and_incomplete_handshakes_on_the_fabric_close_quietly():
+    from knet.fabric.clock import run_virtual
+
+    for legacy in (False, True):
+        errors = run_virtual(_fabric_tls_case(legacy))
+        assert errors == [], (legacy, errors)

@@ -8,11 +8,11 @@ import random
 
 import pytest
 import pytest_asyncio
-
 from ingress_factory import NGINX_CLASS, ingress, path, service, slice_
+
 from knet.fabric import Fabric, virtual_time
 from knet.ingress import Router, build_table
-from knet.ingress.http1 import PIPELINE_LIMIT, Chunked, FramingError, ClientConnection
+from knet.ingress.http1 import PIPELINE_LIMIT, Chunked, ClientConnection, FramingError
 from knet.ingress.proxy import IngressProxy, open_loopback
 from knet.ingress.responses import page
 
@@ -231,7 +231,7 @@ async def test_keepalive_both_sides_and_pipelining(env):
 async def test_keepalive_requests_limit(env):
     _, proxy, port = env
     reader, writer = await connect(port)
-    for i in range(50):
+    for _i in range(50):
         writer.write(get("/k"))
         status, h, _, _ = await read_response(reader)
     assert h["connection"] == "close" and await closed(reader)  # keep-alive-requests reached
@@ -367,7 +367,18 @@ async def test_local_answers_keep_alive_and_discard_bodies(env):
     (b"GET / HTTP/1.1\r\nHost: web.test\r\n folded\r\n\r\n", 400),
     (b"GET / HTTP/1.1\r\nBad Name: x\r\nHost: web.test\r\n\r\n", 400),
     (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: web.test\r\n\r\n", 414),
-    (b"GET / HTTP/1.1\nHost: web.test\n\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: web.test\r\nContent-Length: 1\xb2\r\n\r\n", 400),  # "1²" (latin-1)
+    (b"GET / HTTP/1.1\r\nHost: web.test\r\nContent-Length: \xb9\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: web.test\r\nTransfer-Encoding: chunked\r\n"
+     b"Transfer-Encoding: gzip\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: web.test\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: web.test\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: web.test\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
+    (b"POST / HTTP/1.0\r\nHost: web.test\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: \r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: ..\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a..test\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: web/test\r\n\r\n", 400),
 ])
 @pytest.mark.asyncio
 async def test_malformed_requests(env, raw, status):
@@ -462,4 +473,69 @@ async def test_on_the_virtual_fabric() -> None:
     writer.close()
     server.close()
     await proxy.aclose()
+    await up.aclose()
+
+
+# --- nginx's edges (issue 13 item 14; issue 12 items 10, 11) ------------------------------
+
+@pytest.mark.asyncio
+async def test_bare_lf_heads_are_accepted_like_nginx(env):
+    _, _, port = env
+    reader, writer = await connect(port)
+    writer.write(b"GET /lf HTTP/1.1\nHost: web.test\n\n" + b"GET /mix HTTP/1.1\r\nHost: web.test\n\r\n")
+    status, h, body, _ = await read_response(reader)
+    assert status == 200 and body.startswith(b"/lf|0|GET /lf HTTP/1.1")
+    status, h, body, _ = await read_response(reader)
+    assert status == 200 and body.startswith(b"/mix|0|") and h["connection"] == "keep-alive"
+    writer.close()
+
+
+@pytest.mark.asyncio
+async def test_http09_simple_request_gets_a_body_only_answer(env):
+    _, _, port = env
+    reader, writer = await connect(port)
+    writer.write(b"GET /\r\n")  # no Host: the default server, which has no backend here
+    data = await asyncio.wait_for(reader.read(), 3)
+    assert data == page(404)  # no status line, no headers (ngx_http_header_filter), then close
+    writer.close()
+
+
+@pytest.mark.asyncio
+async def test_half_closed_partial_head_closes_at_once(env):
+    _, _, port = env
+    reader, writer = await connect(port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: web")
+    writer.write_eof()
+    assert await asyncio.wait_for(reader.read(), 1) == b""  # not after client_header_timeout
+    writer.close()
+
+
+@pytest.mark.asyncio
+async def test_header_timeout_covers_the_whole_head():
+    up = Upstream()
+    await up.start()
+    async with IngressProxy(Router(routing(up.port)), client_header_timeout=0.4) as proxy:
+        _, port = await proxy.listen()
+        reader, writer = await connect(port)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        trickle = b"GET / HTTP/1.1\r\nHost: web.test\r\nX-Slow: " + b"a" * 40
+        for byte in trickle:  # slowloris: one byte every 50 ms never re-arms the deadline
+            if reader.at_eof() or writer.is_closing():
+                break
+            writer.write(bytes([byte]))
+            await asyncio.sleep(0.05)
+            if loop.time() - start > 1.5:
+                break
+        assert await asyncio.wait_for(reader.read(), 2) == b""
+        assert loop.time() - start < 1.2
+        writer.close()
+        # a keep-alive connection: the next head's deadline starts with its first byte
+        reader, writer = await connect(port)
+        writer.write(get("/one"))
+        assert (await read_response(reader))[0] == 200
+        await asyncio.sleep(0.5)  # idle longer than client_header_timeout: keepalive_timeout
+        writer.write(get("/two"))
+        assert (await read_response(reader))[0] == 200
+        writer.close()
     await up.aclose()

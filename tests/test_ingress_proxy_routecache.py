@@ -6,9 +6,9 @@ import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ingress_factory import NGINX_CLASS, ingress, path, service, slice_
 from multidict import CIMultiDict
 
-from ingress_factory import NGINX_CLASS, ingress, path, service, slice_
 from knet.ingress import Router, build_table, make_request, upstream_headers
 from knet.ingress.routecache import RouteCache
 

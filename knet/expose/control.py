@@ -104,8 +104,8 @@ class ControlServer:
             await self.runner.cleanup()
             self.runner = None
             raise UsageError(in_use("--control", host, port, e)) from None
-        server: Any = site._server  # aiohttp keeps the asyncio Server here
-        bound = server.sockets[0].getsockname()[1] if server is not None else port
+        addresses = self.runner.addresses
+        bound = addresses[0][1] if addresses else port
         self.address = (host, int(bound))
         self._hosts = frozenset({f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"})
         return int(bound)

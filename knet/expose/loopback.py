@@ -35,7 +35,7 @@ INGRESS_SERVICE = "ingress-nginx-controller"
 class Listener:
     """One real loopback socket (TCP server or UDP endpoint) and its relays."""
 
-    def __init__(self, key: ListenKey, server: Any) -> None:
+    def __init__(self, key: ListenKey, server: asyncio.Server | asyncio.DatagramTransport) -> None:
         self.key = key
         self.server = server
 
@@ -126,7 +126,7 @@ class Loopback:
             if key in self.listeners or key in self.failed:
                 continue
             host, port, proto = key
-            server: Any
+            server: asyncio.Server | asyncio.DatagramTransport
             try:
                 if proto == "tcp":
                     server = await loop.create_server(
@@ -323,6 +323,8 @@ class Loopback:
                          "https → ingress-nginx controller Service port 443"))
         if "control" in t:
             rows.append(("CONTROL", t["control"]["address"], "http JSON control endpoint"))
+        if "api" in t:
+            rows.append(("API", t["api"]["address"], "https Kubernetes API (kubectl)"))
         out += _columns(rows)
         for u in t["unavailable"]:
             out.append(f"unavailable: {u['address']}: {u['error']}")

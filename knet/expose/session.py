@@ -34,6 +34,8 @@ class UpOptions:
     ingress: tuple[str, int] | None = None
     ingress_tls: tuple[str, int] | None = None
     control: tuple[str, int] | None = ("127.0.0.1", 0)
+    api: tuple[str, int] | None = None  # the Kubernetes API (knet.api); the CLI turns it on
+    token_file: str | None = None
     capture: str | None = None
     watch: bool = False
     nodeports: bool = True
@@ -104,6 +106,7 @@ async def run_up(opts: UpOptions) -> int:
     gw: Loopback | None = None
     ctl: ControlServer | None = None
     watcher: Watcher | None = None
+    api: Any = None
     go_real = getattr(loop, "go_real", None)
     try:
         if opts.capture:
@@ -145,6 +148,12 @@ async def run_up(opts: UpOptions) -> int:
             assert ctl.address is not None
             gw.extra["control"] = {"address": f"{ctl.address[0]}:{ctl.address[1]}",
                                    "url": ctl.url}
+        if opts.api is not None:
+            from knet.api.up import start_api
+
+            api = await start_api(rt, opts.api, token_file=opts.token_file,
+                                  write=opts.state_file, name=name)
+            gw.extra["api"] = api.table()
         if opts.watch:
             watcher = Watcher(rt, opts.files, inp.objects, interval=opts.watch_interval,
                               report=lambda m: _say(out, m), error=lambda m: _say(err, m),
@@ -165,6 +174,9 @@ async def run_up(opts: UpOptions) -> int:
                 table["control"] = {**table["control"], "token": token}
             statefile.write(name, {**base, "starting": False, "name": name,
                                    "pid": os.getpid(), "slot": slot, **table})
+        if api is not None and api.kubeconfig is not None:
+            _say(out, "")
+            _say(out, f"export KUBECONFIG={api.kubeconfig}")
         _say(out, "")
         _say(out, "up; Ctrl-C to stop")
 
@@ -174,6 +186,8 @@ async def run_up(opts: UpOptions) -> int:
     finally:
         if watcher is not None:
             await watcher.aclose()
+        if api is not None:
+            await api.aclose()
         if ctl is not None:
             await ctl.aclose()
         if gw is not None:

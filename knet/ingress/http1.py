@@ -44,6 +44,9 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 # RFC 9110 §5.6.2 token; field values: VCHAR / obs-text / SP / HTAB (RFC 9110 §5.5)
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _REQUEST_LINE = re.compile(rf"({_TOKEN}) ([^\x00-\x20\x7f]+) HTTP/(\d)\.(\d)")
+_HTTP09_LINE = re.compile(rb"GET (/[^\x00-\x20\x7f]*)\r?\n")  # RFC 1945 §4.1 Simple-Request
+_HEAD_END = re.compile(rb"\r?\n\r?\n")  # nginx accepts bare LF line ends (RFC 9112 §2.2)
+_DIGITS = re.compile(r"[0-9]{1,18}")  # ASCII digits only: str.isdigit() accepts "²"
 _FIELDS = re.compile(rf"(?:{_TOKEN}:[\t\x20-\x7e\x80-\xff]*\r\n)*")
 _FIELD = re.compile(rf"({_TOKEN}):[\t ]*([^\r]*?)[\t ]*\r\n")
 
@@ -209,6 +212,34 @@ class RequestHead:
     has_expect: bool
 
 
+def validate_host(host: str) -> str | None:
+    """``ngx_http_validate_host``: the Host without port, lowercased, one trailing dot removed;
+    None for an invalid one (empty, ``..``, NUL, ``/``, control characters or spaces)."""
+    dot = -2
+    end = len(host)
+    literal = rest = False
+    for i, ch in enumerate(host):
+        if ch == ".":
+            if dot == i - 1:
+                return None
+            dot = i
+        elif ch == ":":
+            if not rest and not literal:
+                end, rest = i, True
+        elif ch == "[":
+            literal = i == 0
+        elif ch == "]":
+            if literal and not rest:
+                end, rest, literal = i + 1, True, False
+        elif ch == "/" or ch <= " " or ch == "\x7f":
+            return None
+    if dot == end - 1:
+        end -= 1
+    if end <= 0:
+        return None
+    return host[:end].lower()
+
+
 def parse_request_head(raw: bytes, max_line: int, max_field: int,
                        max_headers: int) -> RequestHead | int:
     """Parse a request head (request line + fields + CRLF, without the final empty line).
@@ -216,6 +247,8 @@ def parse_request_head(raw: bytes, max_line: int, max_field: int,
     Returns the head, or the status of the error page nginx would answer with (RFC 9112:
     §3 request line, §5 fields, §6.3 framing; 414/431/505/501 as nginx chooses them).
     """
+    if b"\r\n" not in raw or raw.count(b"\n") != raw.count(b"\r\n"):
+        raw = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")  # bare LF line ends
     text = raw.decode("latin-1")
     first = text.find("\r\n")
     m = _REQUEST_LINE.fullmatch(text, 0, first)
@@ -247,20 +280,26 @@ def parse_request_head(raw: bytes, max_line: int, max_field: int,
     hosts = headers.getall("Host", ())
     if len(hosts) > 1 or (not hosts and not http10):
         return 400  # RFC 9112 §3.2
+    if hosts and validate_host(hosts[0]) is None:
+        return 400  # ngx_http_validate_host: "client sent invalid host header"
     h.host = hosts[0] if hosts else ""
-    te = headers.get("Transfer-Encoding")
+    # RFC 9112 §6: Transfer-Encoding and Content-Length (nginx ≥ 1.23 refuses duplicates of
+    # either, both together, a coding list where chunked is not final; other codings → 501)
+    tes = headers.getall("Transfer-Encoding", ())
     cl = headers.getall("Content-Length", ())
     h.chunked = False
     h.length = 0
-    h.has_length = bool(cl) or te is not None
-    if te is not None:
-        if cl:
+    h.has_length = bool(cl) or bool(tes)
+    if tes:
+        if cl or len(tes) > 1 or http10:
             return 400
-        if te.lower() != "chunked" or http10:
-            return 501 if not http10 else 400
+        codings = [c.strip().lower() for c in tes[0].split(",")]
+        if codings != ["chunked"]:
+            # chunked not final (or repeated): RFC 9112 §6.3 → 400; other codings: nginx 501
+            return 400 if "chunked" in codings[:-1] or "" in codings else 501
         h.chunked = True
     elif cl:
-        if len(cl) > 1 or not cl[0].isdigit() or len(cl[0]) > 18:
+        if len(cl) > 1 or _DIGITS.fullmatch(cl[0]) is None:
             return 400
         h.length = int(cl[0])
     h.headers = headers
@@ -345,7 +384,7 @@ class ClientConnection(asyncio.Protocol):
         # the exchange in flight
         "method", "keep", "http10", "upgrade", "decision", "up", "up_head", "address",
         "tries", "has_body", "body_left", "body_chunked", "body_done", "body_sent",
-        "response_started", "response_done", "parsing",
+        "response_started", "response_done", "parsing", "http09",
     )
 
     def __init__(self, proxy: IngressProxy, scheme: str) -> None:
@@ -361,6 +400,7 @@ class ClientConnection(asyncio.Protocol):
         self.eof = False
         self.write_paused = False
         self.parsing = False
+        self.http09 = False
         self._reset()
 
     def _reset(self) -> None:
@@ -401,8 +441,8 @@ class ClientConnection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.eof = True
-        if self.state == H_HEAD and not self.buf:
-            return False  # idle: close
+        if self.state == H_HEAD:
+            return False  # idle, or a partial head that can never complete: close
         if self.state == H_TUNNEL and self.up is not None:
             self.up.transport.write_eof() if self.up.transport.can_write_eof() else None
         return True  # answer what was asked, then close
@@ -430,6 +470,8 @@ class ClientConnection(asyncio.Protocol):
                     if not data:
                         return
                 self.buf = bytearray(data)
+                if self.requests:  # a head starts: client_header_timeout for all of it
+                    self.deadline = self.proxy._now() + self.proxy.client_header_timeout
             self._next_request()
         elif st == H_BODY:
             self.buf += data
@@ -465,8 +507,9 @@ class ClientConnection(asyncio.Protocol):
         p = self.proxy
         st = self.state
         if st == H_HEAD:
-            self.deadline = p._now() + (p.client_header_timeout if self.buf or not self.requests
-                                        else p.keepalive_timeout)
+            if not (self.buf and self.deadline):  # a started head keeps its own deadline
+                self.deadline = p._now() + (p.client_header_timeout if self.buf or not self.requests
+                                            else p.keepalive_timeout)
         elif st == H_BODY:
             self.deadline = p._now() + p.client_body_timeout
         else:
@@ -492,17 +535,20 @@ class ClientConnection(asyncio.Protocol):
     def _parse_loop(self, proxy: IngressProxy) -> None:
         while self.state == H_HEAD and self.buf:
             buf = self.buf
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buf) > proxy.head_limit or (b"\r\n" not in buf and len(buf) > proxy.max_line_size):
+            if buf[:5] == b"GET /" and (m09 := _HTTP09_LINE.match(buf)) is not None:
+                return self._http09(m09.group(1).decode("latin-1"))
+            m = _HEAD_END.search(buf)
+            if m is None:
+                if len(buf) > proxy.head_limit or (b"\n" not in buf and len(buf) > proxy.max_line_size):
                     self._reject(_oversized(bytes(buf), proxy.max_line_size, proxy.max_field_size))
-                elif b"\n\n" in buf or b"\n\r\n" in buf:
-                    self._reject(400)  # bare LF line endings
-                else:
-                    self.deadline = proxy._now() + proxy.client_header_timeout
+                elif self.eof:
+                    self._close()  # half-closed with a partial head: nginx closes, no answer
+                # else: the whole head keeps the deadline set when it started (nginx's
+                # client_header_timeout is not re-armed by each packet: slowloris)
                 return
-            head = bytes(buf[:end + 2])
-            del buf[:end + 4]
+            end = m.start()
+            head = bytes(buf[:end]) + b"\r\n"
+            del buf[:m.end()]
             self.requests += 1
             try:
                 self._request(head)
@@ -510,6 +556,33 @@ class ClientConnection(asyncio.Protocol):
                 log.exception("ingress: internal error")
                 if self.state != H_CLOSED:
                     self._fail(500)
+
+    def _http09(self, target: str) -> None:
+        """An HTTP/0.9 Simple-Request (``GET /path``, no version, no headers): nginx serves it
+        from the default server and answers with the body only, then closes."""
+        self.buf.clear()
+        self.requests += 1
+        self.http09 = True
+        proxy = self.proxy
+        req = Request("GET", "", target, CIMultiDict(), self.scheme, self.client_ip, None)
+        d = proxy.routes.route(req, now=proxy.clock())
+        self.method = "GET"
+        self.http10 = True
+        self.keep = False
+        if d.status != 200:
+            self.transport.write(error_page(d.status))
+            return self._close()
+        self.decision = d
+        empty = RequestHead()
+        empty.method, empty.target, empty.http10, empty.keep = "GET", target, True, False
+        empty.host, empty.headers, empty.chunked, empty.length = "", CIMultiDict(), False, 0
+        empty.has_length = empty.upgrade = empty.expect_continue = empty.has_expect = False
+        self.up_head = render_upstream_head(empty, d, upstream_headers(
+            req, d, proxy.router.table.config))
+        self.state = H_WAIT
+        self.deadline = 0.0
+        self.tries = 0
+        self._dispatch(d.upstream or "")
 
     def _reject(self, status: int) -> None:
         self.keep = False
@@ -656,8 +729,8 @@ class ClientConnection(asyncio.Protocol):
             return
         if not self.response_started:
             self.response_started = True
-            self.transport.write(local_response(status, keep=False,
-                                                head_only=self.method == "HEAD"))
+            self.transport.write(error_page(status) if self.http09 else local_response(
+                status, keep=False, head_only=self.method == "HEAD"))
         self._close()
 
     def _pump_body(self) -> None:
@@ -987,6 +1060,8 @@ class UpstreamConnection(asyncio.Protocol):
             out.append("".join(f"{k}: {v}\r\n" for k, v in d.response_headers)
                        .encode("latin-1", "replace"))
         out.append(b"\r\n")
+        if c.http09:
+            out = []  # HTTP/0.9: the body only (ngx_http_header_filter sends no head)
         self.keep = keep
         c.keep = client_keep
         c.response_started = True

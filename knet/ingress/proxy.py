@@ -18,14 +18,18 @@ import ipaddress
 import logging
 import random
 import time
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
 
 from knet.errors import KnetError, UsageError
 from knet.ingress.decision import Router
-from knet.ingress.http1 import ClientConnection, RequestHead, ResponseHead, UpstreamConnection
+from knet.ingress.http1 import (
+    ClientConnection, RequestHead, ResponseHead, UpstreamConnection, http_date,
+)
 from knet.ingress.routecache import RouteCache
 from knet.ingress.routes import RoutingTable
 from knet.ingress.tls import SNIContexts, certificates
+from knet.ingress.tlsport import TLSPort
 from knet.model import Secret
 
 log = logging.getLogger("knet.ingress")
@@ -145,13 +149,21 @@ class IngressProxy:
             return ClientConnection(self, scheme)
         return factory
 
+    def tls_protocol_factory(self) -> Callable[[], asyncio.Protocol]:
+        """Protocol factory of the TLS port (no ``ssl=`` on the server: ``TLSPort`` starts TLS,
+        bounds the handshake by client_header_timeout, answers plain HTTP with nginx's 400)."""
+        app = self.protocol_factory("https")
+
+        def factory() -> asyncio.Protocol:
+            return TLSPort(app, self.sni.context, self.client_header_timeout, http_date)
+        return factory
+
     async def listen(self, host: str = "127.0.0.1", port: int = 0, *,
                      tls: bool = False) -> tuple[str, int]:
         """Serve on a real loopback socket; returns the bound (host, port)."""
         host = check_loopback(host)
-        ctx = self.sni.context if tls else None
         srv = await asyncio.get_running_loop().create_server(
-            self.protocol_factory("https" if tls else "http"), host, port, ssl=ctx)
+            self.tls_protocol_factory() if tls else self.protocol_factory("http"), host, port)
         self._listeners.append(srv)
         sock = srv.sockets[0].getsockname()
         return sock[0], sock[1]

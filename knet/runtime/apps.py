@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import json
 import socket
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from knet.fabric.aio import KnetSite
 from knet.model.core import Container, Pod, Protocol
-from knet.runtime.shell import Shell, VirtualFS, is_shell_command
+from knet.runtime.shell import Shell, is_shell_command
+from knet.runtime.vfs import VirtualFS
 
 if TYPE_CHECKING:
     from knet.runtime.cluster import RuntimeCluster
@@ -399,15 +400,17 @@ async def coredns_app(ctx: PodContext) -> int:
 
 async def ingress_nginx_app(ctx: PodContext) -> int:
     """ingress-nginx controller: knet's ingress proxy on 80/443, /healthz on :10254."""
-    from knet.ingress import build_table
+    from knet.ingress import ControllerConfig, build_table
     from knet.ingress.proxy import IngressProxy
 
     rt = ctx.runtime
     st = rt.state
+    # the controller's own flags decide which Ingresses it claims (--watch-ingress-without-class…)
+    config = ControllerConfig.from_args(tuple(ctx.container.command) + tuple(ctx.container.args))
 
     def table() -> Any:
         return build_table(st.ingresses(), st.ingress_classes(), st.services(),
-                           st.endpoint_slices())
+                           st.endpoint_slices(), config)
 
     async def open_upstream(host: str, port: int) -> Any:
         return await ctx.netns.open_connection(host, port, limit=64 * 1024)
@@ -423,8 +426,7 @@ async def ingress_nginx_app(ctx: PodContext) -> int:
     servers = []
     try:
         servers.append(await ctx.netns.create_server(proxy.protocol_factory("http"), None, 80))
-        servers.append(await ctx.netns.create_server(proxy.protocol_factory("https"), None, 443,
-                                                     ssl=proxy.sni.context))
+        servers.append(await ctx.netns.create_server(proxy.tls_protocol_factory(), None, 443))
 
         async def healthz(request: web.Request) -> web.Response:
             return web.Response(text="ok")
@@ -447,7 +449,10 @@ async def idle_app(ctx: PodContext) -> int:
 
 def shell_app(argv: list[str]) -> App:
     async def run(ctx: PodContext) -> int:
-        return await Shell(ctx.fs, ctx.hostname, ctx.log).run_argv(argv)
+        rt = ctx.runtime
+        sh = Shell(ctx.fs, ctx.hostname, ctx.log, env=dict(ctx.env), net=rt.pod(ctx.pod.key),
+                   stopping=ctx.stopping, pid1=True, clock=rt.now)
+        return await sh.run_argv(argv)
     return run
 
 
