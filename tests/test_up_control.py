@@ -363,7 +363,7 @@ def test_named_clusters_have_their_own_state_and_addresses(xdg: Path) -> None:
     rc, s = with_up(outer)
     assert rc == 0 and seen["rc2"] == 0
     a, b = seen["first"], seen["second"]
-    assert (a["name"], a["slot"], b["name"], b["slot"]) == ("knet", 0, "other", 1)
+    assert (a["name"], b["name"]) == ("knet", "other") and a["slot"] != b["slot"]
     assert a["control"]["token"] != b["control"]["token"]
     assert {n["loopback"] for n in b["nodes"]} == {None}  # --no-nodeports in these runs
     assert seen["both"] == ["knet", "other"]

@@ -86,6 +86,18 @@ class Up:
         h, p = self.address("CONTROL")
         return f"http://{h}:{p}"
 
+    def node_lo(self, index: int) -> str:
+        """The loopback address of node ``index`` in this cluster's slot (another knet up on
+        the host, another test run, takes another slot)."""
+        from knet.expose.plan import node_loopback
+
+        return str(node_loopback(index, json.loads(self.state_file.read_text())["slot"]))
+
+    def lb_lo(self, index: int) -> str:
+        from knet.expose.plan import lb_loopback
+
+        return str(lb_loopback(index, json.loads(self.state_file.read_text())["slot"]))
+
     @property
     def token(self) -> str:
         return str(json.loads(self.state_file.read_text())["control"]["token"])
@@ -197,7 +209,7 @@ def test_loadbalancer_ip_is_mapped_to_loopback(demo: Up) -> None:
     table = demo.api("/v1/status")
     [lb] = [x for x in table["loadBalancers"]
             if "ingress-nginx/ingress-nginx-controller" in x["services"]]
-    assert lb["loopback"] == "127.0.2.1" and "80/TCP" in lb["ports"]
+    assert lb["loopback"] == demo.lb_lo(0) and "80/TCP" in lb["ports"]
     assert lb["announcedBy"] in {n["name"] for n in table["nodes"]}
     r = curl("-H", "Host: b.example.com", f"http://{lb['loopback']}/")
     assert r.stdout.strip() == "hello from b", r
@@ -212,8 +224,8 @@ def test_control_get_nodes_wide(demo: Up, monkeypatch: pytest.MonkeyPatch) -> No
     # the loopback address real clients use for each node's NodePorts, as a last column
     assert text.splitlines()[0].split()[-1] == "LOOPBACK"
     loopbacks = {ln.split()[0]: ln.split()[-1] for ln in text.splitlines()[1:]}
-    assert loopbacks == {"knet-control-plane": "127.0.1.2", "knet-worker": "127.0.1.3",
-                         "knet-worker2": "127.0.1.4"}
+    assert loopbacks == {"knet-control-plane": demo.node_lo(0), "knet-worker": demo.node_lo(1),
+                         "knet-worker2": demo.node_lo(2)}
     from knet.cli.commands import remote_get
 
     monkeypatch.setenv("XDG_RUNTIME_DIR", demo.env["XDG_RUNTIME_DIR"])  # its token
@@ -244,8 +256,8 @@ def _echo_node(up: Up) -> str:
 @needs
 def test_nodeport_local_keeps_the_client_address(nodeport: Up) -> None:
     lo = _node_loopbacks(nodeport)
-    assert sorted(lo.values()) == ["127.0.1.2", "127.0.1.3", "127.0.1.4", "127.0.1.5"]
-    assert lo["knet-control-plane"] == "127.0.1.2"  # name order
+    assert sorted(lo.values()) == [nodeport.node_lo(i) for i in range(4)]
+    assert lo["knet-control-plane"] == nodeport.node_lo(0)  # name order
     node = _echo_node(nodeport)
     r = curl(f"http://{lo[node]}:30080/")
     body = json.loads(r.stdout)
@@ -286,7 +298,7 @@ spec:
     assert "applied 1, deleted 0 (Service default/echo-new)" in line and "converged in" in line
     deadline = time.monotonic() + 10
     while True:
-        r = curl("http://127.0.1.3:30090/", timeout=2)
+        r = curl(f"http://{nodeport.node_lo(1)}:30090/", timeout=2)
         if r.returncode == 0 or time.monotonic() > deadline:
             break
         time.sleep(0.2)
@@ -311,7 +323,7 @@ def test_control_faults_scale(nodeport: Up) -> None:
 
 
 def test_sigint_exits_zero_and_writes_the_capture(nodeport: Up) -> None:
-    r = curl("http://127.0.1.2:30081/")  # Cluster policy: answered from any node
+    r = curl(f"http://{nodeport.node_lo(0)}:30081/")  # Cluster policy: any node answers
     assert json.loads(r.stdout)["pod"].startswith("echo-")
     assert nodeport.state_file.exists()
     assert nodeport.stop() == 0

@@ -108,17 +108,47 @@ def test_names_are_dns_labels(xdg: Path) -> None:
 
 
 def test_claims_give_distinct_slots_and_refuse_a_running_name(xdg: Path) -> None:
-    assert state.claim("one", {}) == 0
-    # another live process holds "two" on slot 1 (our parent stands for it)
-    state.write("two", {"pid": os.getppid(), "slot": 1, "name": "two"})
-    assert state.claim("three", {}) == 2
-    state.write("four", {"pid": os.getppid(), "name": "four", "slot": 3})
+    one = state.claim("one", {})
+    # another live process holds "two" on the next slot (our parent stands for it)
+    state.write("two", {"pid": os.getppid(), "slot": one + 1, "name": "two"})
+    three = state.claim("three", {})
+    assert three not in (one, one + 1)
+    assert state.claim("three", {}) == three  # claiming again keeps the slot
+    state.write("four", {"pid": os.getppid(), "name": "four", "slot": 40})
     with pytest.raises(UsageError, match='a cluster named "four" is already running'):
         state.claim("four", {})
     state.remove("one")
     assert not (xdg / "one.json").exists()
+    assert state.claim("five", {}) == one  # freed by remove
     state.remove("two")  # not ours: kept
     assert (xdg / "two.json").exists()
+    for n in ("three", "five"):
+        state.remove(n)
+
+
+def test_slots_are_exclusive_across_state_directories(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loopback is shared by every user of the host: a cluster started with another
+    XDG_RUNTIME_DIR (another user, another test run) must not get the same slot."""
+    code = ("import os, sys; from knet.expose import state; "
+            "print(state.claim('knet', {}), flush=True); sys.stdin.read()")
+    import subprocess
+    import sys
+    d1, d2 = tmp_path / "a", tmp_path / "b"
+    d1.mkdir()
+    d2.mkdir()
+    p = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True,
+                         env={**os.environ, "XDG_RUNTIME_DIR": str(d1)})
+    try:
+        assert p.stdout is not None
+        theirs = int(p.stdout.readline())
+        monkeypatch.setenv("XDG_RUNTIME_DIR", str(d2))
+        ours = state.claim("knet", {})
+        assert ours != theirs
+        state.remove("knet")
+    finally:
+        p.communicate("")
 
 
 def test_slots_use_disjoint_loopback_ranges() -> None:

@@ -24,8 +24,11 @@ Invariants (issue 13.1: a shared /tmp must not let another local user redirect o
   user and not group/other accessible; anything else is ignored as if absent.
 - Names are DNS-1123 labels (as kind cluster names), so a name never forms a path.
 - Loopback slots: slot 0 is 127.0.1.x (nodes) / 127.0.2.x (LoadBalancer IPs); slot k ≥ 1 is
-  127.(2k+1).x.y / 127.(2k+2).x.y. A claim takes the lowest slot no live cluster holds, under
-  an exclusive ``flock`` of ``<dir>/lock`` so two starting clusters cannot pick the same one.
+  127.(2k+1).x.y / 127.(2k+2).x.y. Loopback is shared by every user and every state directory
+  of the host (network namespace), so a slot is held by binding the abstract Unix socket
+  ``@knet-up-slot-<k>`` for the life of the process: the kernel makes the claim exclusive
+  across users and releases it when the process dies, whatever happens to the files. A claim
+  takes the lowest free slot, under an exclusive ``flock`` of ``<dir>/lock`` for the name.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import json
 import os
 import re
 import secrets
+import socket
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,7 +206,7 @@ def running() -> dict[str, dict[str, Any]]:
 
 
 def remove(name: str) -> None:
-    """Remove ``name``'s state file if this process wrote it."""
+    """Remove ``name``'s state file if this process wrote it, and free its loopback slot."""
     try:
         d = state_dir()
     except StateError:
@@ -216,6 +220,8 @@ def remove(name: str) -> None:
     if isinstance(data, dict) and data.get("pid") == os.getpid():
         with contextlib.suppress(OSError):
             path.unlink()
+        if isinstance(data.get("slot"), int):
+            release_slot(data["slot"])
 
 
 @contextlib.contextmanager
@@ -227,6 +233,44 @@ def _locked(d: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+_slots: dict[int, tuple[socket.socket, str]] = {}
+
+
+def _hold_slot(slot: int, name: str) -> bool:
+    """Bind ``@knet-up-slot-<slot>`` (Linux abstract namespace) for cluster ``name``; False
+    if another process (or another of our clusters) holds it."""
+    if slot in _slots:
+        return _slots[slot][1] == name
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(f"\0knet-up-slot-{slot}")
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            return False
+        raise
+    _slots[slot] = (sock, name)
+    return True
+
+
+def release_slot(slot: int) -> None:
+    held = _slots.pop(slot, None)
+    if held is not None:
+        held[0].close()
+
+
+def _free_slot(used: set[Any], name: str) -> int | None:
+    for s in range(MAX_SLOTS):
+        if s in used:
+            continue
+        try:
+            if _hold_slot(s, name):
+                return s
+        except OSError:  # no abstract namespace (not Linux): the state directory decides
+            return s
+    return None
 
 
 def claim(name: str, data: dict[str, Any]) -> int:
@@ -243,7 +287,7 @@ def claim(name: str, data: dict[str, Any]) -> int:
                 raise UsageError(f'a cluster named "{name}" is already running (pid '
                                  f'{other.get("pid")}); stop it or choose another --name')
             used = {v.get("slot") for k, v in live.items() if k != name}
-            slot = next((s for s in range(MAX_SLOTS) if s not in used), None)
+            slot = _free_slot(used, name)
             if slot is None:
                 raise UsageError(f"{MAX_SLOTS} clusters are running; stop one first")
             write(name, {**data, "name": name, "pid": os.getpid(), "slot": slot})
