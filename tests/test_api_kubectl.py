@@ -171,6 +171,9 @@ def test_exec_logs_describe_and_watch(kubectl: Kubectl) -> None:
     assert (r.returncode, r.stdout) == (3, "hi\n")
     assert "command terminated with exit code 3" in r.stderr
     assert kubectl("exec", pod, "--", "hostname") == pod.split("/", 1)[1] + "\n"
+    assert kubectl("exec", "-i", pod, "--", "cat", input="from stdin\n") == "from stdin\n"
+    r = kubectl.run("exec", pod, "--", "no-such-binary", check=False)
+    assert r.returncode == 126 and "executable file not found" in r.stderr
     assert kubectl.run("logs", pod).returncode == 0
     d = kubectl("describe", pod)
     assert "Status:" in d and "Running" in d and "IP:" in d
