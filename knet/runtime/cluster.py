@@ -317,6 +317,10 @@ class RuntimeCluster:
             self._tasks.append(self.loop.create_task(
                 self._terminate(w, _grace_left(cur, self.now()))))
 
+    def _why_not_ready(self, key: str) -> str:
+        w = self._worker(key)
+        return f"{key} ({w.why_not_ready() if w is not None else 'not started'})"
+
     def _worker(self, key: str) -> PodWorker | None:
         for k in self.kubelets.values():
             w = k.workers.get(key)
@@ -459,7 +463,7 @@ class RuntimeCluster:
             left = deadline - self.loop.time()
             if left <= 0:
                 raise NetworkError("pods not ready: " + ", ".join(
-                    p.key for p in self.state.pods() if not p.status.ready
+                    self._why_not_ready(p.key) for p in self.state.pods() if not p.status.ready
                     and p.status.phase not in ("Succeeded", "Failed")))
             self._changed.clear()
             try:
