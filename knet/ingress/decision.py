@@ -354,8 +354,10 @@ class Router:
                     if v == p.header_value:
                         return True
                 elif p.header_pattern:
+                    # ngx.re.match(header, pattern) without the "a" flag: unanchored, so the
+                    # pattern may match anywhere in the value (a PCRE search)
                     try:
-                        if re.match(p.header_pattern, v):
+                        if re.search(p.header_pattern, v):
                             return True
                     except re.error:
                         pass

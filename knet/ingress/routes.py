@@ -66,6 +66,24 @@ class ControllerConfig:
     http_port: int = 80
     https_port: int = 443
 
+    @classmethod
+    def from_args(cls, args: Iterable[str]) -> ControllerConfig:
+        """The flags of ``/nginx-ingress-controller`` that change which Ingresses are served
+        (``--controller-class``, ``--ingress-class``, ``--watch-ingress-without-class``;
+        ``internal/ingress/controller/flags.go``); other flags are ignored."""
+        kw: dict[str, object] = {}
+        for a in args:
+            name, eq, value = a.partition("=")
+            if name == "--controller-class" and eq:
+                kw["controller"] = value
+            elif name == "--ingress-class" and eq:
+                kw["ingress_class"] = value
+            elif name == "--watch-ingress-without-class":
+                # a Go bool flag: bare, or =true/=1/=t… (strconv.ParseBool)
+                kw["watch_ingress_without_class"] = (not eq) or value.lower() in (
+                    "1", "t", "true")
+        return cls(**kw)  # type: ignore[arg-type]  # keys are fields of this dataclass
+
 
 # --- upstreams ------------------------------------------------------------------------------
 

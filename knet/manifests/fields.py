@@ -63,6 +63,11 @@ class Ctx:
     kind: str = ""
     name: str = ""
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # the API server's Warning: texts
+
+    def warn(self, loc: Loc, message: str) -> None:
+        who = f"{self.kind} {self.name}".strip()
+        self.warnings.append(f"{self.file}:{loc[0]}:{loc[1]}: {who + ': ' if who else ''}{message}")
 
     def add(self, path: str, loc: Loc, message: str) -> None:
         self.problems.append(Problem(message, self.file, loc[0], loc[1], self.kind, self.name,

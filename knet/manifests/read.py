@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from knet.errors import ManifestError, Problem
 from knet.manifests import crosscheck
 from knet.manifests.config import build_config, is_config_kind
+from knet.manifests.controllers import ALSO_SERVED
 from knet.manifests.endpoints import Endpoints, mirror, mirroring_skip_reason, parse_endpoints
 from knet.manifests.fields import Ctx, F
 from knet.manifests.loader import Document, load_documents
@@ -155,7 +156,7 @@ def read_texts(texts: Sequence[tuple[str, str]], *,
                 warnings.append(f"{d.source}: skipped {d.api_version} {d.kind}"
                                 f"{' ' + name if name else ''}: knet does not model this kind")
             continue
-        if spec[0] != d.api_version:
+        if spec[0] != d.api_version and (d.api_version, d.kind) not in ALSO_SERVED:
             problems.append(Problem(
                 f'no matches for kind "{d.kind}" in version "{d.api_version}" (use '
                 f'{spec[0]})', d.source.file, d.source.line, d.source.col, d.kind,
@@ -189,6 +190,7 @@ def read_texts(texts: Sequence[tuple[str, str]], *,
     crosscheck.node_ports(svc_entries, config)
     for d in docs:
         problems += d.cursor.ctx.problems
+        warnings += d.cursor.ctx.warnings
     if problems:
         raise ManifestError(_ordered(problems, [f for f, _ in texts]))
     return Input(objects=objects, config=config, warnings=warnings)
