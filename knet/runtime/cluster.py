@@ -31,6 +31,9 @@ from knet.fabric.aio import client_session
 from knet.model.core import Pod
 from knet.runtime.apps import load_factory
 from knet.runtime.datapath import NodeDatapath
+from knet.policy.hook import PolicyHook
+from knet.model.policy import CLUSTER_POLICY_KINDS
+from knet.policy.index import POLICY_INPUT_KINDS, PolicyIndex
 from knet.dns import DnsView
 from knet.runtime.dns import PodDns, ResolvConf, pod_resolv_conf
 from knet.runtime.kubelet import Kubelet, PodWorker
@@ -63,6 +66,8 @@ class RuntimeCluster:
         self._t0 = self.loop.time() - state.now
         self.proxies: dict[str, NodeProxy] = {}
         self.datapaths: dict[str, NodeDatapath] = {}
+        # network policy, compiled once and kept current by the store's events (knet.policy)
+        self.policy = PolicyIndex.from_cluster(state)
         self.kubelets: dict[str, Kubelet] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[Any]] = []
@@ -84,6 +89,7 @@ class RuntimeCluster:
             pods=state.pods(), namespaces=state.namespaces(), config_maps=state.config_maps(),
             cluster=state.config, now=state.now, seed=int(self.seed or 0))
         self.errors: list[BaseException] = []
+        self.events: list[Any] = []  # kubelet Events (knet.runtime.volumes.PodEvent)
         self._explaining = 0  # running captures (datapaths keep matched rules while > 0)
 
     # -- time ---------------------------------------------------------------------------
@@ -165,7 +171,8 @@ class RuntimeCluster:
         # kube-proxy in the cluster's mode, and the engine that runs what it syncs
         proxy = make_node_proxy(node, self.state.config, self.families,
                                 random.Random(f"{self.seed}:netfilter:{node.name}"))
-        dp = NodeDatapath(node.name, proxy.engine, mode=proxy.mode)
+        dp = NodeDatapath(node.name, proxy.engine, mode=proxy.mode,
+                          policy=PolicyHook(self.policy, node.name, proxy.engine.conntrack))
         dp.explain = self._explaining > 0
         self.proxies[node.name] = proxy
         self.datapaths[node.name] = dp
@@ -202,6 +209,8 @@ class RuntimeCluster:
         prev, cur = ev.previous, ev.current
         if kind in _DNS_KINDS:
             self.dns_view.apply_change(kind, prev, cur, now=self.now())
+        if kind in POLICY_INPUT_KINDS:
+            self.policy.on_change(prev, cur)
         if kind == "Service":
             for name, p in self.proxies.items():
                 p.on_service_change(prev, cur)
@@ -556,8 +565,17 @@ class RuntimeCluster:
             self.state.apply(o, self.now())
         return objs
 
+    def reachability(self, **kw: Any) -> Any:
+        """The ``knet reach`` table of the cluster as it is now: every cell's first packet
+        through the nodes' current tables and policies (fresh connection state, so running
+        connections and the nodes' rng are untouched). Keywords: ``knet.policy.reach``."""
+        from knet.policy.reach import reachability
+
+        return reachability(self.state, **kw)
+
     def delete(self, kind: str, key: str) -> None:
-        ns, name = _split(key, "" if kind in ("Node", "Namespace", "IngressClass") else "default")
+        ns, name = _split(key, "" if kind in ("Node", "Namespace", "IngressClass",
+                                              *CLUSTER_POLICY_KINDS) else "default")
         self.state.delete(kind, f"{ns}/{name}" if ns else name, self.now())
 
     async def drain(self, node: str, **kw: Any) -> list[str]:
@@ -731,10 +749,19 @@ class PodHandle:
         r = self._runner(container)
         return list(r.ctx.logs) if r.ctx is not None else []
 
-    async def exec(self, argv: list[str], container: str | None = None) -> int:
-        from knet.runtime.shell import Shell
+    async def exec(self, argv: list[str], container: str | None = None, *,
+                   stdin: str = "") -> Any:
+        """Run ``argv`` in the container (``kubectl exec``): an ``ExecResult`` with
+        ``.exit_code``, ``.stdout``, ``.stderr`` (``int()`` of it is the exit code)."""
+        from knet.runtime.exec import exec_in
 
-        return await Shell(self.fs(container), self.model.name).run_argv(argv)
+        return await exec_in(self, list(argv), container, stdin=stdin)
+
+    def shell(self, container: str | None = None) -> Any:
+        """An interactive shell session (``kubectl exec -it … -- sh``)."""
+        from knet.runtime.exec import InteractiveShell
+
+        return InteractiveShell(self, container)
 
     def container_status(self, name: str | None = None) -> Any:
         for cs in self.model.status.container_statuses:
