@@ -193,7 +193,7 @@ def evict(c: Cluster, key: str, grace: float | None = None) -> Eviction:
     if not pdbs:
         _delete(c, pod, grace)
         return Eviction(201, "")
-    pdb = c.store.get("PodDisruptionBudget", ns, pdbs[0].metadata.name)
+    pdb = c.store.require("PodDisruptionBudget", ns, pdbs[0].metadata.name)
     st = pdb.status
     if not _healthy(pod) and (pdb.unhealthy_pod_eviction_policy == "AlwaysAllow" or (
             st.current_healthy >= st.desired_healthy and st.desired_healthy > 0)):
