@@ -321,6 +321,8 @@ class Loopback:
                          "https → ingress-nginx controller Service port 443"))
         if "control" in t:
             rows.append(("CONTROL", t["control"]["address"], "http JSON control endpoint"))
+        if "api" in t:
+            rows.append(("API", t["api"]["address"], "https Kubernetes API (kubectl)"))
         out += _columns(rows)
         for u in t["unavailable"]:
             out.append(f"unavailable: {u['address']}: {u['error']}")
