@@ -161,16 +161,16 @@ def _write(text: str) -> Path:
 
 # --- 12.13 skipped kinds -----------------------------------------------------------------------
 
-SKIPPY = """apiVersion: autoscaling/v2
-kind: HorizontalPodAutoscaler
-metadata: {name: h}
+SKIPPY = """apiVersion: autoscaling.k8s.io/v1
+kind: VerticalPodAutoscaler
+metadata: {name: v}
 ---
-apiVersion: batch/v1
-kind: CronJob
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
 metadata: {name: c}
 ---
-apiVersion: batch/v1
-kind: CronJob
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
 metadata: {name: d}
 ---
 apiVersion: example.com/v1
@@ -182,16 +182,16 @@ metadata: {name: w}
 def test_skipped_kinds_warn_each_and_end_with_one_summary_line() -> None:
     inp = read_text(SKIPPY, "s.yaml")
     assert inp.warnings == [
-        "s.yaml:1:1: skipped autoscaling/v2 HorizontalPodAutoscaler h: knet does not model this "
-        "kind (no autoscaling: replicas stay as written)",
-        "s.yaml:5:1: skipped batch/v1 CronJob c: knet does not model this kind (no Jobs are "
-        "created on its schedule)",
-        "s.yaml:9:1: skipped batch/v1 CronJob d: knet does not model this kind (no Jobs are "
-        "created on its schedule)",
+        "s.yaml:1:1: skipped autoscaling.k8s.io/v1 VerticalPodAutoscaler v: knet does not model "
+        "this kind (no resource recommendations: requests stay as written)",
+        "s.yaml:5:1: skipped admissionregistration.k8s.io/v1 ValidatingWebhookConfiguration c: knet "
+        "does not model this kind (no admission webhook runs)",
+        "s.yaml:9:1: skipped admissionregistration.k8s.io/v1 ValidatingWebhookConfiguration d: knet "
+        "does not model this kind (no admission webhook runs)",
         "s.yaml:13:1: skipped example.com/v1 Widget w: knet does not model this kind (not a kind "
         "knet knows)",
-        "skipped 4 objects of 3 kinds knet does not model: CronJob (2), HorizontalPodAutoscaler, "
-        "Widget; see docs/deviations.md",
+        "skipped 4 objects of 3 kinds knet does not model: ValidatingWebhookConfiguration (2), "
+        "VerticalPodAutoscaler, Widget; see docs/deviations.md",
     ]
     assert read_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n").warnings == []
 

@@ -12,11 +12,7 @@ from collections import Counter
 
 # kind → the consequence of skipping it, as one clause
 SKIPPED: dict[str, str] = {
-    "HorizontalPodAutoscaler": "no autoscaling: replicas stay as written",
     "VerticalPodAutoscaler": "no resource recommendations: requests stay as written",
-    "CronJob": "no Jobs are created on its schedule",
-    "ReplicationController": "its pods are not created (a ReplicaSet or Deployment is)",
-    "PodDisruptionBudget": "not consulted when knet deletes or evicts pods",
     "PersistentVolumeClaim": "never bound; pods that mount it start anyway (volumes are not "
                              "modelled)",
     "PersistentVolume": "volumes are not modelled",
@@ -34,7 +30,6 @@ SKIPPED: dict[str, str] = {
     "ClusterRoleBinding": "no authorization: nothing is denied",
     "ResourceQuota": "not enforced",
     "LimitRange": "no default requests or limits are applied",
-    "PriorityClass": "a pod's priorityClassName is not resolved to a priority",
     "CustomResourceDefinition": "its custom resources are skipped too",
     "MutatingWebhookConfiguration": "no admission webhook runs",
     "ValidatingWebhookConfiguration": "no admission webhook runs",
