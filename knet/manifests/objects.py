@@ -1154,3 +1154,13 @@ PARSERS: dict[str, Callable[[F, ObjectMeta, Scope], Any]] = {
     "Job": lambda doc, meta, scope: _controllers.job_fields(doc, parse_job(doc, meta, scope)),
     **_controllers.PARSERS,
 }
+
+
+def _register_policy_kinds() -> None:
+    from knet.manifests import policy
+
+    KINDS.update(policy.KINDS)
+    PARSERS.update(policy.PARSERS)
+
+
+_register_policy_kinds()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from ipaddress import ip_address
 from typing import Any
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -28,9 +29,13 @@ from knet.control.store import evolve
 from knet.errors import NetworkError, NotFound, UsageError
 from knet.fabric import OUTSIDE, Fabric, clock_of
 from knet.fabric.aio import client_session
+from knet.metrics import ClusterMetrics
 from knet.model.core import Pod
 from knet.runtime.apps import load_factory
 from knet.runtime.datapath import NodeDatapath
+from knet.policy.hook import PolicyHook
+from knet.model.policy import CLUSTER_POLICY_KINDS
+from knet.policy.index import POLICY_INPUT_KINDS, PolicyIndex
 from knet.dns import DnsView
 from knet.runtime.dns import PodDns, ResolvConf, pod_resolv_conf
 from knet.runtime.kubelet import Kubelet, PodWorker
@@ -63,6 +68,8 @@ class RuntimeCluster:
         self._t0 = self.loop.time() - state.now
         self.proxies: dict[str, NodeProxy] = {}
         self.datapaths: dict[str, NodeDatapath] = {}
+        # network policy, compiled once and kept current by the store's events (knet.policy)
+        self.policy = PolicyIndex.from_cluster(state)
         self.kubelets: dict[str, Kubelet] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[Any]] = []
@@ -84,6 +91,9 @@ class RuntimeCluster:
             pods=state.pods(), namespaces=state.namespaces(), config_maps=state.config_maps(),
             cluster=state.config, now=state.now, seed=int(self.seed or 0))
         self.errors: list[BaseException] = []
+        self.metrics = ClusterMetrics()
+        self.epoch = 0.0  # added to now() for metric timestamps (knet up: the Unix time)
+        self._queued: dict[str, list[float]] = {}  # per node: times of changes not yet synced
         self.events: list[Any] = []  # kubelet Events (knet.runtime.volumes.PodEvent)
         self._explaining = 0  # running captures (datapaths keep matched rules while > 0)
 
@@ -166,7 +176,8 @@ class RuntimeCluster:
         # kube-proxy in the cluster's mode, and the engine that runs what it syncs
         proxy = make_node_proxy(node, self.state.config, self.families,
                                 random.Random(f"{self.seed}:netfilter:{node.name}"))
-        dp = NodeDatapath(node.name, proxy.engine, mode=proxy.mode)
+        dp = NodeDatapath(node.name, proxy.engine, mode=proxy.mode,
+                          policy=PolicyHook(self.policy, node.name, proxy.engine.conntrack))
         dp.explain = self._explaining > 0
         self.proxies[node.name] = proxy
         self.datapaths[node.name] = dp
@@ -175,8 +186,19 @@ class RuntimeCluster:
         self.kubelets[node.name] = Kubelet(self, node.name)
 
     def _sync_proxy(self, name: str) -> None:
-        self.proxies[name].sync(self.loop.time())  # the node's engine runs it from now on
+        t = time.perf_counter()
+        out = self.proxies[name].sync(self.loop.time())  # the node's engine runs it from now on
+        took = time.perf_counter() - t
+        now = self.now()
+        queued = self._queued.pop(name, [])
+        self.metrics.proxy_synced(name, took, full=all(getattr(r, "full", True) for r in out.values()),
+                                  epoch_now=self.epoch + now, programming=[now - q for q in queued])
         self._changed.set()
+
+    def _queue_proxy_change(self, name: str, kind: str) -> None:
+        now = self.now()
+        self._queued.setdefault(name, []).append(now)
+        self.metrics.proxy_queued(name, kind, self.epoch + now)
 
     async def _proxy_loop(self, name: str) -> None:
         p = self.proxies[name]
@@ -203,13 +225,17 @@ class RuntimeCluster:
         prev, cur = ev.previous, ev.current
         if kind in _DNS_KINDS:
             self.dns_view.apply_change(kind, prev, cur, now=self.now())
+        if kind in POLICY_INPUT_KINDS:
+            self.policy.on_change(prev, cur)
         if kind == "Service":
             for name, p in self.proxies.items():
                 p.on_service_change(prev, cur)
+                self._queue_proxy_change(name, kind)
                 self._wake[name].set()
         elif kind == "EndpointSlice":
             for name, p in self.proxies.items():
                 p.on_slice_change(prev, cur)
+                self._queue_proxy_change(name, kind)
                 self._wake[name].set()
         elif kind == "Node":
             if cur is not None and cur.name not in self.fabric.nodes:
@@ -557,8 +583,17 @@ class RuntimeCluster:
             self.state.apply(o, self.now())
         return objs
 
+    def reachability(self, **kw: Any) -> Any:
+        """The ``knet reach`` table of the cluster as it is now: every cell's first packet
+        through the nodes' current tables and policies (fresh connection state, so running
+        connections and the nodes' rng are untouched). Keywords: ``knet.policy.reach``."""
+        from knet.policy.reach import reachability
+
+        return reachability(self.state, **kw)
+
     def delete(self, kind: str, key: str) -> None:
-        ns, name = _split(key, "" if kind in ("Node", "Namespace", "IngressClass") else "default")
+        ns, name = _split(key, "" if kind in ("Node", "Namespace", "IngressClass",
+                                              *CLUSTER_POLICY_KINDS) else "default")
         self.state.delete(kind, f"{ns}/{name}" if ns else name, self.now())
 
     def cordon(self, name: str) -> None:
