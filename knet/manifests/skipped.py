@@ -17,7 +17,6 @@ SKIPPED: dict[str, str] = {
                              "modelled)",
     "PersistentVolume": "volumes are not modelled",
     "StorageClass": "volumes are not modelled",
-    "NetworkPolicy": "not enforced: every pod accepts traffic from everywhere",
     "GatewayClass": "the Gateway API is not served: only Ingress routes HTTP",
     "Gateway": "the Gateway API is not served: only Ingress routes HTTP",
     "HTTPRoute": "the Gateway API is not served: only Ingress routes HTTP",
