@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from policy_factory import MODEL
 
 from knet.fabric import virtual_time
@@ -83,6 +85,37 @@ async def test_established_connections_survive_a_new_policy_new_ones_are_denied(
         writer.close()
         await assert_unreachable(za, yb.ip, 80, timeout=2)
         await assert_reachable(c.pod("x/a"), c.pod("y/a").ip, 80)
+        # a cluster-scoped policy applied and deleted at run time (knet up --watch does this)
+        c.apply("""
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: deny-x}
+spec:
+  tier: Admin
+  priority: 1
+  subject: {namespaces: {}}
+  ingress: [{action: Deny, from: [{namespaces: {matchLabels: {ns: x}}}]}]
+""")
+        await assert_unreachable(c.pod("x/a"), c.pod("y/a").ip, 80, timeout=2)
+        c.delete("ClusterNetworkPolicy", "deny-x")
+        await assert_reachable(c.pod("x/a"), c.pod("y/a").ip, 80)
+
+
+@virtual_time
+async def test_strict_mode_cuts_established_connections_a_new_policy_denies() -> None:
+    async with run(MODEL) as c:
+        c.policy.strict = True  # kube-network-policies' opt-in strict mode
+        za, yb = c.pod("z/a"), c.pod("y/b")
+        reader, writer = await za.open_connection(yb.ip, 80)
+        writer.write(b"GET / HTTP/1.1\r\nHost: y\r\n\r\n")
+        assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 200")
+        await reader.readuntil(b"}")
+        c.apply(DENY_Y)
+        await c.settle()
+        writer.write(b"GET / HTTP/1.1\r\nHost: y\r\n\r\n")
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(reader.readline(), 5)
+        writer.transport.abort()
 
 
 @virtual_time

@@ -178,6 +178,9 @@ class PolicyIndex:
         self._ns_pods: dict[str, set[str]] = {}
         self.warnings: list[str] = []
         self.generation = 0
+        # kube-network-policies' strict mode: re-evaluate established connections after a
+        # change (knet.policy.hook); off by default, as in KNP
+        self.strict = False
 
     # --- building ------------------------------------------------------------------------
 
