@@ -321,6 +321,10 @@ class Loopback:
                          "https → ingress-nginx controller Service port 443"))
         if "control" in t:
             rows.append(("CONTROL", t["control"]["address"], "http JSON control endpoint"))
+        if "ui" in t:
+            rows.append(("UI", t["ui"]["address"], f"web page: {t['ui']['url']}"))
+        if "metrics" in t:
+            rows.append(("METRICS", t["metrics"]["address"], f"Prometheus: {t['metrics']['url']}"))
         if "api" in t:
             rows.append(("API", t["api"]["address"], "https Kubernetes API (kubectl)"))
         out += _columns(rows)

@@ -361,21 +361,34 @@ async def agnhost_app(ctx: PodContext) -> int:
 
 
 async def coredns_app(ctx: PodContext) -> int:
-    """CoreDNS: cluster DNS on 53 UDP+TCP, /health :8080, /ready :8181, /metrics :9153."""
+    """CoreDNS: cluster DNS on 53 UDP+TCP, /health :8080, /ready :8181, /metrics :9153 (the
+    ``prometheus`` plugin's series for this pod, as ``knet up --metrics`` serves them)."""
+    import time
+
+    from knet.dns.answer import answer
     from knet.dns.server import DnsDatagramProtocol, DnsStreamProtocol
 
     view = ctx.runtime.dns_view
+    record = ctx.runtime.metrics.dns_answered
+    pod = ctx.name
+
+    stats = view.stats
+
+    def answered(data: bytes, addr: Any, tcp: bool) -> bytes | None:
+        hits, t = stats["hits"], time.perf_counter()
+        reply = answer(view, data, addr, tcp=tcp)
+        record(pod, "tcp" if tcp else "udp", 6 if ":" in str(addr[0]) else 4, data, reply,
+               time.perf_counter() - t, cached=stats["hits"] > hits)
+        return reply
 
     async def ok(request: web.Request) -> web.Response:
         return web.Response(text="OK")
 
     async def metrics(request: web.Request) -> web.Response:
-        return web.Response(text='# HELP coredns_build_info A metric with a constant \'1\' value '
-                                 'labeled by version, revision, and goversion from which CoreDNS '
-                                 'was built.\n# TYPE coredns_build_info gauge\n'
-                                 'coredns_build_info{goversion="go1.21.11",revision="a6338e9",'
-                                 'version="1.11.3"} 1\n',
-                            content_type="text/plain")
+        from knet.metrics.collector import exposition
+
+        return web.Response(body=exposition(ctx.runtime, "coredns", pod),
+                            content_type="text/plain", charset="utf-8")
 
     health = web.Application()
     health.router.add_get("/health", ok)
@@ -383,7 +396,7 @@ async def coredns_app(ctx: PodContext) -> int:
     ready.router.add_get("/ready", ok)
     met = web.Application()
     met.router.add_get("/metrics", metrics)
-    tcp_server = await ctx.netns.create_server(lambda: DnsStreamProtocol(view), None, 53)
+    tcp_server = await ctx.netns.create_server(lambda: DnsStreamProtocol(answered), None, 53)
     runners = []
     try:
         for app, port in ((health, 8080), (ready, 8181)):
@@ -391,7 +404,7 @@ async def coredns_app(ctx: PodContext) -> int:
             await r.setup()
             await KnetSite(r, ctx.netns, None, port).start()
             runners.append(r)
-        return await serve_until_stopped(ctx, met, [9153], {53: lambda: DnsDatagramProtocol(view)})
+        return await serve_until_stopped(ctx, met, [9153], {53: lambda: DnsDatagramProtocol(answered)})
     finally:
         tcp_server.close()
         for r in runners:
@@ -450,7 +463,7 @@ async def idle_app(ctx: PodContext) -> int:
 def shell_app(argv: list[str]) -> App:
     async def run(ctx: PodContext) -> int:
         rt = ctx.runtime
-        sh = Shell(ctx.fs, ctx.hostname, ctx.log, env=dict(ctx.env), net=rt.pod(ctx.pod.key),
+        sh = Shell(ctx.fs, ctx.hostname, log=ctx.log, env=dict(ctx.env), net=rt.pod(ctx.pod.key),
                    stopping=ctx.stopping, pid1=True, clock=rt.now)
         return await sh.run_argv(argv)
     return run
