@@ -20,7 +20,7 @@ NFQUEUE for the first packet of a connection, accepted connections marked in con
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from knet.netfilter.engine import Result, Step
 from knet.netfilter.packet import Packet
@@ -51,7 +51,7 @@ class PolicyHook:
             # judged already: pass, unless strict mode re-evaluates after a change
             if not idx.strict:
                 return r
-            gen, d = judged
+            gen, d = cast("tuple[int, Decision]", judged)
             if not d.allowed:
                 return r.with_verdict("DROP", policy_step(d, r.packet, "drop") if explain
                                       else None)
