@@ -102,7 +102,9 @@ class DirectionVerdict:
         if not self.by:
             return f"{d} of {self.pod}: allowed (no policy selects it for {d}){passed}"
         verb = "allowed" if self.allowed else "DENIED"
-        return f"{d} of {self.pod}: {verb} by {self.by} {self.rule}{passed}"
+        others = [n for n in self.isolating if n != self.by]
+        selected = f" (also selected by {', '.join(others)})" if others else ""
+        return f"{d} of {self.pod}: {verb} by {self.by} {self.rule}{selected}{passed}"
 
     @property
     def policies(self) -> tuple[str, ...]:
