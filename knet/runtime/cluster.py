@@ -596,6 +596,19 @@ class RuntimeCluster:
                                               *CLUSTER_POLICY_KINDS) else "default")
         self.state.delete(kind, f"{ns}/{name}" if ns else name, self.now())
 
+    async def drain(self, node: str, **kw: Any) -> list[str]:
+        """``kubectl drain``: cordon, evict every pod through its PodDisruptionBudget
+        (retrying 429s every 5 s), wait until they are gone; kubectl's lines
+        (knet.runtime.drain)."""
+        from knet.runtime.drain import drain
+
+        return await drain(self, node, **kw)
+
+    def evict(self, key: str, grace: float | None = None) -> Any:
+        """``POST pods/{name}/eviction``: 201, or 429 when a disruption budget forbids it."""
+        ns, name = _split(key)
+        return self.state.evict(f"{ns}/{name}", self.now(), grace)
+
     def cordon(self, name: str) -> None:
         self.state.cordon(name, self.now())
 
