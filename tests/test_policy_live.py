@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 
@@ -206,3 +207,19 @@ async def test_external_clients_are_judged_by_their_address_with_local_traffic_p
                 # externalTrafficPolicy: Cluster through another node: masqueraded to that
                 # node's IP, which the ipBlock does not exclude: the client gets in
                 await assert_reachable(bad, str(other), 30080)
+
+
+@virtual_time
+async def test_kubelet_probes_from_the_pods_own_node_pass_a_default_deny() -> None:
+    demo = str(Path(MODEL).parent / "demo.yaml")
+    async with run(demo) as c:
+        c.apply("""
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-all, namespace: default}
+spec: {podSelector: {}, policyTypes: [Ingress, Egress]}
+""")
+        web = c.pods({"app": "web"})
+        await asyncio.sleep(60)  # twelve readiness periods (httpGet from the node's IP)
+        assert all(p.ready for p in web)
+        await assert_unreachable(c.pod("default/client"), web[0].ip, 8080, timeout=2)
