@@ -112,10 +112,8 @@ def resolve_paths(paths: Iterable[str | Path], base_dirs: Sequence[Path]) -> tup
         if str(p) == "-":
             out.append(str(p))
             continue
-        if path.is_absolute():
-            looked = [path]
-        else:
-            looked = list(dict.fromkeys(base / path for base in base_dirs)) or [path]
+        looked = [path] if path.is_absolute() else (
+            list(dict.fromkeys(base / path for base in base_dirs)) or [path])
         found = next((c for c in looked if c.exists()), None)
         if found is None:
             where = ", ".join(str(c) for c in looked)
