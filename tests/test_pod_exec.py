@@ -188,3 +188,33 @@ async def test_forever_loop_stays_running() -> None:
         st = p.container_status()
         assert p.phase == "Running" and st.state == "running" and st.restart_count == 0
         assert p.logs()[:3] == ["tick", "tick", "tick"]
+
+
+
+@virtual_time
+async def test_ping_goes_through_the_fabric_and_policies() -> None:
+    async with run(BASIC) as c:
+        c.apply(PODS)
+        await c.wait_ready()
+        p = c.pod("default/tools")
+        web = c.pod("default/web").ip
+        r = await p.exec(["ping", "-c", "2", web])
+        ttl = 64 if c.pod("default/web").node == p.node else 63
+        assert r.exit_code == 0 and r.stdout == (
+            f"PING {web} ({web}): 56 data bytes\n"
+            f"64 bytes from {web}: seq=0 ttl={ttl} time=0.000 ms\n"
+            f"64 bytes from {web}: seq=1 ttl={ttl} time=0.000 ms\n\n"
+            f"--- {web} ping statistics ---\n"
+            "2 packets transmitted, 2 packets received, 0% packet loss\n"
+            "round-trip min/avg/max = 0.000/0.000/0.000 ms\n")
+        # a ClusterIP is not pingable in iptables mode (nothing answers for it)
+        r = await p.exec(["ping", "-c", "1", "-W", "1", "web"])
+        assert r.exit_code == 1 and "1 packets transmitted, 0 packets received, 100% packet loss" \
+            in r.stdout
+        assert ttl == 63  # the pods are on two nodes (seeded scheduling)
+        # a partitioned path loses every echo request
+        c.partition(p.node, c.pod("default/web").node) if ttl == 63 else None
+        if ttl == 63:
+            r = await p.exec(["ping", "-c", "2", "-W", "1", web])
+            assert r.exit_code == 1 and \
+                "2 packets transmitted, 0 packets received, 100% packet loss" in r.stdout

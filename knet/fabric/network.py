@@ -42,6 +42,9 @@ from knet.netfilter.packet import Packet, Proto, veth_name
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
 
+ICMP = Proto.ICMP
+ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST = 0, 8
+
 OUTSIDE = "outside"
 """Pseudo node name for the world outside the cluster, in link and partition faults."""
 
@@ -161,6 +164,8 @@ class Namespace:
         self._next_port = {"tcp": EPHEMERAL_FIRST, "udp": EPHEMERAL_FIRST}
         self._delayq: deque[tuple[Packet, Namespace | None, Packet | None]] = deque()
         self._last_when = 0.0
+        # ICMP echo identifiers of running pings → the callback for their echo replies
+        self.pings: dict[int, Callable[[Packet], None]] = {}
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -257,6 +262,14 @@ class Namespace:
             elif origin is not None and orig is not None:
                 # No socket: ICMP port unreachable (RFC 1122 4.1.3.1) back to the sender.
                 self.fabric._icmp(origin, orig, RejectWith.ICMP_PORT_UNREACHABLE, self.name)
+        elif proto is ICMP:
+            if pkt.icmp_type == ICMP_ECHO_REQUEST:  # the kernel answers (RFC 792)
+                self.send(Packet(pkt.dst, pkt.src, ICMP, pkt.dport, pkt.sport,
+                                 payload=pkt.payload, icmp_type=ICMP_ECHO_REPLY))
+            elif pkt.icmp_type == ICMP_ECHO_REPLY:
+                cb = self.pings.get(pkt.dport)
+                if cb is not None:
+                    cb(pkt)
 
     def _pop_delayed(self) -> None:
         pkt, origin, orig = self._delayq.popleft()

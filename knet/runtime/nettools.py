@@ -1191,3 +1191,112 @@ async def mysqladmin(sh: Shell, argv: list[str], io: IO) -> int:
         return 1
     io.print("mysqld is alive\n")
     return 0
+
+
+# --- ping ------------------------------------------------------------------------------------
+
+@applet("ping")
+async def ping(sh: Shell, argv: list[str], io: IO) -> int:
+    """busybox ping: ICMP echo requests through the fabric (kube-proxy's tables, policies)."""
+    if _no_net(sh, io, "ping"):
+        return 1
+    from knet.netfilter.packet import Packet, Proto
+
+    count: int | None = None
+    wait_reply = 10.0
+    deadline: float | None = None
+    size = 56
+    args = argv[1:]
+    host = ""
+    i = 0
+    while i < len(args):
+        a = args[i]
+        nxt = args[i + 1] if i + 1 < len(args) else ""
+        if a in ("-c", "-W", "-w", "-s") and nxt:
+            if a == "-c":
+                count = int(nxt)
+            elif a == "-W":
+                wait_reply = float(nxt)
+            elif a == "-w":
+                deadline = float(nxt)
+            else:
+                size = int(nxt)
+            i += 2
+            continue
+        if a.startswith("-c") and a[2:].isdigit():
+            count = int(a[2:])
+        elif not a.startswith("-"):
+            host = a
+        i += 1
+    if not host:
+        io.error("BusyBox v1.36.1 (2023-05-18 22:34:17 UTC) multi-call binary.\n\n"
+                 "Usage: ping [OPTIONS] HOST\n")
+        return 1
+    if _is_ip(host):
+        addr = host
+    else:
+        res = await _lookup(sh, host, 4)
+        if not res.addresses:
+            io.error(f"ping: bad address '{host}'\n")
+            return 1
+        addr = res.addresses[0]
+    ns = sh.net.netns
+    dst = ipaddress.ip_address(addr)
+    try:
+        src = ns.source_for(dst)
+    except OSError:
+        io.error("ping: sendto: Network is unreachable\n")
+        return 1
+    ident = (sh.next_pid * 7919) & 0xFFFF
+    sh.next_pid += 1
+    loop = asyncio.get_running_loop()
+    replies: dict[int, asyncio.Future[float]] = {}
+
+    def on_reply(pkt: Any) -> None:
+        seq = int.from_bytes(pkt.payload[:2], "big") if pkt.payload else -1
+        fut = replies.get(seq)
+        if fut is not None and not fut.done():
+            fut.set_result(loop.time())
+
+    io.print(f"PING {host} ({addr}): {size} data bytes\n")
+    ns.pings[ident] = on_reply
+    sent = received = 0
+    times: list[float] = []
+    start = loop.time()
+    same_node = getattr(sh.net, "node", None)
+    owner = ns.fabric.owner(dst) if hasattr(ns.fabric, "owner") else None
+    ttl = 64 if owner is not None and (owner is ns or getattr(owner.node, "name", None) ==
+                                       same_node) else 63
+    try:
+        seq = 0
+        while count is None or seq < count:
+            if deadline is not None and loop.time() - start >= deadline:
+                break
+            fut: asyncio.Future[float] = loop.create_future()
+            replies[seq] = fut
+            t0 = loop.time()
+            ns.send(Packet(src, dst, Proto.ICMP, ident, ident,
+                           payload=seq.to_bytes(2, "big") + bytes(max(0, size - 2)), icmp_type=8))
+            sent += 1
+            try:
+                t1 = await asyncio.wait_for(asyncio.shield(fut), min(1.0, wait_reply)
+                                            if count is None or seq < count - 1 else wait_reply)
+                received += 1
+                ms = (t1 - t0) * 1000
+                times.append(ms)
+                io.print(f"{size + 8} bytes from {addr}: seq={seq} ttl={ttl} time={ms:.3f} ms\n")
+                rest = 1.0 - (loop.time() - t0)
+                if rest > 0 and (count is None or seq < count - 1):
+                    await asyncio.sleep(rest)
+            except TimeoutError:
+                pass
+            seq += 1
+    finally:
+        ns.pings.pop(ident, None)
+    loss = 0 if not sent else int(round(100 * (sent - received) / sent))
+    io.print(f"\n--- {host} ping statistics ---\n{sent} packets transmitted, {received} packets "
+             f"received, {loss}% packet loss\n")
+    if times:
+        io.print(f"round-trip min/avg/max = {min(times):.3f}/{sum(times) / len(times):.3f}/"
+                 f"{max(times):.3f} ms\n")
+    return 0 if received else 1
