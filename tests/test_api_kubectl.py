@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,27 @@ def test_exec_logs_describe_and_watch(kubectl: Kubectl) -> None:
         p.communicate(timeout=10)
 
 
+def test_port_forward_reaches_the_pod_through_the_fabric(kubectl: Kubectl) -> None:
+    import socket
+
+    pod = kubectl("get", "pods", "-l", "app=echo", "-o", "name").split()[0]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.Popen(["kubectl", "port-forward", pod, f"{port}:8080"], env=kubectl.env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout is not None
+        assert p.stdout.readline().strip() == f"Forwarding from 127.0.0.1:{port} -> 8080"
+        for path in ("/one", "/two"):  # two connections, one SPDY session
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+                body = json.loads(r.read())
+            assert body["pod"] == pod.split("/", 1)[1] and body["path"] == path
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=10)
+
+
 def test_delete_pod_goes_terminating(kubectl: Kubectl) -> None:
     kubectl("run", "t-solo", "--image=knet/echo:1")
     kubectl("wait", "--for=condition=Ready", "pod/t-solo", "--timeout=30s")
@@ -224,6 +246,21 @@ def test_python_client_list_watch_create_patch(kubectl: Kubectl) -> None:
         seen.append((ev["type"], ev["object"].metadata.name))
         w.stop()
     assert seen == [("ADDED", "t-py")]
+    from kubernetes.stream import portforward
+
+    pod = v1.list_namespaced_pod("default", label_selector="app=echo").items[0].metadata.name
+    pf = portforward(v1.connect_get_namespaced_pod_portforward, pod, "default", ports="8080")
+    sock = pf.socket(8080)
+    sock.sendall(b"GET /py HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    reply = b""
+    while True:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    sock.close()
+    pf.close()
+    assert reply.startswith(b"HTTP/1.1 200") and b'"path": "/py"' in reply
     with pytest.raises(client.ApiException) as e:
         v1.read_namespaced_config_map("nope", "default")
     assert e.value.status == 404
