@@ -304,6 +304,7 @@ def dig(name: str, qtype: str, src: str | None, tcp: bool, output: str,
 from knet.cli import up as _up  # noqa: E402,F401
 from knet.cli import demo as _demo  # noqa: E402,F401
 from knet.cli import ui as _ui  # noqa: E402,F401
+from knet.cli import diff as _diff  # noqa: E402,F401
 from knet.cli import reach as _reach  # noqa: E402,F401
 
 
