@@ -229,3 +229,34 @@ def test_python_client_list_watch_create_patch(kubectl: Kubectl) -> None:
     assert e.value.status == 404
     api_client.close()
     assert k8s
+
+
+def test_rbac_with_kubectl_auth_can_i_and_as(kubectl: Kubectl) -> None:
+    assert kubectl("auth", "can-i", "list", "pods") == "yes\n"
+    r = kubectl.run("auth", "can-i", "list", "pods", "--as", "alice", check=False)
+    assert (r.returncode, r.stdout) == (1, "no\n")
+    r = kubectl.run("get", "pods", "--as", "alice", check=False)
+    assert r.returncode == 1 and r.stderr.strip() == (
+        'Error from server (Forbidden): pods is forbidden: User "alice" cannot list resource '
+        '"pods" in API group "" in the namespace "default"')
+    assert kubectl("create", "rolebinding", "alice-view", "--clusterrole=view", "--user=alice") == \
+        "rolebinding.rbac.authorization.k8s.io/alice-view created\n"
+    assert kubectl("auth", "can-i", "list", "pods", "--as", "alice") == "yes\n"
+    r = kubectl.run("auth", "can-i", "get", "secrets", "--as", "alice", check=False)
+    assert r.stdout == "no\n"
+    assert kubectl("get", "pods", "--as", "alice", "-o", "name").startswith("pod/")
+    assert "view" in kubectl("get", "clusterroles", "-o", "name")
+    assert kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}") == \
+        "kubernetes-admin"
+
+
+def test_drain_evicts_through_the_eviction_api(kubectl: Kubectl) -> None:
+    out = kubectl.run("drain", "knet-worker2", "--ignore-daemonsets", "--force",
+                      "--grace-period=1", "--timeout=60s")
+    assert "node/knet-worker2 cordoned" in out.stdout and "node/knet-worker2 drained" in out.stdout
+    assert "evicting pod" in out.stderr + out.stdout
+    assert "SchedulingDisabled" in kubectl("get", "node", "knet-worker2")
+    left = kubectl("get", "pods", "-A", "--field-selector", "spec.nodeName=knet-worker2",
+                   "-o", "jsonpath={.items[*].metadata.name}").split()
+    assert left and all(n.startswith(("kindnet-", "kube-proxy-")) for n in left)
+    assert kubectl("uncordon", "knet-worker2") == "node/knet-worker2 uncordoned\n"

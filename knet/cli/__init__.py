@@ -16,14 +16,28 @@ from knet.errors import KnetError, ManifestError, UsageError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(None, "--version", package_name="knet", prog_name="knet",
+                      message="%(prog)s %(version)s")
 def cli() -> None:
     """knet: Kubernetes networking and service routing, emulated."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["up"]:  # SIGINT/SIGTERM stop knet up cleanly from its first moment
+        from knet.expose.session import catch_signals_early
+
+        restore = catch_signals_early()
+        try:
+            return _main(args)
+        finally:
+            restore()
+    return _main(args)
+
+
+def _main(args: list[str]) -> int:
     from knet.cli import commands  # noqa: F401  (registers the commands)
 
-    args = list(sys.argv[1:] if argv is None else argv)
     try:
         rv = cli.main(args=args, prog_name="knet", standalone_mode=False)
     except click.UsageError as e:

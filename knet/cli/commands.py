@@ -45,17 +45,22 @@ def server_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--server", default=None, metavar="URL",
         help="A running knet up's control endpoint (default without -f: $KNET_SERVER, else the "
-             "one knet up recorded in $XDG_RUNTIME_DIR/knet/up.json or /tmp/knet-$UID/up.json)."
+             "running knet up recorded in $XDG_RUNTIME_DIR/knet/NAME.json or "
+             "/tmp/knet-$UID/NAME.json)."
     )(fn)
 
 
-def server_for(server: str | None, files: tuple[str, ...]) -> str | None:
-    """The control endpoint to ask: ``--server``, or (without ``-f``) the running knet up."""
+def server_for(server: str | None, files: tuple[str, ...],
+               cluster: str | None = None) -> str | None:
+    """The control endpoint to ask: ``--server``, or (without ``-f``) the running knet up
+    (``--cluster NAME`` when several run)."""
     if server is None and files:
+        if cluster is not None:
+            raise UsageError("--cluster asks a running knet up: drop -f")
         return None
     from knet.expose.control import server_url
 
-    return server_url(server)
+    return server_url(server, cluster)
 
 
 def remote_get(server: str, kind: str, name: str | None, namespace: str | None,
@@ -87,19 +92,32 @@ def validate(files: tuple[str, ...]) -> int:
 @files_option
 @seed_option
 @server_option
+@click.option("--cluster", default=None, metavar="NAME",
+              help="Which running knet up to ask (its --name) when several run.")
 def get(kind: str, name: str | None, namespace: str | None, all_namespaces: bool,
         output: str | None, files: tuple[str, ...], seed: int | None,
-        server: str | None) -> int:
+        server: str | None, cluster: str | None) -> int:
     """Show converged objects the way kubectl does (pods, svc, nodes, endpointslices, …, all);
     without -f, from the running knet up."""
-    from knet.cli.get import run_get
+    from knet.cli.get import NoResources, run_get
+    from knet.errors import KnetError
 
-    url = server_for(server, files)
-    if url is not None:
-        click.echo(remote_get(url, kind, name, namespace, all_namespaces, output), nl=False)
-        return 0
-    cluster = load_cluster(files, seed)
-    click.echo(run_get(cluster, kind, name, namespace, all_namespaces, output), nl=False)
+    url = server_for(server, files, cluster)
+    try:
+        if url is not None:
+            click.echo(remote_get(url, kind, name, namespace, all_namespaces, output), nl=False)
+            return 0
+        if not files:
+            raise UsageError("no input: give -f PATH (a file, a directory, or - for stdin), or "
+                             "start a cluster with `knet up -f PATH` and run knet get without -f")
+        state = load_cluster(files, seed)
+        click.echo(run_get(state, kind, name, namespace, all_namespaces, output), nl=False)
+    except NoResources as e:  # kubectl: the message on stderr, exit 0
+        click.echo(str(e), err=True)
+    except KnetError as e:
+        if not str(e).startswith("No resources found"):  # the same, from a running knet up
+            raise
+        click.echo(str(e), err=True)
     return 0
 
 
@@ -306,6 +324,7 @@ from knet.cli import demo as _demo  # noqa: E402,F401
 from knet.cli import ui as _ui  # noqa: E402,F401
 from knet.cli import diff as _diff  # noqa: E402,F401
 from knet.cli import reach as _reach  # noqa: E402,F401
+from knet.cli import exec as _exec  # noqa: E402,F401
 
 
 @cli.command("compare-modes")

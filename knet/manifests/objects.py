@@ -21,7 +21,9 @@ from collections.abc import Callable
 from knet.manifests import controllers as _controllers
 from knet.manifests import names
 from knet.manifests.fields import F, plain, quote
-from knet.manifests.pods import PROTOCOLS, int_or_name, parse_pod_spec, parse_pod_status
+from knet.manifests.pods import (
+    PROTOCOLS, _quantities, int_or_name, parse_pod_spec, parse_pod_status,
+)
 from knet.model.apps import DaemonSet, Deployment, Job, ReplicaSet, StatefulSet
 from knet.model.config import ClusterConfig
 from knet.model.core import (
@@ -245,9 +247,8 @@ def parse_node(doc: F, meta: ObjectMeta, scope: Scope) -> Node:
             if a.is_mapping():
                 addresses.append(NodeAddress(type=a.str("type", required=True),
                                              address=a.str("address", required=True)))
-        capacity = {k: str(v) for k, v in plain(status.value.get("capacity") or {}).items()}
-        allocatable = {k: str(v) for k, v in
-                       plain(status.value.get("allocatable") or {}).items()} or dict(capacity)
+        capacity = _quantities(status.child("capacity"))  # a ResourceList: name → quantity
+        allocatable = _quantities(status.child("allocatable")) or dict(capacity)
         for c in status.list("conditions"):
             if c.is_mapping() and c.str("type") == "Ready":
                 ready = c.str("status") == "True"
@@ -1090,9 +1091,11 @@ def parse_statefulset(doc: F, meta: ObjectMeta, scope: Scope) -> StatefulSet:
     ustype = us.str("type", "RollingUpdate") if us is not None else "RollingUpdate"
     if ustype not in ("OnDelete", "RollingUpdate"):
         us.child("type").unsupported(["OnDelete", "RollingUpdate"])  # type: ignore[union-attr]
+    vcts = tuple(plain(t.value) for t in spec.list("volumeClaimTemplates"))
     return StatefulSet(metadata=meta, selector=sel, template=template, service_name=svc,
                        replicas=_replicas(spec), pod_management_policy=pmp,
-                       ordinals_start=start, update_strategy_type=ustype)
+                       ordinals_start=start, update_strategy_type=ustype,
+                       volume_claim_templates=vcts)
 
 
 def parse_daemonset(doc: F, meta: ObjectMeta, scope: Scope) -> DaemonSet:
@@ -1163,3 +1166,13 @@ def _register_policy_kinds() -> None:
 
 
 _register_policy_kinds()
+
+
+def _register_storage_kinds() -> None:
+    from knet.manifests import storage
+
+    KINDS.update(storage.KINDS)
+    PARSERS.update(storage.PARSERS)
+
+
+_register_storage_kinds()
