@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import click
 
-from knet.cli import cli
-from knet.cli.commands import emit_json, files_option, seed_option
+from knet.cli.options import emit_json, files_option, seed_option
 
 
-@cli.command()
+@click.command()
 @click.option("--kubeconfig", required=True, metavar="PATH",
               help="The cluster to compare with (kind, any cluster, or knet up --api).")
 @click.option("--context", default=None, help="kubeconfig context (default: its current one).")
@@ -34,3 +33,6 @@ def diff(kubeconfig: str, context: str | None, rules_from: tuple[str, ...], all_
     else:
         click.echo(report.render(all_rows=all_rows), nl=False)
     return 1 if report.differences else 0
+
+
+COMMANDS = [diff]
