@@ -103,20 +103,26 @@ def get(kind: str, name: str | None, namespace: str | None, all_namespaces: bool
 
 
 @cli.command()
-@click.option("--host", required=True, help="Host header (and SNI for https).")
+@click.option("--host", default=None,
+              help="Host header (and SNI for https); default: the controller's address.")
 @click.option("--path", "path", required=True, help="Request path, with query string.")
 @click.option("--method", default="GET", show_default=True)
 @click.option("-H", "--header", "headers", multiple=True, metavar="'K: V'", help="Request header.")
 @click.option("--scheme", type=click.Choice(["http", "https"]), default="http", show_default=True)
 @click.option("--client-ip", default="203.0.113.10", show_default=True)
+@click.option("--gateway", default=None, metavar="NS/NAME",
+              help="Route through this Gateway (Gateway API) instead of the Ingresses.")
+@click.option("--port", type=int, default=None, help="Gateway listener port (--gateway).")
+@click.option("--sni", default=None, help="TLS server name (--gateway; default: --host).")
+@click.option("--grpc", is_flag=True, help="A gRPC request: --path /SERVICE/METHOD (--gateway).")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
 @files_option
 @seed_option
-def route(host: str, path: str, method: str, headers: tuple[str, ...], scheme: str,
-          client_ip: str, output: str, files: tuple[str, ...], seed: int | None) -> int:
-    """Which Ingress, rule and backend an HTTP request would get (ingress-nginx semantics)."""
-    from knet.ingress.decision import route_request
-
+def route(host: str | None, path: str, method: str, headers: tuple[str, ...], scheme: str,
+          client_ip: str, gateway: str | None, port: int | None, sni: str | None, grpc: bool,
+          output: str, files: tuple[str, ...], seed: int | None) -> int:
+    """Which route and backend an HTTP request would get: ingress-nginx semantics, or with
+    --gateway the Gateway API's."""
     hdrs = []
     for h in headers:
         if ":" not in h:
@@ -124,6 +130,20 @@ def route(host: str, path: str, method: str, headers: tuple[str, ...], scheme: s
         k, v = h.split(":", 1)
         hdrs.append((k.strip(), v.strip()))
     cluster = load_cluster(files, seed)
+    if gateway is not None:
+        from knet.gateway.view import route as gateway_route
+
+        gd = gateway_route(cluster, gateway, path=path, host=host, method=method, headers=hdrs,
+                           port=port, scheme=scheme, sni=sni, grpc=grpc)
+        if output == "json":
+            emit_json(gd.to_json())
+        else:
+            click.echo(gd.render())
+        return 0
+    if host is None:
+        raise UsageError("--host is required for an Ingress decision")
+    from knet.ingress.decision import route_request
+
     decision = route_request(
         cluster.ingresses(), cluster.ingress_classes(), cluster.services(),
         cluster.endpoint_slices(), host, path, method, hdrs, scheme=scheme, client_ip=client_ip,

@@ -1113,3 +1113,11 @@ PARSERS: dict[str, Callable[[F, ObjectMeta, Scope], Any]] = {
     "ReplicaSet": parse_replicaset, "StatefulSet": parse_statefulset,
     "DaemonSet": parse_daemonset, "Job": parse_job,
 }
+
+# Gateway API kinds: validation and defaulting live in knet.gateway.objects
+from knet.gateway.objects import KINDS as _GATEWAY_KINDS  # noqa: E402
+from knet.gateway.objects import parser as _gateway_parser  # noqa: E402
+
+for _kind, (_version, _namespaced) in _GATEWAY_KINDS.items():
+    KINDS[_kind] = (_version, _namespaced, names.dns1123_subdomain)
+    PARSERS[_kind] = _gateway_parser(_kind)

@@ -20,6 +20,7 @@ from knet.manifests.config import build_config, is_config_kind
 from knet.manifests.endpoints import Endpoints, mirror, mirroring_skip_reason, parse_endpoints
 from knet.manifests.fields import Ctx, F
 from knet.manifests.loader import Document, load_documents
+from knet.gateway.objects import SERVED_VERSIONS
 from knet.manifests.objects import KINDS, PARSERS, Scope, parse_meta
 from knet.model.config import ClusterConfig
 from knet.model.core import Service
@@ -154,7 +155,7 @@ def read_texts(texts: Sequence[tuple[str, str]], *,
                 warnings.append(f"{d.source}: skipped {d.api_version} {d.kind}"
                                 f"{' ' + name if name else ''}: knet does not model this kind")
             continue
-        if spec[0] != d.api_version:
+        if spec[0] != d.api_version and (d.api_version, d.kind) not in SERVED_VERSIONS:
             problems.append(Problem(
                 f'no matches for kind "{d.kind}" in version "{d.api_version}" (use '
                 f'{spec[0]})', d.source.file, d.source.line, d.source.col, d.kind,
