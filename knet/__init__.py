@@ -7,7 +7,8 @@ network whose every packet crosses the nodes' kube-proxy tables.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
 
 from knet.errors import KnetError, ManifestError, NotFound, Problem, UsageError
 

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from ipaddress import ip_address
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generator, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Generator
 
 from knet.errors import KnetError, UsageError
 
@@ -173,7 +174,7 @@ class ClusterFactory:
 
     def write_captures(self) -> list[Path]:
         """Write each cluster's automatic capture to ``pcap_dir/<test>[-N].pcapng``."""
-        out = []
+        out: list[Path] = []
         if self.settings.pcap_dir is None:
             return out
         for rec in self.started:
@@ -373,8 +374,8 @@ async def distribution(client: Any, url: str, n: int = 100, *, key: str = "pod",
 async def _call(fn: Callable[[], T | Awaitable[T]]) -> T:
     value = fn()
     if inspect.isawaitable(value):
-        return await value  # type: ignore[no-any-return]
-    return value  # type: ignore[return-value]
+        return await value
+    return value
 
 
 async def wait_for(condition: Callable[[], Any], timeout: float = 30.0, *,

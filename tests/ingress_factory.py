@@ -60,19 +60,19 @@ class World:
     """A mutable bag of objects with a route() helper."""
 
     def __init__(self, *ingresses: Ingress, classes: tuple[IngressClass, ...] = (NGINX_CLASS,),
-                 config: ControllerConfig = ControllerConfig(), seed: int = 1) -> None:
+                 config: ControllerConfig | None = None, seed: int = 1) -> None:
         self.ingresses = list(ingresses)
         self.classes = list(classes)
         self.services: list[Service] = []
         self.slices: list[EndpointSlice] = []
-        self.config = config
+        self.config = config if config is not None else ControllerConfig()
         self.seed = seed
         self._router: Router | None = None
 
     def svc(self, name: str, ips: list[str] | None = None, *, ns: str = "default",
-            ports: list[tuple[int, str, int]] | None = None, cluster_ip: str = "10.96.0.10") -> "World":
+            ports: list[tuple[int, str, int]] | None = None, cluster_ip: str = "10.96.0.10") -> World:
         self.services.append(service(name, ports, ns=ns, cluster_ip=cluster_ip))
-        for port, pname, target in (ports or [(80, "http", 8080)]):
+        for _port, pname, target in (ports or [(80, "http", 8080)]):
             self.slices.append(slice_(name, ips if ips is not None else ["10.244.0.5"], ns=ns,
                                       port=target, port_name=pname))
         self._router = None

@@ -38,7 +38,6 @@ class StaticCluster:
 
 
 def rich(dual: bool = False, proxy: KubeProxyConfig | None = None) -> StaticCluster:
-    fam = (4, 6) if dual else ()
     services = [
         service("cart", "10.96.7.20", port(80, "http", target=8080)),
         service("legacy", "10.96.7.40", port(80, "http")),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from ipaddress import ip_address, ip_network
 
-from control_factories import node, pod, service, tcp
+from control_factories import node, pod, service
 from knet.control import Cluster
 from knet.control.ipam import ClusterIPAllocator, HostLocal, NodePortAllocator
 from knet.model import AddressPool, ClusterConfig, LoadBalancerIngress, ServicePort, ServiceType

@@ -74,7 +74,6 @@ def test_scale_down_prefers_pending_pods():
     c.apply(rs)  # template change on an RS does not touch existing pods
     first0 = {p.name for p in c.pods()}
     c.scale("ReplicaSet", "default/rs", 3)
-    first = {p.name for p in c.pods()}
     pending = [p for p in c.pods() if not p.spec.node_name]
     assert len(pending) == 1  # 1 cpu: the old pod (no request) + one 600m pod fit
     c.scale("ReplicaSet", "default/rs", 1)

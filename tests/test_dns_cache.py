@@ -98,7 +98,8 @@ def test_namespace_and_pod_changes():
     assert ask(v, "newns.svc.cluster.local.").header.rcode == 0
     assert ask(v, "10-244-1-77.shop.pod.cluster.local.").header.rcode == 3
     v.apply_change("Pod", None, pod("shop", "p2", "10.244.1.77"), now=400)
-    assert texts(ask(v, "10-244-1-77.shop.pod.cluster.local.")) == ["10-244-1-77.shop.pod.cluster.local. 5 IN A 10.244.1.77"]
+    assert texts(ask(v, "10-244-1-77.shop.pod.cluster.local.")) == [
+        "10-244-1-77.shop.pod.cluster.local. 5 IN A 10.244.1.77"]
 
 
 def test_corefile_configmap_change_flushes():

@@ -129,9 +129,9 @@ async def test_connector_uses_explicit_resolver_object() -> None:
     runner = await serve_app(make_app(), fabric.namespace("default/server"), 80)
     connector = KnetConnector(fabric.namespace("default/client"), KnetResolver(resolve))
     try:
-        async with aiohttp.ClientSession(connector=connector) as session:
-            async with session.get("http://web.default.svc.cluster.local/x") as resp:
-                assert json.loads(await resp.text())["client"] == POD_A
+        async with aiohttp.ClientSession(connector=connector) as session, \
+                session.get("http://web.default.svc.cluster.local/x") as resp:
+            assert json.loads(await resp.text())["client"] == POD_A
     finally:
         await runner.cleanup()
 
@@ -141,9 +141,9 @@ async def test_works_on_an_ordinary_event_loop() -> None:
     fabric, _, _ = two_nodes()
     runner = await serve_app(make_app(), fabric.namespace("default/server"), 80)
     try:
-        async with client_session(fabric.namespace("default/client")) as session:
-            async with session.get(f"http://{POD_B}/real") as resp:
-                assert (await resp.json())["path"] == "/real"
+        async with client_session(fabric.namespace("default/client")) as session, \
+                session.get(f"http://{POD_B}/real") as resp:
+            assert (await resp.json())["path"] == "/real"
     finally:
         await runner.cleanup()
 

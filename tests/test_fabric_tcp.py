@@ -21,7 +21,7 @@ from knet.fabric import (
     run_virtual,
     virtual_time,
 )
-from knet.netfilter.packet import Packet, Proto
+from knet.netfilter.packet import Packet
 
 POD_A, POD_B = "10.244.0.5", "10.244.1.7"
 

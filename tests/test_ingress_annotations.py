@@ -108,8 +108,9 @@ def test_app_root():
 def test_redirect_annotations_and_order():
     d = one({"permanent-redirect": "https://x.io/p"}).route("h.com", "/any")
     assert (d.status, d.location) == (301, "https://x.io/p")
-    assert one({"permanent-redirect": "https://x.io", "permanent-redirect-code": "308"}).route("h.com", "/").status == 308
-    assert one({"permanent-redirect": "https://x.io", "permanent-redirect-code": "999"}).route("h.com", "/").status == 301
+    redirect = {"permanent-redirect": "https://x.io"}
+    assert one({**redirect, "permanent-redirect-code": "308"}).route("h.com", "/").status == 308
+    assert one({**redirect, "permanent-redirect-code": "999"}).route("h.com", "/").status == 301
     assert one({"temporal-redirect": "https://t.io"}).route("h.com", "/").status == 302
     # redirect annotations run before the ssl-redirect
     d = one({"permanent-redirect": "https://x.io/p"}, tls=[(["h.com"], "s")]).route("h.com", "/")

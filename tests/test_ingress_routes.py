@@ -303,7 +303,7 @@ def test_other_class_does_not_affect_routing():
 def test_nginx_locations_rendered_like_ingress_nginx():
     w = _storefront()
     srv = w.router().table.server_for("shop.example.com")
-    assert [l.render() for l in srv.locations] == [
+    assert [loc.render() for loc in srv.locations] == [
         "location = /api/v2/status", "location /api/", "location = /api", "location /"]
 
 
@@ -319,5 +319,5 @@ def test_regex_mode_whole_host_first_match():
     # Prefix /app expands to "/app/" and "= /app", both become ~* "^/app…": a string prefix
     assert w.route("h.com", "/appx").service == "default/app:80"
     srv = w.router().table.server_for("h.com")
-    assert srv.regex_mode and [l.render() for l in srv.locations][:2] == [
+    assert srv.regex_mode and [loc.render() for loc in srv.locations][:2] == [
         'location ~* "^/foo/bar/[A-Z0-9]{3}"', 'location ~* "^/foo/bar/bar/"']

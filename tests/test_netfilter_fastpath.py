@@ -11,7 +11,6 @@ from ipaddress import ip_address as A
 from pathlib import Path
 
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from knet.netfilter.compiler import _compile_fast, _compile_full
 from knet.netfilter.engine import IPVSDecision, Netfilter, RealServer, _Walk

@@ -145,7 +145,7 @@ COMMIT
     ("*bogus\nCOMMIT\n", 1, "unknown table"),
     ("-A X -j ACCEPT\n", 1, "outside a table"),
     ("*filter\n:X - [0:0]\n-A X -m comment --comment \"open -j ACCEPT\nCOMMIT\n", 3, "quoted"),
-    ("*filter\n:X - [0:0]\n-A X -j KUBE-NOWHERE\nCOMMIT\n", 4, "unknown chain"),
+    ("*filter\n:X - [0:0]\n-A X -j KUBE-NOWHERE\nCOMMIT\n", 3, "unknown chain"),  # the rule's line
     ("*filter\n:X - [0:0]\n-A X -m statistic --mode random --probability 2 -j ACCEPT\nCOMMIT\n",
      3, "out of range"),
 ])

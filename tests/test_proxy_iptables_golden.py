@@ -11,7 +11,7 @@ import os
 from dataclasses import replace
 from ipaddress import ip_network
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 

@@ -82,9 +82,8 @@ async def test_capture_names_the_rules_while_it_runs_only() -> None:
         assert not any(dp.explain for dp in dps)
         with c.capture() as cap:
             assert all(dp.explain for dp in dps)
-            async with client.new_session() as s:
-                async with s.get("http://echo/") as r:
-                    assert r.status == 200
+            async with client.new_session() as s, s.get("http://echo/") as r:
+                assert r.status == 200
         assert not any(dp.explain for dp in dps)
         stories = "".join(cap.explain(f, verbose=True) for f in cap.flows())
         assert "KUBE-SVC-" in stories and "KUBE-SEP-" in stories
@@ -99,9 +98,9 @@ async def test_echo_application_answers_over_the_fabric() -> None:
     runner = await serve_app(echo_application("echo", "default", "node-a", "10.244.0.9"),
                              server, 8080)
     try:
-        async with client_session(client) as s:
-            async with s.post("http://10.244.0.9:8080/a/b?x=1", headers={"X-T": "v"}) as r:
-                body = await r.json()
+        async with client_session(client) as s, \
+                s.post("http://10.244.0.9:8080/a/b?x=1", headers={"X-T": "v"}) as r:
+            body = await r.json()
     finally:
         await runner.cleanup()
     assert body["pod"] == "echo" and body["node"] == "node-a" and body["podIP"] == "10.244.0.9"

@@ -22,9 +22,8 @@ async def _hit(c, n: int = 12) -> set[str]:
     client = c.pod("default/client")
     seen = set()
     for _ in range(n):
-        async with client.new_session(connector_kwargs={"force_close": True}) as s:
-            async with s.get("http://echo/") as r:
-                seen.add(json.loads(await r.text())["pod"])
+        async with client.new_session(connector_kwargs={"force_close": True}) as s, s.get("http://echo/") as r:
+            seen.add(json.loads(await r.text())["pod"])
     return seen
 
 

@@ -22,10 +22,9 @@ from tests.trace_scenario import (CLIENT, DNS, DNS_VIP, EMPTY_VIP, NODE_A, OUTSI
 
 
 async def _http_get(fabric, url: str) -> str:  # type: ignore[no-untyped-def]
-    async with client_session(fabric.namespace("shop/client")) as s:
-        async with s.get(url) as r:
-            assert r.status == 200
-            return await r.text()
+    async with client_session(fabric.namespace("shop/client")) as s, s.get(url) as r:
+        assert r.status == 200
+        return await r.text()
 
 
 @virtual_time

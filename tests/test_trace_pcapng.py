@@ -27,10 +27,10 @@ async def _scenario(path: Path) -> Capture:
     await serve_dns(fabric)
     async with Capture(fabric, resolve_pod=resolve_pod, service_of=service_of) as cap:
         await dns_query(fabric, "web.shop.svc.cluster.local")
-        async with client_session(fabric.namespace("shop/client")) as s:
-            async with s.get(f"http://{WEB_VIP}/hello?x=1") as r:
-                assert r.status == 200
-                await r.read()
+        async with client_session(fabric.namespace("shop/client")) as s, \
+                s.get(f"http://{WEB_VIP}/hello?x=1") as r:
+            assert r.status == 200
+            await r.read()
         with pytest.raises(ConnectionRefusedError):
             await fabric.namespace("shop/client").open_connection(EMPTY_VIP, 80)
     await runner.cleanup()

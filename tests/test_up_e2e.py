@@ -63,7 +63,7 @@ class Up:
                 line = self.lines.get(timeout=min(left, 0.5))
             except queue.Empty:
                 if self.proc.poll() is not None:
-                    raise AssertionError(f"knet up exited {self.proc.returncode}: {self.err}")
+                    raise AssertionError(f"knet up exited {self.proc.returncode}: {self.err}") from None
                 continue
             self.out.append(line)
             if pred(line):

@@ -5,18 +5,23 @@ console block keeps its first line (``$ knet ...``) and gets the real output bel
 
 Review the diff like any golden file: an output change is a behaviour change.
 """
-import contextlib, io, re, shlex, sys, os
+import contextlib
+import io
+import re
+import shlex
+import sys
+import os
 from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 os.chdir(ROOT)
 sys.path.insert(0, str(ROOT))
-import aiohttp.client_reqrep
+import aiohttp.client_reqrep  # noqa: E402 - after the sys.path set-up above
 aiohttp.client_reqrep.SERVER_SOFTWARE = "Python/3.11 aiohttp/3.14.5"
 aiohttp.client_reqrep.ClientRequest.DEFAULT_HEADERS["Accept-Encoding"] = "gzip, deflate"
-from knet.cli import main
+from knet.cli import main  # noqa: E402
 FENCE = re.compile(r"^```(console|shell-session)\n(.*?)^```", re.S | re.M)
 for path in sys.argv[1:]:
-    text = open(path).read()
+    text = Path(path).read_text()
     def sub(m):
         lang, block = m.group(1), m.group(2)
         first = block.partition("\n")[0]
@@ -36,4 +41,4 @@ for path in sys.argv[1:]:
             body += f"$ echo $?\n{rc}\n"
         return f"```{lang}\n{first}\n{body}```"
     new = FENCE.sub(sub, text)
-    open(path, "w").write(new)
+    Path(path).write_text(new)

@@ -8,7 +8,7 @@ inside the commands so that ``knet --help`` stays fast.
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import click
 
@@ -51,4 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except BrokenPipeError:
         return 0
+    except Exception as e:  # anything else: one line, no traceback (knet.cli.boundary)
+        from knet.cli.boundary import report_unexpected
+
+        return report_unexpected(e)
     return rv if isinstance(rv, int) else 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import click
 
@@ -104,7 +105,8 @@ def get(kind: str, name: str | None, namespace: str | None, all_namespaces: bool
 
 @cli.command()
 @click.option("--host", default=None,
-              help="Host header (and SNI for https); default: the controller's address.")
+              help="Host header (and SNI for https); default: the controller's address, as "
+                   "`curl http://ADDRESS/` sends it.")
 @click.option("--path", "path", required=True, help="Request path, with query string.")
 @click.option("--method", default="GET", show_default=True)
 @click.option("-H", "--header", "headers", multiple=True, metavar="'K: V'", help="Request header.")
@@ -123,12 +125,17 @@ def route(host: str | None, path: str, method: str, headers: tuple[str, ...], sc
           output: str, files: tuple[str, ...], seed: int | None) -> int:
     """Which route and backend an HTTP request would get: ingress-nginx semantics, or with
     --gateway the Gateway API's."""
+    from knet.ingress.decision import route_request
+
     hdrs = []
     for h in headers:
         if ":" not in h:
             raise UsageError(f"bad header {h!r}: expected 'Name: value'")
         k, v = h.split(":", 1)
         hdrs.append((k.strip(), v.strip()))
+    from knet.control import ingressnginx
+    from knet.ingress import ControllerConfig
+
     cluster = load_cluster(files, seed)
     if gateway is not None:
         from knet.gateway.view import route as gateway_route
@@ -140,14 +147,20 @@ def route(host: str | None, path: str, method: str, headers: tuple[str, ...], sc
         else:
             click.echo(gd.render())
         return 0
+    # the controller knet up would run: the topology's own, else kind's install (IngressClass
+    # nginx, --watch-ingress-without-class=true), applied after the user's objects
+    for obj in ingressnginx.builtin_objects(cluster):
+        cluster.apply(obj)
+    config = ControllerConfig.from_args(ingressnginx.controller_args(cluster))
     if host is None:
-        raise UsageError("--host is required for an Ingress decision")
-    from knet.ingress.decision import route_request
-
+        host = ingressnginx.controller_address(cluster)
+        if host is None:
+            raise UsageError("no ingress controller Service to take the Host from: give --host")
     decision = route_request(
         cluster.ingresses(), cluster.ingress_classes(), cluster.services(),
-        cluster.endpoint_slices(), host, path, method, hdrs, scheme=scheme, client_ip=client_ip,
-        sni=host if scheme == "https" else None, seed=cluster.seed)
+        cluster.endpoint_slices(), host, path, method, hdrs, scheme=scheme,
+        client_ip=client_ip, sni=host if scheme == "https" else None, seed=cluster.seed,
+        config=config)
     if output == "json":
         emit_json(decision.to_json())
     else:
@@ -273,8 +286,12 @@ def dig(name: str, qtype: str, src: str | None, tcp: bool, output: str,
         files: tuple[str, ...], seed: int | None) -> int:
     """Ask the cluster DNS like dig (CoreDNS kubernetes-plugin semantics)."""
     from knet.dns import dig as d
+    from knet.dns.answer import legal_labels
     from knet.dns.stub import resolv_conf_for_pod
+    from knet.dns.wire import qtype_value
 
+    qtype_value(qtype)  # usage errors before the (slower) load
+    legal_labels(name)
     cluster = load_cluster(files, seed)
     view = dns_view(cluster)
     resolv = None

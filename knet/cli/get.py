@@ -4,16 +4,24 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Mapping
 
 from knet.errors import NotFound, UsageError
 from knet.model import (
     ConfigMap, DaemonSet, Deployment, EndpointSlice, Ingress, IngressClass, Job, Namespace, Node,
     Pod, ReplicaSet, Secret, Service, StatefulSet,
 )
+from datetime import UTC
+
+
+
+class _Kind(Protocol):
+    kind: str
+
 
 # kind → (resource name for "kind/name", model type, namespaced)
-KINDS: dict[str, tuple[str, type, bool]] = {
+KINDS: dict[str, tuple[str, type[_Kind], bool]] = {
     "pods": ("pod", Pod, True),
     "services": ("service", Service, True),
     "nodes": ("node", Node, False),
@@ -123,14 +131,14 @@ def table(cols: list[str], rows: Iterable[list[str]]) -> str:
 
 def age(cluster: Any, obj: Any) -> str:
     """Time since creationTimestamp on the cluster's clock (knet-created objects start at 0)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     ts = obj.metadata.creation_timestamp
     now = getattr(cluster, "now", None)
     if not ts or now is None:
         return "<unknown>"
     try:
-        created = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        created = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     except ValueError:
         return "<unknown>"
     seconds = now - created.timestamp()

@@ -16,5 +16,5 @@ def render_rules(cluster: Any, node_name: str, mode: str, table: str | None,
     for f in fams:
         if f not in cluster.config.families:
             raise UsageError(f"the cluster has no IPv{f} family (families: "
-                             f"{', '.join('IPv%d' % x for x in cluster.config.families)})")
+                             f"{', '.join(f'IPv{x}' for x in cluster.config.families)})")
     return modes.render(cluster, node, mode, fams, table, fmt, output)

@@ -132,8 +132,15 @@ def trace_dump(rules_file: str, local_addresses: tuple[str, ...], src: str, host
         locals_ = [ip_address(a) for a in local_addresses]
     except ValueError as e:
         raise UsageError(f"with --rules, --from and --to take IP addresses: {e}") from None
-    with open(rules_file, encoding="utf-8") as fh:
-        rs = parse_rules(fh.read(), family=dip.version)
+    from knet.cli.boundary import read_text_file
+    from knet.errors import RulesError
+
+    try:
+        rs = parse_rules(read_text_file(rules_file), family=dip.version)
+    except RulesError as e:  # "line N: …" → "FILE:N: …"
+        msg = str(e)
+        raise RulesError(f"{rules_file}:{msg[5:]}" if msg.startswith("line ") else
+                         f"{rules_file}: {msg}") from None
     nf = Netfilter(rs if dip.version == 4 else None, rs if dip.version == 6 else None,
                    local_addresses=locals_, rng=random.Random(seed),
                    masquerade_address={a.version: a for a in reversed(locals_)} or None)
@@ -144,6 +151,8 @@ def trace_dump(rules_file: str, local_addresses: tuple[str, ...], src: str, host
     if all_:
         outs = nf.enumerate_outcomes(pkt, "output" if entered == "" else "prerouting",
                                      affinity=True)
+        if not outs.items:  # every path ends in some verdict: none found is knet's failure
+            raise RulesError(f"{rules_file}: no outcome found for {proto} {src} → {host}:{port}")
         data = {"outcomes": outs.outcomes, "masquerade": outs.masquerade}
         click.echo(json.dumps(data, indent=2) if output == "json" else "\n".join(
             f"{o.target}{'  (masqueraded)' if o.masquerade else ''}" for o in outs.items))

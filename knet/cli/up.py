@@ -5,7 +5,6 @@ Also the client side for commands that talk to a running ``knet up`` (its contro
 
 from __future__ import annotations
 
-from typing import Any, Callable
 
 import click
 

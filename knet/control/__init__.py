@@ -6,7 +6,8 @@ converged, pure cluster state every later layer reads.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from knet.control.cluster import Cluster
 from knet.control.events import Event, ObjectAdded, ObjectDeleted, ObjectUpdated
@@ -14,7 +15,7 @@ from knet.control.store import Store
 
 
 def load(paths: str | Iterable[str], seed: int | None = None, **kw: Any) -> Cluster:
-    from knet.manifests import read  # type: ignore[attr-defined]
+    from knet.manifests import read
 
     if isinstance(paths, str):
         paths = [paths]

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from knet.control import defaults, workloads
 from knet.control.endpointslices import is_managed, reconcile, slice_families, wants_slices
@@ -34,6 +35,7 @@ from knet.control.naming import object_uid, random_suffix
 from knet.control.podtemplate import pod_from_template
 from knet.control.scheduler import Scheduler
 from knet.control.store import Store, evolve
+from knet.control.timers import Deadlines
 from knet.errors import UsageError
 from knet.gateway.controller import generated_objects as gateway_objects
 from knet.model.config import ClusterConfig
@@ -49,6 +51,7 @@ NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 DEFAULT_TOLERATION_SECONDS = 300
+INT32_MAX = 2**31 - 1
 KUBELET_NODE_LABELS = {"beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
                        "kubernetes.io/arch": "amd64", "kubernetes.io/os": "linux"}
 KIND_NODE_SUBNET_V6 = ip_network("fc00:f853:ccd:e793::/64")
@@ -64,7 +67,7 @@ _POOL_ANNOTATIONS = ("metallb.io/address-pool", "metallb.universe.tf/address-poo
 
 @lru_cache(maxsize=256)
 def timestamp(now: float) -> str:
-    return datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _split_key(key: str) -> tuple[str, str]:
@@ -90,7 +93,7 @@ class Cluster:
         self.scheduler = Scheduler(self._rng("scheduler"))
         fam = self.config.families
         self._families = fam
-        self._service_ips = {
+        self._service_ips: dict[int, ClusterIPAllocator] = {
             net.version: ClusterIPAllocator(net, self._rng(f"clusterip{net.version}"))
             for net in self.config.service_subnets if net.version in fam}
         lo, hi = self.config.node_port_range
@@ -115,10 +118,12 @@ class Cluster:
         self._svc_by_label: dict[tuple[str, str, str], set[tuple[str, str]]] = {}
         self._svc_select_all: dict[str, set[tuple[str, str]]] = {}
         # time-based work: pod key -> when
-        self._terminations: dict[str, float] = {}
-        self._evictions: dict[str, float] = {}
+        self._terminations: Deadlines[str] = Deadlines()
+        self._evictions: Deadlines[str] = Deadlines()
         self._unreachable: set[str] = set()
         self._orphaned: list[str] = []
+        self._converging = False
+        self._mutating = 0  # depth of public mutators (nested ones batch into the outermost)
         self.store.subscribe(self._on_event)
         self._bootstrap(list(objects), system_objects)
 
@@ -179,7 +184,7 @@ class Cluster:
         for n in first:
             self._apply(n)
             if system_objects and CONTROL_PLANE_LABEL in n.labels:
-                for pod in defaults.static_pods(self.store.get("Node", "", n.name)):
+                for pod in defaults.static_pods(self.store.get("Node", "", n.name) or n):
                     if ("Pod", pod.namespace, pod.name) not in {
                             (o.kind, o.metadata.namespace, o.metadata.name) for o in others}:
                         self.create(pod)
@@ -385,6 +390,11 @@ class Cluster:
     def scale(self, kind: str, key: str, replicas: int, now: float | None = None) -> list[Event]:
         if kind not in ("Deployment", "ReplicaSet", "StatefulSet"):
             raise UsageError(f"cannot scale a {kind}")
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or not (
+                0 <= replicas <= INT32_MAX):
+            # checked before anything changes: a refused scale leaves the cluster as it was
+            raise UsageError(f"spec.replicas: Invalid value: {replicas!r}: must be an integer "
+                             f"between 0 and {INT32_MAX}")
         with self._capturing(now) as out:
             obj = self.store.require(kind, *_split_key(key))
             self.scale_object(obj, replicas)
@@ -392,27 +402,34 @@ class Cluster:
         return out
 
     def next_deadline(self) -> float | None:
-        times = list(self._terminations.values()) + list(self._evictions.values())
+        times = [t for t in (self._terminations.earliest(), self._evictions.earliest())
+                 if t is not None]
         return min(times) if times else None
 
     def sync(self, now: float) -> list[Event]:
-        """Do the time-based work due at ``now`` (terminations, evictions), in time order."""
+        """Do the time-based work due at ``now`` (terminations, evictions), in time order.
+
+        Work due at the same instant is done as one batch, then the controllers converge once
+        (50,000 graceful terminations ending together cost one pass, not one each).
+        """
         with self._capturing(now) as out:
             while True:
-                due = [(t, 0, k) for k, t in self._terminations.items() if t <= now]
-                due += [(t, 1, k) for k, t in self._evictions.items() if t <= now]
-                if not due:
+                t = self.next_deadline()
+                if t is None or t > now:
                     break
-                t, what, key = min(due)
-                if what == 0:
-                    del self._terminations[key]
-                    pod = self.store.get("Pod", *_split_key(key))
-                    if pod is not None:
-                        self._finalize(pod)
-                else:
-                    del self._evictions[key]
-                    if self.store.get("Pod", *_split_key(key)) is not None:
-                        self.delete_pod(key, now)
+                ends = self._terminations.pop_due(t)
+                evictions = self._evictions.pop_due(t)
+                self._converging = True
+                try:
+                    for _, key in ends:
+                        pod = self.store.get("Pod", *_split_key(key))
+                        if pod is not None:
+                            self._finalize(pod)
+                    for _, key in evictions:
+                        if self.store.get("Pod", *_split_key(key)) is not None:
+                            self.delete_pod(key, now)
+                finally:
+                    self._converging = False
                 self._converge()
         return out
 
@@ -550,10 +567,13 @@ class Cluster:
             if self.now is not None:
                 self.cluster.now = max(self.cluster.now, self.now)
             self.cluster._capture.append(self.out)
+            self.cluster._mutating += 1
             return self.out
 
         def __exit__(self, *exc: Any) -> None:
-            self.cluster._capture.remove(self.out)
+            self.cluster._mutating -= 1
+            stack = self.cluster._capture  # nested captures may hold equal lists: by identity
+            del stack[next(i for i in range(len(stack) - 1, -1, -1) if stack[i] is self.out)]
 
     def _capturing(self, now: float | None) -> Cluster._Capture:
         return Cluster._Capture(self, now)
@@ -663,7 +683,7 @@ class Cluster:
         for out in self._capture:
             out.append(ev)
         prev, cur = ev.previous, ev.current
-        obj = cur if cur is not None else prev
+        obj: Any = cur if cur is not None else prev
         kind = obj.kind
         key = (obj.metadata.namespace, obj.metadata.name)
         if kind == "Pod":
@@ -679,10 +699,10 @@ class Cluster:
                 self._dirty_services[key] = None
         elif kind == "Node":
             if cur is None:
-                self.scheduler.remove_node(prev.name)
-                self._pod_ipam.pop(prev.name, None)
+                self.scheduler.remove_node(obj.name)
+                self._pod_ipam.pop(obj.name, None)
                 # pod garbage collector: pods bound to a node that no longer exists go
-                for p in sorted(self.store.pods_on_node(prev.name), key=lambda p: p.key):
+                for p in sorted(self.store.pods_on_node(obj.name), key=lambda p: p.key):
                     self._orphaned.append(p.key)
             for ds in self.store.list("DaemonSet"):
                 self._dirty["DaemonSet"][(ds.metadata.namespace, ds.metadata.name)] = None
@@ -698,6 +718,7 @@ class Cluster:
 
     def _on_pod(self, prev: Pod | None, cur: Pod | None) -> None:
         pod = cur if cur is not None else prev
+        assert pod is not None  # an event carries at least one object
         key = pod.key
         ref = pod.metadata.controller_ref
         if ref is not None and ref.kind in self._dirty:
@@ -767,6 +788,22 @@ class Cluster:
     # --- convergence --------------------------------------------------------------------------
 
     def _converge(self) -> None:
+        """Drain the work queues until nothing changes, iteratively.
+
+        A controller's write (a pod deleted, a ReplicaSet scaled) only marks more work: a
+        mutator called while the queues are being drained (``delete_pod`` from
+        ``sync_replicaset``) returns without converging, and this loop picks the work up, as
+        the real controllers' workqueues do. No recursion, however many objects change.
+        """
+        if self._converging or self._mutating > 1:
+            return  # a nested mutator: the outermost one converges once, at its end
+        self._converging = True
+        try:
+            self._drain()
+        finally:
+            self._converging = False
+
+    def _drain(self) -> None:
         for _ in range(1_000_000):
             progressed = False
             for kind, sync in (("Deployment", workloads.sync_deployment),
@@ -789,23 +826,23 @@ class Cluster:
                 self._schedule_pending()
             if self._to_start:
                 progressed = True
-                keys = list(self._to_start)
+                start_keys = list(self._to_start)
                 self._to_start.clear()
-                for key in keys:
+                for key in start_keys:
                     pod = self.store.get("Pod", *_split_key(key))
                     if pod is not None:
                         self._start_pod(pod)
             if self._orphaned:
                 progressed = True
-                keys, self._orphaned = self._orphaned, []
-                for key in keys:
+                orphan_keys, self._orphaned = self._orphaned, []
+                for key in orphan_keys:
                     pod = self.store.get("Pod", *_split_key(key))
                     if pod is not None:
                         self._finalize(pod)
             if self._dirty_services and not progressed:
-                keys = sorted(self._dirty_services)
+                svc_keys = sorted(self._dirty_services)
                 self._dirty_services.clear()
-                for skey in keys:
+                for skey in svc_keys:
                     self._sync_service(skey)
                 progressed = True
             if not progressed:
@@ -813,9 +850,9 @@ class Cluster:
         raise RuntimeError("control plane did not converge")  # pragma: no cover
 
     def _schedule_pending(self) -> None:
-        pods = [self.store.get("Pod", *_split_key(k)) for k in self._pending]
+        found = [self.store.get("Pod", *_split_key(k)) for k in self._pending]
         self._pending.clear()
-        pods = [p for p in pods if p is not None and not p.spec.node_name]
+        pods = [p for p in found if p is not None and not p.spec.node_name]
         pods.sort(key=lambda p: (-p.spec.priority, p.metadata.creation_index, p.key))
         for pod in pods:
             if pod.terminating:
@@ -1033,9 +1070,9 @@ class Cluster:
         else:
             pool = next((ann[a] for a in _POOL_ANNOTATIONS if a in ann), "")
             for fam in svc.spec.ip_families or self._families[:1]:
-                ip = self._lb.allocate(fam, pool)
-                if ip is not None:
-                    out.append(LoadBalancerIngress(ip=str(ip), ip_mode="VIP"))
+                lb_ip = self._lb.allocate(fam, pool)
+                if lb_ip is not None:
+                    out.append(LoadBalancerIngress(ip=str(lb_ip), ip_mode="VIP"))
         return evolve(svc, load_balancer_ingress=tuple(out))
 
     def _release_unused(self, prev: Service, changes: Mapping[str, Any]) -> None:
@@ -1102,7 +1139,7 @@ def _eviction_delay(tolerations: Sequence[Toleration], taint: Taint) -> float | 
 
 def _default_nodes(config: ClusterConfig) -> list[Node]:
     try:
-        from knet.manifests import default_nodes  # type: ignore[attr-defined]
+        from knet.manifests import default_nodes
     except ImportError:
         from knet.manifests.nodes import default_nodes
     return list(default_nodes(config))

@@ -28,7 +28,7 @@ import random
 from ipaddress import (
     IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network,
 )
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from knet.model.config import AddressPool
 
@@ -176,10 +176,8 @@ def default_address_pools(node_subnets: Sequence[IPNetwork]) -> tuple[AddressPoo
     ranges = []
     for net in node_subnets:
         top = int(net.broadcast_address)
-        if net.version == 4:
-            hi = ip_address(top & ~0xFF)  # 172.18.255.0
-        else:
-            hi = ip_address(int(net.network_address) + 0xFFFF0000)
+        # 172.18.255.0 for IPv4
+        hi = ip_address(top & ~0xFF) if net.version == 4 else ip_address(int(net.network_address) + 0xFFFF0000)
         ranges.append(f"{ip_address(int(hi) + 200)}-{ip_address(int(hi) + 250)}")
     return (AddressPool(name="knet-default", addresses=tuple(ranges)),)
 

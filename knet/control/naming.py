@@ -18,7 +18,8 @@ import hashlib
 import json
 import random
 import uuid
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 

@@ -7,7 +7,8 @@ conversion of the fields the control plane reads, so the controllers work either
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from knet.model.core import (
     Container, ContainerPort, NodeSelectorTerm, Pod, PodSpec, PreferredSchedulingTerm, Protocol,
@@ -18,12 +19,10 @@ from knet.model.meta import LabelSelectorRequirement, ObjectMeta
 
 def pod_from_template(template: Mapping[str, Any], namespace: str, name: str) -> Pod:
     try:
-        from knet.manifests import pod_from_template as real  # type: ignore[attr-defined]
+        from knet.manifests import pod_from_template as real
     except ImportError:
-        real = None
-    if real is not None:
-        return real(template, namespace, name)
-    return _fallback(template, namespace, name)
+        return _fallback(template, namespace, name)
+    return real(template, namespace, name)
 
 
 def _req(e: Mapping[str, Any]) -> LabelSelectorRequirement:

@@ -37,7 +37,8 @@ import math
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
+from collections.abc import Iterable, Mapping
 
 from knet.control.quantity import amount
 from knet.model.core import Node, NodeSelectorTerm, Pod, Taint, Toleration
@@ -225,10 +226,7 @@ class PodTerm:
             return False
         if self.selector is None or not _selector_dict_matches(self.selector, labels):
             return False
-        for key, op, value in self.extra:
-            if (labels.get(key) == value) != (op == "In"):
-                return False
-        return True
+        return all((labels.get(key) == value) == (op == "In") for key, op, value in self.extra)
 
 
 def pod_terms(pod: Pod, affinity: Mapping[str, Any] | None) -> tuple[PodTerm, ...]:
@@ -299,7 +297,7 @@ class NodeState:
     node: Node
     alloc: tuple[int, int, int, int]
     cls: int = 0
-    usage: tuple[int, int, int, int, int, int] = (0, 0, 0, 0, 0, 0)  # cpu mem eph pods nzc nzm
+    usage: tuple[int, ...] = (0, 0, 0, 0, 0, 0)  # cpu mem eph pods nzc nzm
     ports: dict[tuple[str, int], int] = field(default_factory=dict)
     removed: bool = False
 
@@ -673,7 +671,7 @@ class Scheduler:
 
         def check(node: Node) -> str | None:
             nl = node.metadata.labels
-            for i, c in enumerate(hard):
+            for c in hard:
                 if c.topology_key not in nl:
                     return R_SPREAD_LABEL
             for i, c in enumerate(hard):

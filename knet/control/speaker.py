@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 from ipaddress import IPv4Address, IPv6Address, ip_address
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 IPAddress = IPv4Address | IPv6Address
 EXCLUDE_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"

@@ -12,14 +12,17 @@ Invariants:
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 from collections import defaultdict
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterable, Iterator
 
 from knet.control.events import Event, ObjectAdded, ObjectDeleted, ObjectUpdated
 from knet.errors import NotFound
 
 Key = tuple[str, str]  # (namespace, name)
+Subscriber = Callable[[Event], None]
 
 
 _EVOLVERS: dict[type, Any] = {}
@@ -84,17 +87,17 @@ class Store:
     def count(self, kind: str) -> int:
         return len(self._by_kind.get(kind, {}))
 
-    def kinds(self) -> list[str]:
+    def kinds(self) -> builtins.list[builtins.str]:
         return [k for k, v in self._by_kind.items() if v]
 
-    def pods_on_node(self, node: str) -> list[Any]:
+    def pods_on_node(self, node: builtins.str) -> builtins.list[Any]:
         pods = self._by_kind["Pod"]
         return [pods[k] for k in self._pods_by_node.get(node, ())]
 
     def pod_keys_with_label(self, namespace: str, key: str, value: str) -> set[Key]:
         return self._pods_by_label.get((namespace, key, value), set())
 
-    def pods_matching(self, namespace: str, selector: dict[str, str]) -> list[Any]:
+    def pods_matching(self, namespace: builtins.str, selector: dict[builtins.str, builtins.str]) -> builtins.list[Any]:
         """Pods of ``namespace`` whose labels contain every pair of ``selector`` (label index)."""
         pods = self._by_kind["Pod"]
         if not selector:
@@ -108,11 +111,11 @@ class Store:
                 break
         return [pods[k] for k in keys]
 
-    def slices_of(self, namespace: str, service: str) -> list[Any]:
+    def slices_of(self, namespace: builtins.str, service: builtins.str) -> builtins.list[Any]:
         objs = self._by_kind["EndpointSlice"]
         return [objs[k] for k in self._slices_by_service.get((namespace, service), ())]
 
-    def owned_by(self, uid: str) -> list[Any]:
+    def owned_by(self, uid: builtins.str) -> builtins.list[Any]:
         out = []
         for kind, key in self._by_owner.get(uid, ()):
             obj = self._by_kind[kind].get(key)

@@ -10,7 +10,8 @@ statefulset (stateful_set_control.go), daemon (daemon_controller.go, util), job.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
 
 from knet.control.store import evolve
 from knet.control.naming import random_suffix, template_hash
@@ -185,7 +186,7 @@ def sync_replicaset(c: Cluster, rs: ReplicaSet) -> None:
 # --- StatefulSet -------------------------------------------------------------------------------
 
 def sync_statefulset(c: Cluster, ss: StatefulSet) -> None:
-    ns, name = ss.metadata.namespace, ss.metadata.name
+    name = ss.metadata.name
     rev = f"{name}-{template_hash(ss.template)}"
     start = ss.ordinals_start
     wanted = range(start, start + ss.replicas)
@@ -209,12 +210,12 @@ def sync_statefulset(c: Cluster, ss: StatefulSet) -> None:
         if not parallel and (p.terminating or not (p.status.phase == "Running" and p.status.ready)):
             return
     # scale down: highest ordinal first (one at a time for OrderedReady)
-    extra = sorted((p for p in pods.values()
-                    if not _ordinal(p.name, name) in wanted and not p.terminating),
-                   key=lambda p: -_ordinal(p.name, name))
-    if extra and not parallel and any(p.terminating for p in pods.values()):
+    surplus = sorted((p for p in pods.values()
+                      if _ordinal(p.name, name) not in wanted and not p.terminating),
+                     key=lambda p: -_ordinal(p.name, name))
+    if surplus and not parallel and any(p.terminating for p in pods.values()):
         return
-    for p in (extra if parallel else extra[:1]):
+    for p in (surplus if parallel else surplus[:1]):
         c.delete_pod(p.key, c.now)
 
 

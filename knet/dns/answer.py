@@ -355,10 +355,7 @@ class Kubernetes:
         podname = r.service
         if not podname:
             return [], False
-        if podname.count("-") == 3 and "--" not in podname:
-            ip = podname.replace("-", ".")
-        else:
-            ip = podname.replace("-", ":")
+        ip = podname.replace("-", ".") if podname.count("-") == 3 and "--" not in podname else podname.replace("-", ":")
         target = (_b(podname), _b(r.namespace), _POD) + zone
         if self.cfg.pods == PodsMode.INSECURE:
             if host_type(ip)[0] == T_CNAME:
@@ -383,9 +380,9 @@ class Kubernetes:
         err = True
         out: list[_Rec] = []
         base = (_b(svc.name), _b(svc.namespace), _SVC) + zone
-        if self.cfg.ignore_empty_service and svc.type != "ExternalName" and not svc.headless:
-            if not any(sl.addresses for sl in self._ready_addresses(ctx, svc)):
-                return [], True
+        if (self.cfg.ignore_empty_service and svc.type != "ExternalName" and not svc.headless
+                and not any(sl.addresses for sl in self._ready_addresses(ctx, svc))):
+            return [], True
         if svc.type == "ExternalName":
             # External services have no endpoints or ports: x.<svc>… and _p._t.<svc>… are
             # NXDOMAIN (reference §2 table).
@@ -668,7 +665,7 @@ def _rewrite(rule: RewriteRule, name: str) -> str | None:
         return None
     out = rule.target
     for i, g in enumerate((m.group(0),) + m.groups()):
-        out = out.replace("{%d}" % i, g or "")
+        out = out.replace(f"{{{i}}}", g or "")
     return out if out.endswith(".") else out + "."
 
 
@@ -680,7 +677,7 @@ def _rewrite_answer_name(rules: list[RewriteRule], name: str) -> str:
                 continue
             out = template
             for i, g in enumerate((m.group(0),) + m.groups()):
-                out = out.replace("{%d}" % i, g or "")
+                out = out.replace(f"{{{i}}}", g or "")
             return out if out.endswith(".") else out + "."
     return name
 
@@ -840,6 +837,9 @@ def _bare_error(data: bytes, rcode: int, keep_opcode: bool) -> bytes | None:
     return struct.pack("!HHHHHH", qid, QR | (opcode << 11) | keep | rcode, 0, 0, 0, 0)
 
 
+CLASS_CH, CLASS_HS = 3, 4
+
+
 def _edns_echo(q: Query) -> RR | None:
     """request.Request.SizeAndDo: reuse the request's OPT: version 0, DO kept, options filtered."""
     if q.opt is None:
@@ -868,7 +868,8 @@ def answer(view: DnsView, query: bytes, client: Any = None, *, tcp: bool = False
         return bytes(query[:2]) + _pick(view, entry)
     view.stats["misses"] += 1
     try:
-        return _answer_miss(view, bytes(query), tcp, key)
+        reply = _answer_miss(view, bytes(query), tcp, key)
+        return reply if reply is None or type(reply) is bytes else bytes(reply)
     except Exception:  # a bug must never kill the server: answer SERVFAIL like CoreDNS's recover
         try:
             q = parse_query(bytes(query))
@@ -909,6 +910,13 @@ def _answer_miss(view: DnsView, data: bytes, tcp: bool, key: tuple[bool, bytes])
     if q.opt is not None and q.opt.version != 0:  # edns.Version: BADVERS, no scrubbing
         m = reply_to(q, BADVERS)
         m.opt = opt_rr(0, BADVERS >> 4, 0, 0, ())
+        return m.pack()
+
+    if q.qclass in (CLASS_CH, CLASS_HS):
+        # CHAOS/Hesiod: knet's zones are class IN and the Corefile has no chaos plugin; BIND
+        # and CoreDNS answer such queries REFUSED (never IN data)
+        m = reply_to(q, REFUSED)
+        m.opt = _edns_echo(q)
         return m.pack()
 
     ctx = Ctx(view, set())
@@ -974,12 +982,26 @@ def make_query(name: str, qtype: int | str = "A", *, id: int = 0, rd: bool = Tru
                edns: int | None = 1232, do: bool = False, qclass: int = 1) -> bytes:
     """A query like dig sends (RD, EDNS0 with a 1232-byte UDP size unless ``edns=None``)."""
     t = qtype if isinstance(qtype, int) else _qtype(qtype)
-    labels = text_labels(name if name.endswith(".") else name + ".")
+    labels = legal_labels(name)
     m = Message(id=id, flags=(RD if rd else 0), rcode=0, question=(labels, t, qclass),
                 answer=[], authority=[], additional=[])
     if edns is not None:
         m.opt = opt_rr(edns, 0, 0, 0x8000 if do else 0, ())
-    return m.pack()
+    return bytes(m.pack())
+
+
+def legal_labels(name: str) -> Labels:
+    """The labels of a name a user typed; UsageError with dig's wording when it is not a legal
+    domain name (RFC 1035 §2.3.4: labels of 1..63 octets, 255 octets in all)."""
+    from knet.errors import UsageError
+
+    labels = text_labels(name if name.endswith(".") else name + ".")
+    why = ("empty label" if any(not lb for lb in labels) else
+           "label too long" if any(len(lb) > 63 for lb in labels) else
+           "ran out of space" if sum(len(lb) + 1 for lb in labels) + 1 > 255 else "")
+    if why:
+        raise UsageError(f"'{name}' is not a legal name ({why})")
+    return labels
 
 
 def _qtype(name: str) -> int:

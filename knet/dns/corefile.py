@@ -256,7 +256,8 @@ def _reverse_zones(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> list[s
     # Split to the next octet (v4) or nibble (v6) boundary, as plugin/normalize.go SplitHostPort.
     step = 8 if net.version == 4 else 4
     plen = -(-net.prefixlen // step) * step
-    subnets = [net] if plen == net.prefixlen else list(net.subnets(new_prefix=plen))
+    subnets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = (
+        [net] if plen == net.prefixlen else list(net.subnets(new_prefix=plen)))
     out = []
     for sub in subnets:
         rev = sub.network_address.reverse_pointer.split(".")

@@ -46,7 +46,7 @@ def _txt_string(s: bytes) -> str:
         elif 0x20 <= c <= 0x7E:
             out.append(chr(c))
         else:
-            out.append("\\%03d" % c)
+            out.append(f"\\{c:03d}")
     return '"' + "".join(out) + '"'
 
 

@@ -15,7 +15,8 @@ import asyncio
 import ipaddress
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from knet.dns.answer import answer
 from knet.dns.view import DnsView
@@ -136,7 +137,7 @@ class LoopbackServer:
         self.tcp.close()
         await self.tcp.wait_closed()
 
-    async def __aenter__(self) -> "LoopbackServer":
+    async def __aenter__(self) -> LoopbackServer:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any, Callable, Generator, Iterable, Mapping, Sequence
+from typing import Any
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 
 from knet.model.core import Pod
 
@@ -89,7 +90,7 @@ class ResolvConf:
         return "".join(line + "\n" for line in out)
 
     @classmethod
-    def parse(cls, text: str) -> "ResolvConf":
+    def parse(cls, text: str) -> ResolvConf:
         ns: list[str] = []
         search: list[str] = []
         opts: list[str] = []
@@ -122,9 +123,9 @@ def _merge_options(existing: Sequence[str], extra: Sequence[Mapping[str, Any]]) 
     for o in existing:
         k, _, v = o.partition(":")
         opts[k] = v
-    for o in extra:
-        val = o.get("value")
-        opts[str(o.get("name", ""))] = "" if val is None else str(val)
+    for m in extra:
+        val = m.get("value")
+        opts[str(m.get("name", ""))] = "" if val is None else str(val)
     return tuple(k + (":" + v if v else "") for k, v in opts.items())
 
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 import ipaddress
 import random
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from knet.dns.corefile import Corefile, PodsMode, kubeadm_corefile, parse_corefile
 from knet.model.config import ClusterConfig

@@ -11,6 +11,8 @@ dropped; the OPT record is always kept). Acceptance rules mirror miekg/dns
 
 from __future__ import annotations
 
+from knet.errors import UsageError
+
 import struct
 from dataclasses import dataclass
 
@@ -30,6 +32,7 @@ T_A, T_NS, T_CNAME, T_SOA, T_PTR, T_MX, T_TXT, T_AAAA, T_SRV, T_OPT = 1, 2, 5, 6
 T_AXFR, T_IXFR, T_ANY = 252, 251, 255
 
 # EDNS options CoreDNS echoes back (request/edns.go supportedOptions).
+OPT_COOKIE = 10
 SUPPORTED_EDNS_OPTIONS = frozenset({3, 9, 10, 11, 12})  # NSID, EXPIRE, COOKIE, TCPKEEPALIVE, PADDING
 
 MIN_UDP_SIZE = 512
@@ -145,6 +148,8 @@ def parse_query(data: bytes) -> Query:
         for i in range(an + ns + ar):
             rtype, rclass, ttl, roff, rdlen, off = _skip_rr(data, off)
             if i >= an + ns and rtype == T_OPT:
+                if opt is not None:  # RFC 6891 §6.1.1: more than one OPT RR → FORMERR
+                    raise WireError("more than one OPT RR")
                 options: list[tuple[int, bytes]] = []
                 p, end = roff, roff + rdlen
                 while p < end:
@@ -153,6 +158,10 @@ def parse_query(data: bytes) -> Query:
                     code, ln = struct.unpack_from("!HH", data, p)
                     if p + 4 + ln > end:
                         raise WireError("truncated EDNS option data")
+                    if code == OPT_COOKIE and not (ln == 8 or 16 <= ln <= 40):
+                        # RFC 7873 §5.2.2: an 8-byte client cookie, optionally followed by an
+                        # 8..32-byte server cookie; any other length is malformed → FORMERR
+                        raise WireError(f"COOKIE option of length {ln}")
                     options.append((code, bytes(data[p + 4:p + 4 + ln])))
                     p += 4 + ln
                 opt = Opt(udp_size=rclass, ext_rcode=(ttl >> 24) & 0xFF,
@@ -178,7 +187,7 @@ def label_text(label: bytes) -> str:
         elif 0x21 <= c <= 0x7E:
             out.append(chr(c))
         else:
-            out.append("\\%03d" % c)
+            out.append(f"\\{c:03d}")
     return "".join(out)
 
 
@@ -241,10 +250,15 @@ def class_name(c: int) -> str:
 
 
 def qtype_value(name: str) -> int:
+    """A record type by mnemonic (``AAAA``) or RFC 3597 form (``TYPE65``); UsageError else."""
     s = name.upper()
-    if s.startswith("TYPE") and s[4:].isdigit():
+    if s.startswith("TYPE") and s[4:].isascii() and s[4:].isdigit() and int(s[4:]) <= 0xFFFF:
         return int(s[4:])
-    return int(getattr(QTYPE, s))
+    try:
+        return int(getattr(QTYPE, s))
+    except Exception:  # dnslib's DNSError for an unknown mnemonic
+        raise UsageError(f"unknown record type {name!r} (a type such as A, AAAA, SRV, PTR, "
+                         "TXT, ANY, or TYPEn with n ≤ 65535)") from None
 
 
 def make_rr(owner: Labels, rtype: int, ttl: int, rdata: object, rclass: int = 1) -> RR:

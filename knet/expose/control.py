@@ -23,7 +23,8 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -115,8 +116,8 @@ class ControlServer:
             await self.runner.cleanup()
             self.runner = None
             raise UsageError(f"--control: cannot listen on {host}:{port}: {e.strerror or e}") from None
-        server = site._server  # aiohttp keeps the asyncio Server here
-        bound = server.sockets[0].getsockname()[1] if server is not None else port
+        addresses = self.runner.addresses
+        bound = addresses[0][1] if addresses else port
         self.address = (host, int(bound))
         return int(bound)
 

@@ -80,7 +80,7 @@ class LoopbackDns:
             return
         recv, send, view = sock.recvfrom, sock.sendto, self.view
         n = 0
-        for n in range(BATCH):
+        for n in range(BATCH):  # noqa: B007 - n is read after the loop
             try:
                 data, addr = recv(MAX_UDP)
             except (BlockingIOError, InterruptedError):

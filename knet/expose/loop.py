@@ -54,7 +54,7 @@ class BootWarpLoop(VirtualTimeLoop):
 
     @property
     def real(self) -> bool:
-        return self.clock.real  # type: ignore[attr-defined, no-any-return]
+        return self.clock.real  # type: ignore[attr-defined]
 
     def time(self) -> float:
         return self.clock.now()
@@ -66,10 +66,10 @@ class BootWarpLoop(VirtualTimeLoop):
         self.clock.go_real()  # type: ignore[attr-defined]
         inner = getattr(self._selector, "_inner", None)
         if inner is not None:
-            self._selector = inner  # type: ignore[assignment]
+            self._selector = inner
 
 
-def run_up(main: "asyncio.Future[int] | object") -> int:
+def run_up(main: asyncio.Future[int] | object) -> int:
     """``asyncio.run`` on a fresh ``BootWarpLoop``."""
     with asyncio.Runner(loop_factory=BootWarpLoop) as runner:
         return runner.run(main)  # type: ignore[arg-type]

@@ -20,7 +20,8 @@ import errno
 import functools
 import sys
 from ipaddress import IPv4Address, ip_address
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from knet.errors import NetworkError, UsageError
 from knet.expose import plan
@@ -34,7 +35,7 @@ INGRESS_SERVICE = "ingress-nginx-controller"
 class Listener:
     """One real loopback socket (TCP server or UDP endpoint) and its relays."""
 
-    def __init__(self, key: ListenKey, server: Any) -> None:
+    def __init__(self, key: ListenKey, server: asyncio.Server | asyncio.DatagramTransport) -> None:
         self.key = key
         self.server = server
 
@@ -125,6 +126,7 @@ class Loopback:
             if key in self.listeners or key in self.failed:
                 continue
             host, port, proto = key
+            server: asyncio.Server | asyncio.DatagramTransport
             try:
                 if proto == "tcp":
                     server = await loop.create_server(
@@ -295,7 +297,7 @@ class Loopback:
     def render_table(self) -> str:
         t = self.table()
         out: list[str] = []
-        rows = [("NODE", "INTERNAL-IP", "LOOPBACK", "NODEPORTS")]
+        rows: list[tuple[str, ...]] = [("NODE", "INTERNAL-IP", "LOOPBACK", "NODEPORTS")]
         for n in t["nodes"]:
             rows.append((n["name"], n["internalIP"], n["loopback"] or "-",
                          ",".join(n["nodePorts"]) or "<none>"))

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 IPAddress = IPv4Address | IPv6Address
 
@@ -92,9 +93,7 @@ def parse_listen(value: str, what: str) -> tuple[str, int]:
         port_s = rest[1:] if rest.startswith(":") else ""
     else:
         host, sep, port_s = v.rpartition(":")
-        if not sep:
-            host, port_s = v, ""
-        elif ":" in host:  # a bare IPv6 address without a port
+        if not sep or ":" in host:
             host, port_s = v, ""
     if not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
         raise UsageError(f"{what}: expected HOST:PORT with a port in 0-65535, got {value!r}")

@@ -19,7 +19,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 UDP_IDLE = 120.0
@@ -51,7 +51,8 @@ class _VirtualSide(asyncio.Protocol):
 class RealTcpRelay(asyncio.Protocol):
     """Protocol of a real accepted loopback connection; dials the fabric on accept."""
 
-    def __init__(self, open_virtual: Callable[[tuple[str, int]], Any],
+    def __init__(self, open_virtual: Callable[[tuple[str, int], Callable[[], asyncio.Protocol]],
+                                              Awaitable[asyncio.Transport]],
                  stats: dict[str, int] | None = None) -> None:
         self._open = open_virtual
         self.transport: asyncio.Transport | None = None

@@ -37,8 +37,14 @@ import contextlib
 import functools
 import inspect
 import selectors
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from typing import Any, Protocol, TypeVar, runtime_checkable
+import concurrent.futures
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, TypeVarTuple, runtime_checkable
+
+if TYPE_CHECKING:
+    from _typeshed import FileDescriptorLike
+
+_Ts = TypeVarTuple("_Ts")
 
 T = TypeVar("T")
 
@@ -164,12 +170,27 @@ class VirtualClock(_LoopClock):
         return f"<VirtualClock t={self._now:.6f}>"
 
 
-class _WarpingSelector:
+class _WarpingSelector(selectors.BaseSelector):
     """Wraps the loop's selector: poll real I/O without blocking, else jump to the next timer."""
 
     def __init__(self, inner: selectors.BaseSelector, loop: VirtualTimeLoop) -> None:
         self._inner = inner
         self._loop = loop
+
+    def register(self, fileobj: FileDescriptorLike, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._inner.register(fileobj, events, data)
+
+    def unregister(self, fileobj: FileDescriptorLike) -> selectors.SelectorKey:
+        return self._inner.unregister(fileobj)
+
+    def modify(self, fileobj: FileDescriptorLike, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._inner.modify(fileobj, events, data)
+
+    def get_map(self) -> Mapping[FileDescriptorLike, selectors.SelectorKey]:
+        return self._inner.get_map()
+
+    def close(self) -> None:
+        self._inner.close()
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is not None and timeout <= 0:
@@ -198,6 +219,10 @@ class _WarpingSelector:
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """An event loop whose ``time()`` is a ``VirtualClock`` that warps when the loop is idle."""
 
+    # asyncio.BaseEventLoop internals this loop drives (CPython's own attribute names)
+    _scheduled: list[asyncio.TimerHandle]
+    _selector: selectors.BaseSelector
+
     def __init__(self, clock: VirtualClock | None = None) -> None:
         clock = clock if clock is not None else VirtualClock()
         super().__init__()
@@ -207,13 +232,13 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self.clock = clock
         clock._bind(self)
         self._executor_jobs = 0
-        self._selector = _WarpingSelector(self._selector, self)  # type: ignore[assignment]
+        self._selector = _WarpingSelector(self._selector, self)
 
     def time(self) -> float:
         return self.clock._now
 
-    def run_in_executor(self, executor: Any, func: Callable[..., T], *args: Any
-                        ) -> asyncio.Future[T]:
+    def run_in_executor(self, executor: concurrent.futures.Executor | None,
+                        func: Callable[[*_Ts], T], *args: *_Ts) -> asyncio.Future[T]:
         fut = super().run_in_executor(executor, func, *args)
         self._executor_jobs += 1
 

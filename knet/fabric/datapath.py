@@ -73,7 +73,7 @@ class PassThroughDatapath:
 
     def forward(self, packet: Packet, entered_from: str, now: float) -> Hop:
         dst = packet.dst
-        if dst._version == 4:  # see addr_key
+        if dst._version == 4:  # type: ignore[union-attr]  # see addr_key
             ip = dst._ip  # type: ignore[union-attr]
             local = ip in self._local or ip >> 24 == 127
         else:

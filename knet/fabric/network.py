@@ -225,7 +225,7 @@ class Namespace:
     def send(self, pkt: Packet) -> bool:
         """Put ``pkt`` on the network; False when it was dropped or rejected on the way."""
         dst = pkt.dst
-        if self._shortcut and (dst._ip if dst._version == 4 else dst) in self._local:
+        if self._shortcut and (dst._ip if dst._version == 4 else dst) in self._local:  # type: ignore[union-attr]
             self.fabric.loop.call_soon(self._receive, pkt, self, pkt)
             return True
         return self.fabric._carry(self, pkt)
@@ -234,8 +234,8 @@ class Namespace:
         proto = pkt.proto
         if proto is TCP:
             dst, src = pkt.dst, pkt.src
-            conn = self._tcp.get((dst._ip if dst._version == 4 else dst, pkt.dport,
-                                  src._ip if src._version == 4 else src, pkt.sport))
+            conn = self._tcp.get((dst._ip if dst._version == 4 else dst, pkt.dport,  # type: ignore[union-attr]
+                                  src._ip if src._version == 4 else src, pkt.sport))  # type: ignore[union-attr]
             if conn is not None:
                 conn._segment(pkt)
                 return
@@ -367,7 +367,9 @@ class Namespace:
             done: asyncio.Future[None] = loop.create_future()
             wrapper = sslproto.SSLProtocol(
                 loop, app_protocol, context, done, server_side=False,
-                server_hostname=hostname or None, ssl_handshake_timeout=ssl_handshake_timeout,
+                server_hostname=hostname or None,
+                # typeshed: int; asyncio takes any number of seconds
+                ssl_handshake_timeout=ssl_handshake_timeout,  # type: ignore[arg-type]
                 ssl_shutdown_timeout=ssl_shutdown_timeout)
             conn._attach(wrapper)
             try:
@@ -392,18 +394,19 @@ class Namespace:
             if h in (None, "", "0.0.0.0", "::"):
                 ips.append(None)
             else:
-                ip = self.resolve_literal(h)
-                self._check_bind(ip)
-                ips.append(ip)
+                lit = self.resolve_literal(h)
+                self._check_bind(lit)
+                ips.append(lit)
         port = int(port)
         factory = protocol_factory
         if ssl is not None:
             loop = self.loop
 
             def factory() -> asyncio.BaseProtocol:
+                # typeshed: waiter is a Future (asyncio's own server passes None); int timeouts
                 return sslproto.SSLProtocol(
-                    loop, protocol_factory(), ssl, None, server_side=True,
-                    ssl_handshake_timeout=ssl_handshake_timeout,
+                    loop, protocol_factory(), ssl, None, server_side=True,  # type: ignore[arg-type]
+                    ssl_handshake_timeout=ssl_handshake_timeout,  # type: ignore[arg-type]
                     ssl_shutdown_timeout=ssl_shutdown_timeout)
 
         if port == 0:
@@ -707,7 +710,7 @@ class Fabric:
         node = origin.node
         if node is None:  # from outside: the first router is the owner of the destination
             dst = pkt.dst
-            target = self._hosts.get(dst._ip if dst._version == 4 else dst)
+            target = self._hosts.get(dst._ip if dst._version == 4 else dst)  # type: ignore[union-attr]  # ipaddress int
             node = target.node if target is not None else self._route_node(dst)
             if node is None:
                 if target is None:
@@ -737,7 +740,7 @@ class Fabric:
             if hop.local:
                 return self._deliver(node.netns, pkt, delay, origin, orig)
             dst = pkt.dst
-            target = self._hosts.get(dst._ip if dst._version == 4 else dst)
+            target = self._hosts.get(dst._ip if dst._version == 4 else dst)  # type: ignore[union-attr]  # ipaddress int
             nxt = target.node if target is not None else self._route_node(dst)
             if nxt is node:
                 if target is None:

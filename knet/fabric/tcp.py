@@ -26,7 +26,8 @@ import dataclasses
 import errno
 import socket
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 from knet.fabric.datapath import RejectWith
 from knet.fabric.transport import FabricSocket, addr_key, sockaddr
@@ -79,7 +80,7 @@ def _tcp_packet_maker() -> Callable[..., Packet]:
     ns: dict[str, Any] = {}
     exec("def tcp_packet(src, dst, sport, dport, flags, seq, ack, payload=b''):\n"  # noqa: S102
          + "\n".join(body) + "\n    return o\n", g, ns)
-    return ns["tcp_packet"]  # type: ignore[no-any-return]
+    return ns["tcp_packet"]
 
 
 tcp_packet = _tcp_packet_maker()
@@ -323,7 +324,7 @@ class FabricTransport(asyncio.Transport):
         self._timer = self._loop.call_at(self._loop.time() + SYN_RETRY_DELAYS[attempt],
                                          self._send_syn, attempt + 1)
 
-    def _fail(self, exc: BaseException) -> None:
+    def _fail(self, exc: Exception) -> None:
         """The connection is dead: report ``exc`` to whoever is waiting, drop all state."""
         waiter = self._waiter
         self._finish()
@@ -482,7 +483,7 @@ class FabricTransport(asyncio.Transport):
         if self._rx:
             self._loop.call_soon(self._drain_rx)
 
-    def _fatal(self, exc: BaseException, message: str) -> None:
+    def _fatal(self, exc: Exception, message: str) -> None:
         self._loop.call_exception_handler({
             "message": f"Fatal error: {message}", "exception": exc,
             "transport": self, "protocol": self._protocol})
@@ -494,7 +495,7 @@ class FabricTransport(asyncio.Transport):
         self._lost = True
         protocol = self._protocol
         if protocol is not None:
-            protocol.connection_lost(exc)
+            protocol.connection_lost(exc)  # type: ignore[arg-type]  # as asyncio's transports: any BaseException
 
 
 class Listener:

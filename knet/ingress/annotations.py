@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Mapping
+from collections.abc import Mapping
 
 PREFIX = "nginx.ingress.kubernetes.io/"
 

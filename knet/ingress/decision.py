@@ -17,8 +17,9 @@ import ipaddress
 import random
 import re
 from dataclasses import dataclass, field
+from typing import Any
 from email.utils import formatdate
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from urllib.parse import quote
 
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -208,7 +209,7 @@ class Router:
         server = self.table.server_for(host)
         loc, auto_redirect = server.match(uri)
         a = loc.annotations
-        base = dict(host=host, server=server.hostname, nginx_location=loc.render(),
+        base: dict[str, Any] = dict(host=host, server=server.hostname, nginx_location=loc.render(),
                     request_id=rid)
         if not loc.is_default_backend and loc.ingress is not None:
             base.update(rule_host=loc.rule_host or None, path=loc.ingress_path,
@@ -313,7 +314,7 @@ class Router:
         if alt is not None and self._to_canary(alt.policy, h):
             u, ann, canary = alt.upstream, alt.annotations, True
 
-        common = dict(ingress=_ing(loc) if not canary else alt.ingress.key,  # type: ignore[union-attr]
+        common: dict[str, Any] = dict(ingress=_ing(loc) if not canary else alt.ingress.key,  # type: ignore[union-attr]
                       service=u.service_key, upstream_path=upstream_path, canary=canary,
                       upstream_name=u.name, backend_protocol=a.backend_protocol,
                       upstream_host=a.upstream_vhost or host_header,
@@ -353,8 +354,10 @@ class Router:
                     if v == p.header_value:
                         return True
                 elif p.header_pattern:
+                    # ngx.re.match(header, pattern) without the "a" flag: unanchored, so the
+                    # pattern may match anywhere in the value (a PCRE search)
                     try:
-                        if re.match(p.header_pattern, v):
+                        if re.search(p.header_pattern, v):
                             return True
                     except re.error:
                         pass
@@ -479,10 +482,10 @@ def route_request(
     seed: int = 0,
     now: float = 0.0,
     pick: bool = True,
-    config: ControllerConfig = ControllerConfig(),
+    config: ControllerConfig | None = None,
 ) -> Decision:
     """Build the table and route one request (``knet route``)."""
-    table = build_table(ingresses, classes, services, slices, config)
+    table = build_table(ingresses, classes, services, slices, config or ControllerConfig())
     hdrs: CIMultiDict[str] = CIMultiDict(headers or ())
     return Router(table, random.Random(seed)).route(
         make_request(method, host, path, hdrs, scheme=scheme, client_ip=client_ip, sni=sni),

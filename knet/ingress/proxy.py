@@ -18,7 +18,8 @@ import ipaddress
 import logging
 import random
 import time
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
 
 from knet.errors import KnetError, UsageError
 from knet.ingress.decision import Router

@@ -25,7 +25,7 @@ import enum
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from urllib.parse import unquote_to_bytes
 
 from knet.ingress.annotations import Annotations, Canary, parse_annotations
@@ -65,6 +65,24 @@ class ControllerConfig:
     compute_full_forwarded_for: bool = False
     http_port: int = 80
     https_port: int = 443
+
+    @classmethod
+    def from_args(cls, args: Iterable[str]) -> ControllerConfig:
+        """The flags of ``/nginx-ingress-controller`` that change which Ingresses are served
+        (``--controller-class``, ``--ingress-class``, ``--watch-ingress-without-class``;
+        ``internal/ingress/controller/flags.go``); other flags are ignored."""
+        kw: dict[str, object] = {}
+        for a in args:
+            name, eq, value = a.partition("=")
+            if name == "--controller-class" and eq:
+                kw["controller"] = value
+            elif name == "--ingress-class" and eq:
+                kw["ingress_class"] = value
+            elif name == "--watch-ingress-without-class":
+                # a Go bool flag: bare, or =true/=1/=t… (strconv.ParseBool)
+                kw["watch_ingress_without_class"] = (not eq) or value.lower() in (
+                    "1", "t", "true")
+        return cls(**kw)  # type: ignore[arg-type]  # keys are fields of this dataclass
 
 
 # --- upstreams ------------------------------------------------------------------------------
@@ -161,9 +179,9 @@ class Server:
     def match(self, uri: str) -> tuple[Location, bool]:
         """nginx location selection for a normalised URI → (location, auto-redirect hit)."""
         if self.regex_mode:
-            for loc in self.locations:
-                if loc.regex is not None and loc.regex.match(uri):
-                    return loc, False
+            for rx_loc in self.locations:
+                if rx_loc.regex is not None and rx_loc.regex.match(uri):
+                    return rx_loc, False
             return self.prefix["/"], False
         loc = self.exact.get(uri)
         if loc is not None:
@@ -482,15 +500,15 @@ def build_table(
         if not a.canary.enabled:
             continue
         for rule in ing.rules:
-            server = servers.get(rule.host.lower() or CATCH_ALL)
-            if server is None:
+            target = servers.get(rule.host.lower() or CATCH_ALL)
+            if target is None:
                 continue  # "cannot merge alternative backend … hostname does not exist"
             for p in rule.paths:
                 alt = upstream_for(ing, p.backend)
                 if alt is None:
                     continue
                 pt = normalize_path_type(p.path_type)
-                for loc in server.locations:
+                for loc in target.locations:
                     pri = loc.upstream
                     if (pri is None or pri == alt or loc.path != (p.path or "/")
                             or loc.path_type != pt):
@@ -533,7 +551,7 @@ def _needs_rewrite(loc: _MutLoc) -> bool:
 
 def _compile_server(ms: _MutServer, ups: Mapping[str, Upstream]) -> Server:
     # updateServerLocations (location.go)
-    exact_paths = {l.path for l in ms.locations if l.path_type == PathType.EXACT}
+    exact_paths = {loc.path for loc in ms.locations if loc.path_type == PathType.EXACT}
     expanded: list[_MutLoc] = []
     for loc in ms.locations:
         if (loc.path == "/" or loc.path_type != PathType.PREFIX or _needs_rewrite(loc)
@@ -549,9 +567,9 @@ def _compile_server(ms: _MutServer, ups: Mapping[str, Upstream]) -> Server:
                                     loc.upstream, loc.is_default_backend, loc.annotations,
                                     loc.ingress_path, loc.ingress_path_type))
     # controller.go: sort by path descending, then (stable) by length descending.
-    expanded.sort(key=lambda l: l.path, reverse=True)
-    expanded.sort(key=lambda l: len(l.path), reverse=True)
-    regex_mode = any(l.annotations.regex for l in expanded)
+    expanded.sort(key=lambda loc: loc.path, reverse=True)
+    expanded.sort(key=lambda loc: len(loc.path), reverse=True)
+    regex_mode = any(loc.annotations.regex for loc in expanded)
 
     locs: list[Location] = []
     exact: dict[str, Location] = {}
@@ -559,17 +577,17 @@ def _compile_server(ms: _MutServer, ups: Mapping[str, Upstream]) -> Server:
     for m in expanded:
         rx = _compile("^" + m.path) if regex_mode else None
         rw = _compile(m.path) if _needs_rewrite(m) else None
-        loc = Location(
+        compiled = Location(
             path=m.path, path_type=m.path_type, ingress_path=m.ingress_path,
             ingress_path_type=m.ingress_path_type, ingress=m.ingress, rule_host=m.rule_host,
             upstream=ups[m.upstream] if m.upstream is not None else None,
             is_default_backend=m.is_default_backend, annotations=m.annotations, regex=rx,
             rewrite=rw, auto_redirect=m.path_type == PathType.PREFIX and m.path != "/")
-        locs.append(loc)
+        locs.append(compiled)
         if m.path_type == PathType.EXACT:
-            exact.setdefault(m.path, loc)
+            exact.setdefault(m.path, compiled)
         else:
-            prefix.setdefault(m.path, loc)
+            prefix.setdefault(m.path, compiled)
     if regex_mode:
         # every location is a regex; keep the root reachable for the (impossible) no-match case
         prefix = {"/": prefix.get("/") or locs[-1]}

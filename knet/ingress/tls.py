@@ -18,7 +18,7 @@ import os
 import ssl
 import tempfile
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -50,7 +50,7 @@ def fake_certificate() -> KeyPair:
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, FAKE_ORG),
                           x509.NameAttribute(NameOID.COMMON_NAME, FAKE_CN)])
-        start = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
+        start = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
         cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
                 .public_key(key.public_key()).serial_number(x509.random_serial_number())
                 .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=365 * 30))
@@ -83,7 +83,7 @@ def cert_covers(cert_pem: bytes, host: str) -> bool:
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value \
             .get_values_for_type(x509.DNSName)
     except x509.ExtensionNotFound:
-        names = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        names = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     return any(_covers(str(n), host.lower()) for n in names)
 
 

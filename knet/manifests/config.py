@@ -175,7 +175,7 @@ def _kind_cluster(st: _State, doc: F) -> None:
                 mode.unsupported([*PROXY_MODES, "none"])
             elif m is not None:
                 st.kind_proxy_mode = m
-    for i, node in enumerate(doc.list("nodes")):
+    for node in doc.list("nodes"):
         if not node.is_mapping():
             continue
         node.known(["role", "image", "labels", "extraMounts", "extraPortMappings",
@@ -421,9 +421,9 @@ def _finish(st: _State, docs: list[tuple[str, str, F]]) -> ConfigResult:
         fams = {n.version for n in svc[:2]}
         family = "dual" if fams == {4, 6} else ("ipv6" if fams == {6} else "ipv4")
     elif family == "dual" and {n.version for n in svc} != {4, 6}:
-        f = _find(docs, "Cluster", "networking", "serviceSubnet")
-        if f is not None:
-            f.error("Invalid value: dual-stack clusters need one IPv4 and one IPv6 CIDR")
+        subnet_f = _find(docs, "Cluster", "networking", "serviceSubnet")
+        if subnet_f is not None:
+            subnet_f.error("Invalid value: dual-stack clusters need one IPv4 and one IPv6 CIDR")
 
     kp = _kube_proxy(st)
     kw: dict[str, Any] = dict(
@@ -521,11 +521,11 @@ def _kube_proxy(st: _State) -> KubeProxyConfig:
     if ipt is not None and ipt.has("localhostNodePorts"):
         kw["localhost_nodeports"] = ipt.bool("localhostNodePorts", True)
     sync_sect = {"iptables": ipt, "ipvs": ipvs, "nftables": nft}.get(mode_name)
-    for sect in (doc, sync_sect):
-        if sect is None:
+    for sync_f in (doc, sync_sect):
+        if sync_f is None:
             continue
         for key, attr in (("minSyncPeriod", "min_sync_period"), ("syncPeriod", "sync_period")):
-            d = _duration(sect, key)
+            d = _duration(sync_f, key)
             if d is not None:
                 kw[attr] = d
     if ipvs is not None:

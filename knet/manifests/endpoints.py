@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from ipaddress import ip_address
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from knet.manifests import names
 from knet.manifests.fields import F, quote

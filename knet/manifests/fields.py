@@ -10,10 +10,12 @@ value: …``, ``Duplicate value: …``, ``Forbidden: …``).
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
+from collections.abc import Iterable, Mapping
 
 from knet.errors import Problem
 from knet.manifests.loader import LList, LMap, Loc
@@ -61,6 +63,11 @@ class Ctx:
     kind: str = ""
     name: str = ""
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # the API server's Warning: texts
+
+    def warn(self, loc: Loc, message: str) -> None:
+        who = f"{self.kind} {self.name}".strip()
+        self.warnings.append(f"{self.file}:{loc[0]}:{loc[1]}: {who + ': ' if who else ''}{message}")
 
     def add(self, path: str, loc: Loc, message: str) -> None:
         self.problems.append(Problem(message, self.file, loc[0], loc[1], self.kind, self.name,
@@ -131,7 +138,7 @@ class F:
             return v
         kind = type_name(v, self.raw)
         hint = ""
-        if isinstance(v, bool) or isinstance(v, (int, float)):
+        if isinstance(v, (bool, int, float)):
             if self.raw is not None and _SEXAGESIMAL.match(self.raw):
                 hint = f" {v} from {self.raw} (YAML 1.1 base 60)"
             elif self.raw is not None and _OCTAL.match(self.raw) and isinstance(v, int):
@@ -187,7 +194,7 @@ class F:
             self.required(key)
         return s
 
-    def int(self, key: str, default: int = 0, *, required: bool = False) -> int:
+    def int(self, key: builtins.str, default: builtins.int = 0, *, required: builtins.bool = False) -> builtins.int:
         f = self.child(key)
         if f is None:
             if required:
@@ -196,11 +203,11 @@ class F:
         i = f.as_int()
         return default if i is None else i
 
-    def opt_int(self, key: str) -> int | None:
+    def opt_int(self, key: builtins.str) -> builtins.int | None:
         f = self.child(key)
         return None if f is None else f.as_int()
 
-    def port(self, key: str, *, required: bool = False) -> int | None:
+    def port(self, key: builtins.str, *, required: builtins.bool = False) -> builtins.int | None:
         """A port number field: an integer in 1–65535 (IsValidPortNum)."""
         f = self.child(key)
         if f is None:
@@ -213,30 +220,30 @@ class F:
             return None
         return v
 
-    def bool(self, key: str, default: bool = False) -> bool:
+    def bool(self, key: builtins.str, default: builtins.bool = False) -> builtins.bool:
         f = self.child(key)
         if f is None:
             return default
         b = f.as_bool()
         return default if b is None else b
 
-    def opt_bool(self, key: str) -> bool | None:
+    def opt_bool(self, key: builtins.str) -> builtins.bool | None:
         f = self.child(key)
         return None if f is None else f.as_bool()
 
-    def map(self, key: str) -> F | None:
+    def map(self, key: builtins.str) -> F | None:
         f = self.child(key)
         if f is None or not f.is_mapping():
             return None
         return f
 
-    def list(self, key: str) -> list[F]:
+    def list(self, key: builtins.str) -> builtins.list[F]:
         f = self.child(key)
         if f is None:
             return []
         return f.items_of_list()
 
-    def items_of_list(self) -> list[F]:
+    def items_of_list(self) -> builtins.list[F]:
         v = self.value
         if not isinstance(v, list):
             self.error(f"expected a list, got {type_name(v, self.raw)}")
@@ -250,7 +257,7 @@ class F:
             out.append(F(item, f"{self.path}[{i}]", loc, self.ctx, raw, loc))
         return out
 
-    def entries(self) -> list[tuple[str, F]]:
+    def entries(self) -> builtins.list[tuple[builtins.str, F]]:
         """(key, value) pairs of a mapping; values keep their locations. Path ``x[key]``."""
         m = self.value
         if not isinstance(m, Mapping):
@@ -265,7 +272,7 @@ class F:
             out.append((str(k), f))
         return out
 
-    def str_map(self, key: str) -> dict[str, str]:
+    def str_map(self, key: builtins.str) -> dict[builtins.str, builtins.str]:
         """A map[string]string field (labels, annotations, data, nodeSelector)."""
         f = self.map(key)
         if f is None:
@@ -280,7 +287,7 @@ class F:
                 out[k] = s
         return out
 
-    def str_list(self, key: str) -> tuple[str, ...]:
+    def str_list(self, key: builtins.str) -> tuple[builtins.str, ...]:
         out = []
         for item in self.list(key):
             s = item.as_str()
@@ -288,7 +295,7 @@ class F:
                 out.append(s)
         return tuple(out)
 
-    def known(self, fields: Iterable[str]) -> None:
+    def known(self, fields: Iterable[builtins.str]) -> None:
         """Strict field validation (kubectl's default since v1.27): unknown keys are errors."""
         m = self.value
         if not isinstance(m, Mapping):

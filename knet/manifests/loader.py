@@ -132,9 +132,10 @@ def _key_text(node: yaml.Node, value: Any) -> str:
     return str(value)
 
 
-LocLoader.add_constructor("tag:yaml.org,2002:map", LocLoader.construct_lmap)
-LocLoader.add_constructor("tag:yaml.org,2002:omap", LocLoader.construct_lmap)
-LocLoader.add_constructor("tag:yaml.org,2002:seq", LocLoader.construct_llist)
+# types-PyYAML bounds constructors to its own Loader classes; LocLoader is assembled from the mixins
+LocLoader.add_constructor("tag:yaml.org,2002:map", LocLoader.construct_lmap)  # type: ignore[type-var]
+LocLoader.add_constructor("tag:yaml.org,2002:omap", LocLoader.construct_lmap)  # type: ignore[type-var]
+LocLoader.add_constructor("tag:yaml.org,2002:seq", LocLoader.construct_llist)  # type: ignore[type-var]
 
 
 @dataclass(slots=True)

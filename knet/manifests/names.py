@@ -164,10 +164,63 @@ def config_map_key(value: str) -> list[str]:
     return errs
 
 
-def ip(value: str) -> list[str]:
+def sloppy_ip(value: str) -> str | None:
+    """k8s.io/utils/net ``ParseIPSloppy`` (the pre-Go-1.17 parser the API server and kube-proxy
+    keep for legacy fields): IPv4 octets may have leading zeros and are read as **decimal**
+    (``010.096.0.041`` → ``10.96.0.41``, never octal). The canonical text, or None."""
+    try:
+        return str(ip_address(value))
+    except ValueError:
+        pass
+    parts = value.split(".")
+    if len(parts) != 4 or not all(p.isascii() and p.isdigit() for p in parts):
+        return None
+    octets = [int(p) for p in parts]
+    if any(o > 255 for o in octets):
+        return None
+    return ".".join(map(str, octets))
+
+
+def ip_warning(path: str, value: str) -> str | None:
+    """pkg/api/service/warnings.go ``getWarningsForIP`` (v1.32) for a value ``sloppy_ip``
+    accepted but Go's ``netip.ParseAddr`` refuses (leading zeros)."""
     try:
         ip_address(value)
+        return None
     except ValueError:
+        pass
+    return (f'{path}: IPv4 address "{value}" should not have leading zeros, '
+            f'ParseAddr("{value}"): IPv4 field has octet with leading zero')
+
+
+def sloppy_cidr(value: str) -> str | None:
+    """``ParseCIDRSloppy``: a CIDR whose address part may have leading zeros; canonical
+    network text (``198.51.100.000/24`` → ``198.51.100.0/24``), or None."""
+    addr, slash, bits = value.partition("/")
+    fixed = sloppy_ip(addr)
+    if not slash or fixed is None or not (bits.isascii() and bits.isdigit()):
+        return None
+    try:
+        return str(ip_network(f"{fixed}/{int(bits)}", strict=False))
+    except ValueError:
+        return None
+
+
+def cidr_warning(path: str, value: str) -> str | None:
+    """``getWarningsForCIDR`` (v1.32) for a CIDR with a leading-zero octet."""
+    addr = value.partition("/")[0]
+    try:
+        ip_address(addr)
+        return None
+    except ValueError:
+        pass
+    return (f'{path}: IPv4 prefix "{value}" should not have leading zeros, '
+            f'netip.ParsePrefix("{value}"): ParseAddr("{addr}"): IPv4 field has octet with '
+            "leading zero")
+
+
+def ip(value: str) -> list[str]:
+    if sloppy_ip(value) is None:
         return ["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"]
     return []
 
@@ -178,5 +231,6 @@ def cidr(value: str) -> list[str]:
         if "/" not in value:
             raise ValueError
     except ValueError:
-        return ["must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"]
+        if sloppy_cidr(value) is None:
+            return ["must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"]
     return []

@@ -9,7 +9,7 @@ and pod CIDRs are left empty: the control plane assigns them.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from knet.model.config import ClusterConfig
 from knet.model.core import Node, Taint

@@ -15,7 +15,8 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from ipaddress import ip_address, ip_network
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from knet.manifests import names
 from knet.manifests.fields import F, plain, quote
@@ -218,20 +219,20 @@ def parse_node(doc: F, meta: ObjectMeta, scope: Scope) -> Node:
                 spec.child("podCIDRs" if spec.has("podCIDRs") else "podCIDR").invalid(  # type: ignore[union-attr]
                     names.cidr(t)[0])
         unschedulable = spec.bool("unschedulable")
-        for t in spec.list("taints"):
-            if not t.is_mapping():
+        for tf in spec.list("taints"):
+            if not tf.is_mapping():
                 continue
-            key = t.str("key", required=True)
-            effect = t.str("effect", required=True)
+            key = tf.str("key", required=True)
+            effect = tf.str("effect", required=True)
             if effect and effect not in ("NoExecute", "NoSchedule", "PreferNoSchedule"):
-                t.child("effect").unsupported(["NoExecute", "NoSchedule", "PreferNoSchedule"])  # type: ignore[union-attr]
+                tf.child("effect").unsupported(["NoExecute", "NoSchedule", "PreferNoSchedule"])  # type: ignore[union-attr]
             for m in names.qualified_name(key) if key else []:
-                t.child("key").invalid(m)  # type: ignore[union-attr]
-            value = t.str("value")
+                tf.child("key").invalid(m)  # type: ignore[union-attr]
+            value = tf.str("value")
             for m in names.label_value(value):
-                t.child("value").invalid(m)  # type: ignore[union-attr]
+                tf.child("value").invalid(m)  # type: ignore[union-attr]
             taints.append(Taint(key=key, effect=effect, value=value,
-                                time_added=t.str("timeAdded")))
+                                time_added=tf.str("timeAdded")))
     addresses = []
     capacity: dict[str, str] = {}
     allocatable: dict[str, str] = {}
@@ -358,10 +359,20 @@ TRAFFIC_DISTRIBUTIONS = ("PreferClose", "PreferSameNode", "PreferSameZone")
 
 
 def _ip_version(s: str) -> int | None:
-    try:
-        return ip_address(s).version
-    except ValueError:
-        return None
+    fixed = names.sloppy_ip(s)
+    return None if fixed is None else ip_address(fixed).version
+
+
+def _legacy_ip(f: F | None, path: str, value: str) -> str:
+    """A legacy IP field as kube-proxy reads it (``ParseIPSloppy``: leading zeros are
+    decimal), with the API server's warning when Go's strict parser would refuse it."""
+    fixed = names.sloppy_ip(value)
+    if fixed is None or fixed == value:
+        return value
+    w = names.ip_warning(path, value)
+    if w is not None and f is not None:
+        f.ctx.warn(f.loc, w)
+    return fixed
 
 
 def parse_service(doc: F, meta: ObjectMeta, scope: Scope) -> Service | None:
@@ -443,7 +454,7 @@ def parse_service(doc: F, meta: ObjectMeta, scope: Scope) -> Service | None:
         cips_f.invalid("first value must match `clusterIP`")  # type: ignore[union-attr]
     fams_f = spec.child("ipFamilies")
     families: list[int] = []
-    for i, ff in enumerate(spec.list("ipFamilies")):
+    for ff in spec.list("ipFamilies"):
         s = ff.as_str()
         if s is None:
             continue
@@ -492,6 +503,13 @@ def parse_service(doc: F, meta: ObjectMeta, scope: Scope) -> Service | None:
         if len(cips) > 2:
             cips_f.invalid("may only hold up to 2 values")  # type: ignore[union-attr]
             bad_ip = True
+        if not bad_ip:
+            for i, ip in enumerate(cips):
+                if ip != "None":
+                    where = (cips_f.items_of_list()[i] if cips_f is not None and spec.has("clusterIPs")
+                             else spec.child("clusterIP"))
+                    cips[i] = _legacy_ip(where, f"spec.clusterIPs[{i}]", ip)
+            cip = cips[0] if cips else cip
         if not bad_ip and len(cips) == 2 and _ip_version(cips[0]) == _ip_version(cips[1]):
             cips_f.invalid("may specify no more than one IP for each IP family")  # type: ignore[union-attr]
             bad_ip = True
@@ -537,12 +555,18 @@ def parse_service(doc: F, meta: ObjectMeta, scope: Scope) -> Service | None:
 
     # traffic policies (validateServiceExternalTrafficPolicy)
     external_ips = spec.str_list("externalIPs")
-    for ipf, ip in zip(spec.list("externalIPs"), external_ips):
+    fixed_ips = []
+    for i, (ipf, ip) in enumerate(zip(spec.list("externalIPs"), external_ips)):
         if _ip_version(ip) is None:
             ipf.invalid("must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")
-        elif ip_address(ip).is_unspecified or ip_address(ip).is_loopback:
+            fixed_ips.append(ip)
+            continue
+        ip = _legacy_ip(ipf, f"spec.externalIPs[{i}]", ip)
+        fixed_ips.append(ip)
+        if ip_address(ip).is_unspecified or ip_address(ip).is_loopback:
             ipf.invalid("may not be unspecified (0.0.0.0, ::)" if ip_address(ip).is_unspecified
                         else "may not be in the loopback range (127.0.0.0/8, ::1/128)")
+    external_ips = tuple(fixed_ips)
     externally = (stype in (ServiceType.NODE_PORT, ServiceType.LOAD_BALANCER)
                   or (stype is ServiceType.CLUSTER_IP and bool(external_ips)))
     etp = spec.str("externalTrafficPolicy")
@@ -573,13 +597,24 @@ def parse_service(doc: F, meta: ObjectMeta, scope: Scope) -> Service | None:
     if ranges and stype is not ServiceType.LOAD_BALANCER:
         spec.sub_error("loadBalancerSourceRanges",
                        "Forbidden: may only be used when `type` is 'LoadBalancer'")
-    for rf, r in zip(spec.list("loadBalancerSourceRanges"), ranges):
-        for m in names.cidr(r.strip()):
+    fixed_ranges = []
+    for i, (rf, r) in enumerate(zip(spec.list("loadBalancerSourceRanges"), ranges)):
+        errs = names.cidr(r.strip())
+        for m in errs:
             rf.invalid(m)
+        fixed = names.sloppy_cidr(r.strip()) if not errs else None
+        if fixed is not None and names.cidr_warning("", r.strip()) is not None:
+            rf.ctx.warn(rf.loc, names.cidr_warning(  # type: ignore[arg-type]
+                f"spec.loadBalancerSourceRanges[{i}]", r))
+            r = fixed
+        fixed_ranges.append(r)
+    ranges = tuple(fixed_ranges)
     lb_ip = spec.str("loadBalancerIP")
     if lb_ip and _ip_version(lb_ip) is None:
         spec.child("loadBalancerIP").invalid(  # type: ignore[union-attr]
             "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")
+    elif lb_ip:
+        lb_ip = _legacy_ip(spec.child("loadBalancerIP"), "spec.loadBalancerIP", lb_ip)
     lb_class = spec.str("loadBalancerClass")
     if lb_class:
         if stype is not ServiceType.LOAD_BALANCER:
@@ -826,7 +861,8 @@ def parse_ingress(doc: F, meta: ObjectMeta, scope: Scope) -> Ingress:
     if cls:
         for m in names.dns1123_subdomain(cls):
             spec.child("ingressClassName").invalid(m)  # type: ignore[union-attr]
-    default = _backend(spec.map("defaultBackend")) if spec.has("defaultBackend") else None
+    backend_f = spec.map("defaultBackend")
+    default = _backend(backend_f) if spec.has("defaultBackend") and backend_f is not None else None
     rules = []
     rule_fs = [r for r in spec.list("rules") if r.is_mapping()]
     if default is None and not rule_fs:

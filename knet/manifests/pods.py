@@ -88,7 +88,7 @@ def parse_probe(f: F | None) -> Probe | None:
             int_or_name(port)
         scheme = h.str("scheme", "HTTP")
         if scheme not in ("HTTP", "HTTPS"):
-            h.child("scheme").unsupported(["HTTP", "HTTPS"])  # type: ignore[union-attr]
+            h.child("scheme").unsupported(["HTTP", "HTTPS"])
         http = plain(h.value)
         http.setdefault("path", "/")
         http.setdefault("scheme", "HTTP")
@@ -175,8 +175,8 @@ def parse_container(f: F, seen_names: set[str], host_network: bool, *, init: boo
         if proto not in PROTOCOLS:
             pf.child("protocol").unsupported(PROTOCOLS)  # type: ignore[union-attr]
             proto = "TCP"
-        host_port = (pf.port("hostPort") or 0) if pf.child("hostPort") is None or \
-            pf.child("hostPort").value != 0 else 0
+        hp_f = pf.child("hostPort")
+        host_port = (pf.port("hostPort") or 0) if hp_f is None or hp_f.value != 0 else 0
         if host_network:
             if host_port == 0:
                 host_port = cp  # SetDefaults_Pod: hostNetwork ⇒ hostPort = containerPort

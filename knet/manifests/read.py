@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from dataclasses import dataclass, field
-from typing import Any, Sequence, TextIO
+from typing import Any, TextIO
+from collections.abc import Sequence
 
 from knet.errors import ManifestError, Problem
 from knet.manifests import crosscheck
@@ -123,8 +124,8 @@ def read_texts(texts: Sequence[tuple[str, str]], *,
     for filename, text in texts:
         loaded = load_documents(text, filename)
         problems += loaded.problems
-        for d in loaded.documents:
-            _flatten(d, d.value, (d.line, d.col), problems, docs)
+        for doc in loaded.documents:
+            _flatten(doc, doc.value, (doc.line, doc.col), problems, docs)
     warnings: list[str] = []
 
     # 1. configuration kinds
@@ -173,7 +174,7 @@ def read_texts(texts: Sequence[tuple[str, str]], *,
 
     # 3. Endpoints → EndpointSlices (mirroring controller)
     services = {o.metadata.key: o for o in objects if isinstance(o, Service)}
-    for ep, cursor in endpoints:
+    for ep, _cursor in endpoints:
         reason = mirroring_skip_reason(ep, services)
         if reason is None:
             for sl in mirror(ep, scope.generated_name, ep.metadata.creation_index):
@@ -189,6 +190,7 @@ def read_texts(texts: Sequence[tuple[str, str]], *,
     crosscheck.node_ports(svc_entries, config)
     for d in docs:
         problems += d.cursor.ctx.problems
+        warnings += d.cursor.ctx.warnings
     if problems:
         raise ManifestError(_ordered(problems, [f for f, _ in texts]))
     return Input(objects=objects, config=config, warnings=warnings)

@@ -7,7 +7,8 @@ controller's (``pod-template-hash``, ``statefulset.kubernetes.io/pod-name`` …)
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from knet.errors import ManifestError
 from knet.manifests.fields import Ctx, F

@@ -18,4 +18,14 @@ from knet.model.networking import (
     HTTPIngressPath, Ingress, IngressBackend, IngressClass, IngressRule, IngressTLS,
 )
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+__all__ = [
+    "AddressPool", "ClusterConfig", "ConfigMap", "Container", "ContainerPort",
+    "ContainerStatus", "DaemonSet", "Deployment", "Endpoint", "EndpointConditions",
+    "EndpointPort", "EndpointSlice", "HTTPIngressPath", "Ingress", "IngressBackend",
+    "IngressClass", "IngressRule", "IngressTLS", "Job", "KubeProxyConfig", "LabelSelector",
+    "LabelSelectorRequirement", "LoadBalancerIngress", "Namespace", "Node", "NodeAddress",
+    "NodeSelectorTerm", "ObjectMeta", "ObjectReference", "OwnerReference", "Pod",
+    "PodCondition", "PodSpec", "PodStatus", "PreferredSchedulingTerm", "Probe", "Protocol",
+    "ReplicaSet", "Secret", "Service", "ServicePort", "ServiceSpec", "ServiceType", "Source",
+    "StatefulSet", "Taint", "Toleration", "selector_matches",
+]

@@ -8,7 +8,8 @@ validate and default the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from knet.model.meta import LabelSelector, ObjectMeta
 

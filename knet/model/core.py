@@ -11,7 +11,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from knet.model.meta import LabelSelectorRequirement, Named, ObjectMeta
 

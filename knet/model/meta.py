@@ -9,7 +9,7 @@ controllers have ``source=None``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from collections.abc import Mapping
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,10 +15,16 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Iterator
+from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from knet.netfilter.packet import IPAddress, Packet, Proto
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_T = TypeVar("_T", bound="DataclassInstance")
 
 
 class TcpState(enum.StrEnum):
@@ -73,14 +79,14 @@ def twin(cls: type) -> type | None:
         return None
     t = type(f"_{cls.__name__}Twin", (), {"__slots__": names})
     try:
-        probe = object.__new__(t)
+        probe: object = object.__new__(t)
         probe.__class__ = cls
     except TypeError:
         return None
     return t
 
 
-def _maker(cls: type) -> object:
+def _maker(cls: type[_T]) -> Callable[..., _T]:
     """``cls(*all fields)`` through ``twin(cls)`` (or the constructor)."""
     names = [f.name for f in dataclasses.fields(cls)]
     t = twin(cls)
@@ -88,7 +94,7 @@ def _maker(cls: type) -> object:
         return cls
     body = "    o = _new(T)\n" + "".join(f"    o.{n} = {n}\n" for n in names) + \
         "    o.__class__ = C\n    return o\n"
-    ns: dict[str, object] = {}
+    ns: dict[str, Callable[..., _T]] = {}
     exec(f"def make({', '.join(names)}):\n{body}", {"T": t, "C": cls, "_new": object.__new__},
          ns)  # noqa: S102
     return ns["make"]
@@ -97,7 +103,7 @@ def _maker(cls: type) -> object:
 def _key(proto: str, src: IPAddress, sport: int, dst: IPAddress, dport: int) -> tuple:
     # ``_version``/``_ip`` are the ipaddress objects' own fields (the public properties cost
     # a call each, and this runs for every packet)
-    return (proto, src._version, src._ip, sport, dst._ip, dport)
+    return (proto, src._version, src._ip, sport, dst._ip, dport)  # type: ignore[union-attr]  # ipaddress int
 
 
 _tuple = _maker(Tuple)  # Tuple(src, sport, dst, dport)
@@ -189,11 +195,11 @@ class Conntrack:
         r_src, r_sport = dnat if dnat is not None else (dst, dport)
         r_dst, r_dport = snat if snat is not None else (src, sport)
         by_key = self._by_key
-        if (proto, r_src._version, r_src._ip, r_sport, r_dst._ip, r_dport) in by_key:
+        if (proto, r_src._version, r_src._ip, r_sport, r_dst._ip, r_dport) in by_key:  # type: ignore[union-attr]
             port = r_dport
             for _ in range(65536):
                 port = 1024 + (port - 1024 + 1) % (65536 - 1024)
-                if (proto, r_src._version, r_src._ip, r_sport, r_dst._ip, port) not in by_key:
+                if (proto, r_src._version, r_src._ip, r_sport, r_dst._ip, port) not in by_key:  # type: ignore[union-attr]
                     break
             r_dport = port
         reply = _tuple(r_src, r_sport, r_dst, r_dport)
@@ -210,9 +216,9 @@ class Conntrack:
     def confirm(self, entry: CtEntry) -> None:
         o, r, proto = entry.orig, entry.reply, entry.proto
         by_key = self._by_key
-        by_key[(proto, o.src._version, o.src._ip, o.sport, o.dst._ip, o.dport)] = (
+        by_key[(proto, o.src._version, o.src._ip, o.sport, o.dst._ip, o.dport)] = (  # type: ignore[union-attr]
             entry, _ORIGINAL)
-        by_key[(proto, r.src._version, r.src._ip, r.sport, r.dst._ip, r.dport)] = (
+        by_key[(proto, r.src._version, r.src._ip, r.sport, r.dst._ip, r.dport)] = (  # type: ignore[union-attr]
             entry, _REPLY)
 
     def remove(self, entry: CtEntry) -> None:

@@ -366,10 +366,7 @@ def _memo_getters(mask: int) -> tuple:
     g = _MEMO_GETTERS.get(mask)
     if g is None:
         idx = [i for i, (bit, _n) in enumerate(_MEMO_FIELDS) if mask & bit]
-        if not idx:
-            g = (None, None)
-        else:
-            g = (attrgetter(*(_MEMO_FIELDS[i][1] for i in idx)), itemgetter(*idx))
+        g = (None, None) if not idx else (attrgetter(*(_MEMO_FIELDS[i][1] for i in idx)), itemgetter(*idx))
         _MEMO_GETTERS[mask] = g
     return g
 
@@ -454,7 +451,7 @@ class _Walk:
 
     def __init__(self, nf: Netfilter, pkt: Packet, now: float, explain: bool) -> None:
         self.nf = nf
-        self.family = pkt.src._version
+        self.family = pkt.src._version  # type: ignore[union-attr]  # CPython ipaddress int: hot path
         self.now = now
         self.trace: list[tuple] = []
         self.walked = 0
@@ -477,8 +474,8 @@ class _Walk:
         self.reads = 0
         self.nat_rel: tuple | None = None
         self.pkt = pkt
-        self.src = pkt.src._ip
-        self.dst = pkt.dst._ip
+        self.src = pkt.src._ip  # type: ignore[union-attr]  # CPython ipaddress int: hot path
+        self.dst = pkt.dst._ip  # type: ignore[union-attr]  # CPython ipaddress int: hot path
         self.proto = PROTO_NUM.get(pkt.proto, 0)
         self.sport = pkt.sport
         self.dport = pkt.dport
@@ -487,8 +484,8 @@ class _Walk:
 
     def set_packet(self, pkt: Packet) -> None:
         self.pkt = pkt
-        self.src = pkt.src._ip
-        self.dst = pkt.dst._ip
+        self.src = pkt.src._ip  # type: ignore[union-attr]  # CPython ipaddress int: hot path
+        self.dst = pkt.dst._ip  # type: ignore[union-attr]  # CPython ipaddress int: hot path
         self.proto = PROTO_NUM.get(pkt.proto, 0)
         self.sport = pkt.sport
         self.dport = pkt.dport
@@ -506,9 +503,7 @@ class _Walk:
             self.cacheable = self.pure = False  # the caller's predicate may change its mind
         if m.src_type and (_addrtype(self.nf, self.pkt.src, m.src_type) == m.src_invert):
             return False
-        if m.dst_type and (_addrtype(self.nf, self.pkt.dst, m.dst_type) == m.dst_invert):
-            return False
-        return True
+        return not (m.dst_type and (_addrtype(self.nf, self.pkt.dst, m.dst_type) == m.dst_invert))
 
     def m_statistic(self, m: StatisticMatch, rule: Rule) -> bool:
         if self.mode == "enum":
@@ -536,10 +531,7 @@ class _Walk:
     def m_conntrack(self, m: ConntrackMatch) -> bool:
         if self.mode == "enum" and self.table == "nat":
             return False  # reference §9
-        if m.states:
-            if bool(m.states & self.ctstates) == m.states_invert:
-                return False
-        return True
+        return not (m.states and bool(m.states & self.ctstates) == m.states_invert)
 
     def m_set(self, m: SetMatch) -> bool:
         self.cacheable = self.pure = False  # the caller's sets may change
@@ -705,7 +697,7 @@ class Netfilter:
     def is_local(self, addr: IPAddress) -> bool:
         if self._local_fn is not None:
             return addr.is_loopback or self._local_fn(addr)
-        v, ip = addr._version, addr._ip
+        v, ip = addr._version, addr._ip  # type: ignore[union-attr]  # CPython ipaddress int: hot path
         if (v, ip) in self._local:
             return True
         return (ip >> 24) == 127 if v == 4 else ip == 1  # is_loopback: 127.0.0.0/8, ::1
@@ -739,8 +731,8 @@ class Netfilter:
         src = packet.src
         conn = self.conntrack
         # Conntrack.lookup, inlined (one dict lookup on the hot path)
-        hit = conn._by_key.get((packet.proto, src._version, src._ip, packet.sport,
-                                packet.dst._ip, packet.dport))
+        hit = conn._by_key.get((packet.proto, src._version, src._ip, packet.sport,  # type: ignore[union-attr]
+                                packet.dst._ip, packet.dport))  # type: ignore[union-attr]  # ipaddress int
         entry: ct.CtEntry | None = None
         direction: ct.Direction | None = None
         if hit is not None:
@@ -770,7 +762,7 @@ class Netfilter:
                         else:
                             entry.fast_r = fp
                 if (fp is not None and fp[6] == GENERATION[0]
-                        and fp[7] is self.rulesets.get(src._version)
+                        and fp[7] is self.rulesets.get(src._version)  # type: ignore[union-attr]  # ipaddress int
                         and (fp[21] is not None or not explain)
                         and (self._local_fn is None or self.is_local(fp[22]) == fp[23])):
                     # the cached outcome for this packet
@@ -810,7 +802,7 @@ class Netfilter:
                     return tuple.__new__(Result, (
                         self._verdicts[verdict], final, packet, fp[9], fp[10], (), fp[11],
                         fp[14], fp[13], fp[20], entry, fp[12], trace, ctx, iif))
-        rs = self.rulesets.get(src._version)
+        rs = self.rulesets.get(src._version)  # type: ignore[union-attr]  # CPython ipaddress int: hot path
         if iif is not None and packet.iif != iif:
             packet = _with_iif(packet, iif)
         return self._evaluate(packet, first, rs, entry, direction, now, explain)
@@ -983,7 +975,7 @@ class Netfilter:
 
     def _post(self, w: _Walk, rs: RuleSet | None, entry: ct.CtEntry | None,
               direction: ct.Direction | None, new_src_nat: tuple[IPAddress, int] | None
-              ) -> tuple[str, object, tuple[IPAddress, int] | None]:
+              ) -> tuple[str, None, tuple[IPAddress, int] | None]:
         if entry is not None and direction is not None:
             w.hook = "POSTROUTING"
             self._ct_translate(w, entry, direction, dst_side=False)
@@ -1175,7 +1167,8 @@ class Netfilter:
                w.nat_rel if after is not pkt0 else None, w.hook, full, *extra)
         g_attr, g_item = _memo_getters(mask)
         entries = m[0]
-        for _g, d, mk in entries:
+        d: dict[object, object]
+        for _g, d, mk in entries:  # noqa: B007 - d (the matching entry) is used after the loop
             if mk == mask:
                 break
         else:
@@ -1236,9 +1229,9 @@ class Netfilter:
         comp = cache.comp
         positions: Iterable[int]
         if n >= self.index_threshold:
-            idx = cache.index  # type: ignore[attr-defined]
+            idx = cache.index
             if idx is None:
-                idx = cache.index = _Index(c, fam)  # type: ignore[attr-defined]
+                idx = cache.index = _Index(c, fam)
             positions = idx.candidates(w.dst, w.proto, w.dport)
             w.reads |= _INDEX_READS
         else:
@@ -1335,10 +1328,10 @@ class Netfilter:
                          else None, None, None)
         else:
             w.pure = False  # the egress address is the caller's (a mapping or a function)
-            src = self._masq_addr(before)
-            if src is None:
+            masq = self._masq_addr(before)
+            if masq is None:
                 w.unknown.append(f"{cr.text} (no masquerade address known: source kept)")
-                src = before.src
+            src = masq if masq is not None else before.src
             after = _rebuild(before, src, self._nat_port(tgt, before.sport, w), before.dst,
                              before.dport, before.mark)
             action = "masquerade"

@@ -33,8 +33,8 @@ class IPSet:
         if type not in TYPES:
             raise RulesError(f"ipset {name}: unsupported type {type!r}")
         ents = tuple(entries)
-        keys = set()
-        nets = []
+        keys: set[tuple[object, ...]] = set()
+        nets: list[tuple[object, ...]] = []
         for e in ents:
             try:
                 parts = e.split(",")

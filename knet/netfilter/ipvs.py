@@ -39,7 +39,7 @@ SH_TAB_SIZE = 256     # IP_VS_SH_TAB_SIZE / IP_VS_DH_TAB_SIZE
 MH_TAB_SIZE = 251     # knet's Maglev table (kernel default is prime index 12 = 4093)
 
 # ip_vs_proto_tcp.c tcp_timeouts (seconds) and ip_vs_proto_udp.c
-TCP_TIMEOUTS = {"NONE": 2, "ESTABLISHED": 900, "SYN_SENT": 120, "SYN_RECV": 60,
+TCP_TIMEOUTS: dict[str, float] = {"NONE": 2, "ESTABLISHED": 900, "SYN_SENT": 120, "SYN_RECV": 60,
                 "FIN_WAIT": 120, "TIME_WAIT": 120, "CLOSE": 10, "CLOSE_WAIT": 60,
                 "LAST_ACK": 30, "LISTEN": 120, "SYNACK": 120}
 UDP_TIMEOUT = 300
@@ -123,7 +123,7 @@ class Dest:
 @dataclass(slots=True, eq=False)
 class Service:
     spec: VirtualServer
-    dests: dict[tuple[int, int], Dest] = field(default_factory=dict)
+    dests: dict[tuple[int, int, int], Dest] = field(default_factory=dict)  # (family, address, port)
     rr_pos: int = -1
     wrr_cw: int = 0
     wrr_pos: int = -1
@@ -238,14 +238,14 @@ class IPVS:
                     svc.dests[k] = Dest(rs.address, rs.port, rs.weight)
                 else:
                     d.weight = rs.weight  # a terminating server that came back
-            for k, d in list(svc.dests.items()):
-                if k in new_keys:
+            for dk, d in list(svc.dests.items()):
+                if dk in new_keys:
                     continue
                 graceful = vs.protocol == "TCP"
                 if graceful and d.activeconns + d.inactconns > 0:
                     d.weight = 0
                 else:
-                    self._delete_dest(svc, k)
+                    self._delete_dest(svc, dk)
             svc.table = None
 
     def sweep(self, now: float) -> None:
@@ -436,21 +436,25 @@ class IPVS:
             return self._wlc(usable, lambda d: d.activeconns + 1)
         if sched == "lblc":
             key = int(pkt.dst)
-            d = svc.lblc.get(key)
-            if d is None or d.weight <= 0 or self._overloaded(d, usable):
-                d = self._wlc(usable, lambda x: x.activeconns * 50 + x.inactconns)
-                svc.lblc[key] = d
-            return d
+            pick = svc.lblc.get(key)
+            if pick is None or pick.weight <= 0 or self._overloaded(pick, usable):
+                pick = self._wlc(usable, lambda x: x.activeconns * 50 + x.inactconns)
+                if pick is None:
+                    return None
+                svc.lblc[key] = pick
+            return pick
         if sched == "lblcr":
             key = int(pkt.dst)
             group = [x for x in svc.lblcr.get(key, []) if x.weight > 0]
-            d = self._wlc(group, lambda x: x.activeconns * 50 + x.inactconns) if group else None
-            if d is None or self._overloaded(d, usable):
-                d = self._wlc(usable, lambda x: x.activeconns * 50 + x.inactconns)
-                if d not in group:
-                    group.append(d)
+            pick = self._wlc(group, lambda x: x.activeconns * 50 + x.inactconns) if group else None
+            if pick is None or self._overloaded(pick, usable):
+                pick = self._wlc(usable, lambda x: x.activeconns * 50 + x.inactconns)
+                if pick is None:
+                    return None
+                if pick not in group:
+                    group.append(pick)
             svc.lblcr[key] = group
-            return d
+            return pick
         if sched in ("sh", "dh", "mh"):
             if svc.table is None:
                 svc.table = self._mh_table(dl) if sched == "mh" else self._sh_table(dl)
@@ -460,8 +464,8 @@ class IPVS:
                 h = _h(pkt.src)
             else:
                 h = _h(pkt.src, pkt.sport if "mh-port" in svc.spec.flags else 0)
-            d = svc.table[h % len(svc.table)]
-            return d if d is not None and d.weight > 0 else None
+            slot = svc.table[h % len(svc.table)]
+            return slot if slot is not None and slot.weight > 0 else None
         raise ValueError(f"unknown IPVS scheduler {sched!r}")
 
     @staticmethod

@@ -74,7 +74,7 @@ class NftSet:
     flags: tuple[str, ...] = ()
     timeout: float = 0.0
     comment: str = ""
-    elements: dict[tuple, object] = field(default_factory=dict)
+    elements: dict[tuple, tuple[str, str] | None] = field(default_factory=dict)  # map value: verdict
     expires: dict[tuple, float] = field(default_factory=dict)
     intervals: list = field(default_factory=list)  # networks (flags interval)
     comments: dict[tuple, str] = field(default_factory=dict)
@@ -289,7 +289,7 @@ def _unquote(tok: str) -> str:
     return tok[1:-1].replace('\\"', '"') if tok.startswith('"') else tok
 
 
-def _elements(t: list[str], s: NftSet) -> list[tuple[tuple, object, str]]:
+def _elements(t: list[str], s: NftSet) -> list[tuple[tuple, tuple[str, str] | None, str]]:
     if t[0] != "{" or t[-1] != "}":
         raise RulesError("elements must be in { }")
     inner = t[1:-1]
@@ -303,7 +303,7 @@ def _elements(t: list[str], s: NftSet) -> list[tuple[tuple, object, str]]:
     for g in groups:
         if not g:
             continue
-        val: object = None
+        val: tuple[str, str] | None = None
         if ":" in g:
             i = g.index(":")
             val = _verdict(g[i + 1:])
@@ -369,11 +369,12 @@ def compile_rule(t: list[str], table: NftTable) -> tuple:
             while i < n and t[i] == ".":
                 fn, i, _typ = _selector(t, i + 1)
                 fns.append(fn)
+            key: Callable[[Packet], tuple[object, ...]]
             if len(fns) > 1:
-                def key(p: Packet, fs=tuple(fns)) -> tuple:  # noqa: ANN001
+                def key(p: Packet, fs: tuple[Callable[[Packet], object], ...] = tuple(fns)) -> tuple[object, ...]:
                     return tuple(f(p) for f in fs)
             else:
-                def key(p: Packet, f=fns[0]) -> tuple:  # noqa: ANN001
+                def key(p: Packet, f: Callable[[Packet], object] = fns[0]) -> tuple[object, ...]:
                     return (f(p),)
             if i < n and t[i] == "vmap":
                 name = t[i + 1].lstrip("@")
@@ -741,8 +742,7 @@ class Nftables:
                 v = s.elements.get(op[1](w.pkt)) if s is not None else None
                 if v is None:
                     return None  # no element: continue with the next rule
-                return self._verdict(w, table, c, idx, r, v, depth,  # type: ignore[arg-type]
-                                     note=f"vmap @{op[2]}")
+                return self._verdict(w, table, c, idx, r, v, depth, note=f"vmap @{op[2]}")
             elif k == "numgen":
                 n = op[1]
                 draw = self.rng.randrange(n)
@@ -839,10 +839,7 @@ class Nftables:
             if found:
                 break
         pkt = first_dnat or packet
-        if pre == "prerouting":
-            post = "input" if self.is_local(pkt.dst) else "forward"
-        else:
-            post = "output"
+        post = ("input" if self.is_local(pkt.dst) else "forward") if pre == "prerouting" else "output"
         for c in table.base_chains(post):
             if c.type == "nat" or (post == "output" and c.priority < -100):
                 continue

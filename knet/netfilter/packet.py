@@ -11,6 +11,7 @@ import dataclasses
 import enum
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
+from typing import Any
 
 IPAddress = IPv4Address | IPv6Address
 
@@ -43,7 +44,7 @@ class Packet:
     icmp_code: int = 0
     orig: Packet | None = None
 
-    def replace(self, **changes: object) -> Packet:
+    def replace(self, **changes: Any) -> Packet:
         return dataclasses.replace(self, **changes)
 
     @property

@@ -22,7 +22,7 @@ import functools
 import gc
 import heapq
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from ipaddress import (IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address,
@@ -209,10 +209,7 @@ class IfaceMatch:
     invert: bool = False
 
     def test(self, iface: str) -> bool:
-        if self.name.endswith("+"):
-            ok = iface.startswith(self.name[:-1])
-        else:
-            ok = iface == self.name
+        ok = iface.startswith(self.name[:-1]) if self.name.endswith("+") else iface == self.name
         return ok != self.invert
 
     def save(self) -> list[str]:
@@ -431,10 +428,8 @@ class PhysdevMatch:
     options: tuple[tuple[str, str, bool], ...]  # (option, value, invert)
 
     def test(self) -> bool:
-        for _opt, _val, inv in self.options:
-            if not inv:  # every positive physdev condition is false without a bridge
-                return False
-        return True
+        # every positive physdev condition is false without a bridge
+        return all(inv for _opt, _val, inv in self.options)
 
     def save(self) -> list[str]:
         out = ["-m", "physdev"]
@@ -862,6 +857,8 @@ def _nat_spec(kind: str, spec: str, flags: tuple[str, ...], family: int) -> NatT
             ports = rest[1:]
     elif spec.count(":") == 1:
         addrs, _, ports = spec.partition(":")
+    lo: IPAddress | None
+    hi: IPAddress | None
     try:
         if addrs:
             a, _, b = addrs.partition("-") if "." in addrs else (addrs, "", "")
@@ -1196,7 +1193,7 @@ def bump() -> None:
     GENERATION[0] += 1
 
 
-class ChainDict(dict):  # type: ignore[type-arg]
+class ChainDict(dict):
     """``Table.chains``: a dict that bumps the generation when chains come and go."""
 
     __slots__ = ()
@@ -1209,21 +1206,21 @@ class ChainDict(dict):  # type: ignore[type-arg]
         dict.__delitem__(self, key)
         GENERATION[0] += 1
 
-    def pop(self, *args: object) -> object:  # type: ignore[override]
+    def pop(self, *args: object) -> object:
         GENERATION[0] += 1
-        return dict.pop(self, *args)  # type: ignore[arg-type]
+        return dict.pop(self, *args)
 
     def clear(self) -> None:
         dict.clear(self)
         GENERATION[0] += 1
 
-    def update(self, *args: object, **kw: object) -> None:  # type: ignore[override]
-        dict.update(self, *args, **kw)  # type: ignore[arg-type]
+    def update(self, *args: object, **kw: object) -> None:
+        dict.update(self, *args, **kw)
         GENERATION[0] += 1
 
-    def setdefault(self, key: str, default: object = None) -> object:  # type: ignore[override]
+    def setdefault(self, key: str, default: object = None) -> object:
         GENERATION[0] += 1
-        return dict.setdefault(self, key, default)  # type: ignore[arg-type]
+        return dict.setdefault(self, key, default)
 
 
 @contextmanager
@@ -1527,7 +1524,7 @@ def render_restore(ruleset: RuleSet, *, include_builtin: bool = False) -> str:
         for _seq, name in t.stale:
             out.append(f":{name} - [0:0]")
         streams: list[Iterator[tuple[int, str]]] = [
-            zip(c.seqs, (r.text for r in c.rules)) for c in chains if c.rules]  # type: ignore[misc]
+            zip(c.seqs, (r.text for r in c.rules)) for c in chains if c.rules]
         if t.stale:
             streams.append(iter([(s, f"-X {n}") for s, n in t.stale]))
         out.extend(line for _s, line in heapq.merge(*streams, key=lambda x: x[0]))
@@ -1586,6 +1583,7 @@ def parse_rules(text: str, family: int | None = None, *, validate: bool = True) 
         family = _guess_family(text)
     rs = RuleSet(family)
     table: Table | None = None
+    where: dict[int, int] = {}  # id(rule) → its line, for errors found at COMMIT
     for lineno, raw_line in enumerate(text.splitlines(), 1):
         line = raw_line.strip()
         if not line or line.startswith("#"):
@@ -1602,7 +1600,7 @@ def parse_rules(text: str, family: int | None = None, *, validate: bool = True) 
             if line == "COMMIT":
                 if table is None:
                     raise RulesError("COMMIT outside a table")
-                _check_jumps(table)
+                _check_jumps(table, where)
                 table = None
                 continue
             if table is None:
@@ -1614,11 +1612,13 @@ def parse_rules(text: str, family: int | None = None, *, validate: bool = True) 
                 name = parts[0]
                 policy = parts[1] if len(parts) > 1 else "-"
                 builtin = name in BUILTIN_CHAINS[table.name]
-                if builtin and policy not in ("ACCEPT", "DROP"):
+                # iptables-restore: "-" on a built-in chain keeps its current policy (kube-proxy's
+                # own test dumps declare ":INPUT - [0:0]")
+                if builtin and policy not in ("ACCEPT", "DROP", "-"):
                     raise RulesError(f"bad policy {policy!r} for built-in chain {name}")
                 if not builtin and policy != "-":
                     raise RulesError(f"user chain {name} cannot have policy {policy}")
-                table.declare(name, policy if builtin else None)
+                table.declare(name, policy if builtin and policy != "-" else None)
                 continue
             if line.startswith("["):  # "[pkts:bytes] -A ..." (iptables-save -c)
                 end = line.find("]")
@@ -1644,6 +1644,7 @@ def parse_rules(text: str, family: int | None = None, *, validate: bool = True) 
                 rule = Rule(chain, tuple(args))
                 if validate:
                     rule.parsed(family)
+                where[id(rule)] = lineno
                 if cmd in ("-A", "--append"):
                     table.append(rule)
                 elif cmd in ("-I", "--insert"):
@@ -1676,7 +1677,7 @@ def parse_rules(text: str, family: int | None = None, *, validate: bool = True) 
             else:
                 raise RulesError(f"unknown command {cmd!r}")
         except RulesError as e:
-            raise RulesError(f"line {lineno}: {e}") from None
+            raise RulesError(f"line {getattr(e, 'lineno', lineno)}: {e}") from None
     if table is not None:
         raise RulesError(f"line {lineno}: table {table.name} not committed (missing COMMIT)")
     return rs
@@ -1688,12 +1689,61 @@ def _arg(toks: list[str], cmd: str) -> str:
     return toks[1]
 
 
-def _check_jumps(table: Table) -> None:
+# knet's evaluator follows at most this many nested jumps (engine.py raises beyond it); the
+# kernel has no such bound for acyclic tables, but kube-proxy's deepest path is 5.
+MAX_JUMP_DEPTH = 64
+
+
+def _located(message: str, lineno: int | None) -> RulesError:
+    e = RulesError(message)
+    if lineno is not None:
+        e.lineno = lineno  # type: ignore[attr-defined]  # read by parse_rules' handler
+    return e
+
+
+def _check_jumps(table: Table, where: Mapping[int, int] | None = None) -> None:
+    """COMMIT-time checks of the jump graph, as the kernel's ``mark_source_chains`` does:
+    every target exists, no loop (the kernel answers ELOOP and iptables-restore fails), and
+    no path longer than ``MAX_JUMP_DEPTH`` (knet's bound). Iterative: any depth is safe."""
+    where = where or {}
+    edges: dict[str, list[tuple[str, Rule]]] = {}
     for c in table.chains.values():
+        out = edges.setdefault(c.name, [])
         for r in c.rules:
             p = r._parsed
-            if p is not None and isinstance(p.target, Jump) and p.target.chain not in table.chains:
-                raise RulesError(f"chain {c.name}: jump to unknown chain {p.target.chain!r}")
+            if p is not None and isinstance(p.target, Jump):
+                if p.target.chain not in table.chains:
+                    raise _located(f"chain {c.name}: jump to unknown chain {p.target.chain!r}",
+                                   where.get(id(r)))
+                out.append((p.target.chain, r))
+    height: dict[str, int] = {}  # longest jump path below a chain
+    for root in edges:
+        if root in height:
+            continue
+        stack: list[tuple[str, int]] = [(root, 0)]
+        on_path: dict[str, Rule | None] = {root: None}
+        while stack:
+            name, i = stack[-1]
+            out = edges[name]
+            if i < len(out):
+                stack[-1] = (name, i + 1)
+                sub, rule = out[i]
+                if sub in on_path:
+                    names = [n for n, _ in stack] + [sub]
+                    loop = " → ".join(names[names.index(sub):])
+                    raise _located(f"chain loop {loop} (the kernel refuses it: "
+                                   "Too many levels of symbolic links)", where.get(id(rule)))
+                if sub not in height:
+                    on_path[sub] = rule
+                    stack.append((sub, 0))
+                continue
+            stack.pop()
+            del on_path[name]
+            height[name] = max((height[s] + 1 for s, _ in out), default=0)
+            if height[name] > MAX_JUMP_DEPTH:
+                rule = out[max(range(len(out)), key=lambda k: height[out[k][0]])][1]
+                raise _located(f"chain {name}: jumps nest {height[name]} deep, beyond knet's "
+                               f"limit of {MAX_JUMP_DEPTH}", where.get(id(rule)))
 
 
 def _guess_family(text: str) -> int:

@@ -14,7 +14,7 @@ Invariants (``pkg/proxy/endpointslicecache.go``, ``pkg/proxy/topology.go``, v1.3
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from knet.model.core import Protocol
 from knet.model.discovery import EndpointSlice

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from itertools import chain as _chain
 from operator import attrgetter
 from ipaddress import IPv4Address, IPv4Network, ip_network
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import cast
 
 from knet.model.config import ClusterConfig, KubeProxyConfig
 from knet.model.core import Node, Service
@@ -111,22 +112,20 @@ def node_params(node: Node, proxy: KubeProxyConfig, cluster: ClusterConfig | Non
     if_not_local: tuple[str, ...] = ()
     mode = proxy.detect_local_mode or "ClusterCIDR"
     if mode == "ClusterCIDR":
-        cidrs = proxy.cluster_cidr or (cluster.pod_subnets if cluster is not None else ())
-        cidr = _first_of_family(cidrs, family)
+        pod_cidrs = proxy.cluster_cidr or (cluster.pod_subnets if cluster is not None else ())
+        cidr = _first_of_family(pod_cidrs, family)
         if cidr is not None:
             if_local, if_not_local = ("-s", str(cidr)), ("!", "-s", str(cidr))
     elif mode == "NodeCIDR":
         cidr = _first_of_family(node.pod_cidrs, family)
         if cidr is not None:
             if_local, if_not_local = ("-s", str(cidr)), ("!", "-s", str(cidr))
-    elif mode == "BridgeInterface":
-        if proxy.bridge_interface:
-            if_local = ("-i", proxy.bridge_interface)
-            if_not_local = ("!", "-i", proxy.bridge_interface)
-    elif mode == "InterfaceNamePrefix":
-        if proxy.interface_name_prefix:
-            if_local = ("-i", proxy.interface_name_prefix + "+")
-            if_not_local = ("!", "-i", proxy.interface_name_prefix + "+")
+    elif mode == "BridgeInterface" and proxy.bridge_interface:
+        if_local = ("-i", proxy.bridge_interface)
+        if_not_local = ("!", "-i", proxy.bridge_interface)
+    elif mode == "InterfaceNamePrefix" and proxy.interface_name_prefix:
+        if_local = ("-i", proxy.interface_name_prefix + "+")
+        if_not_local = ("!", "-i", proxy.interface_name_prefix + "+")
     # nodePortAddresses (pkg/proxy/util/nodeport_addresses.go; "primary": cmd/kube-proxy).
     strings = list(proxy.node_port_addresses)
     if strings == ["primary"]:
@@ -376,8 +375,8 @@ def port_rules(svc: ServicePortInfo, endpoints: Sequence[EndpointInfo], p: NodeP
 # --- global rules and the restore input ---------------------------------------------------
 
 def _filter_chain_names(p: NodeParams) -> tuple[str, ...]:
-    names = (KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS,
-             KUBE_PROXY_FIREWALL)
+    names: tuple[str, ...] = (KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS,
+                              KUBE_PROXY_FIREWALL)
     if not p.ipv6 and p.localhost_nodeports:
         names += (KUBE_FIREWALL,)
     return names
@@ -579,7 +578,8 @@ def _apply_nat(rs: RuleSet, ri: RestoreInput, changed: set[tuple[str, str]]
                 nat.declare(c)
                 changed.add(("nat", c))
         lines = ri.nat_lines()
-        nat.extend(lines if not ri.stale else [r for r in lines if type(r) is not str])
+        # "-X CHAIN" strings only exist for stale chains
+        nat.extend(cast("list[Rule]", lines) if not ri.stale else [r for r in lines if not isinstance(r, str)])
         return changed
     ngroups: dict[str, list[Rule]] = {
         KUBE_SERVICES: [*_chain.from_iterable(map(_SERVICES, ri.ports)), *ri.glob.nat_tail],

@@ -19,7 +19,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, ip_address
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
 from knet.model.config import ClusterConfig, KubeProxyConfig
 from knet.model.core import Node, Service
@@ -28,7 +29,7 @@ from knet.netfilter.ipset import IPSet
 from knet.netfilter.ipvs import (IPVS, RealServer, VirtualServer, dest_sort_key, render_ipvsadm,
                                  sort_key)
 from knet.netfilter.rules import Rule, RuleSet
-from knet.proxy.endpoints import EndpointInfo, build_endpoints_map, categorize_endpoints
+from knet.proxy.endpoints import Categorized, EndpointInfo, build_endpoints_map, categorize_endpoints
 from knet.proxy.iptables import NodeParams, node_params
 from knet.proxy.serviceport import IPAddress, ServicePortInfo, build_service_port_map
 from knet.proxy.tracker import RecordingProxier
@@ -270,12 +271,13 @@ def build_from_maps(node: Node, p: NodeParams, proxy: KubeProxyConfig,
         if sched == "mh":
             flags += ("mh-port",)
 
-        def rs_for(local_only: bool) -> tuple[RealServer, ...]:
+        def rs_for(local_only: bool, cat: Categorized = cat) -> tuple[RealServer, ...]:
             if local_only:
                 return real_servers(cat.local if cat.local else cat.cluster)  # PR #97081
             return real_servers(cat.cluster)
 
-        def vs(addr: IPAddress, port: int, local_only: bool, what: str) -> VirtualServer:
+        def vs(addr: IPAddress, port: int, local_only: bool, what: str, PROTO: str = PROTO,
+               flags: tuple[str, ...] = flags, timeout: int = timeout, info: ServicePortInfo = info) -> VirtualServer:
             return VirtualServer(addr, port, PROTO, sched, flags, timeout, rs_for(local_only),
                                  f"{info.name_string} {what}")
 
@@ -295,13 +297,13 @@ def build_from_maps(node: Node, p: NodeParams, proxy: KubeProxyConfig,
             if eip not in node_ips:
                 dummy[eip] = None
         for lb in info.load_balancer_vips:
-            e = _entry(lb, proto, info.port)
-            sets["KUBE-LOAD-BALANCER"].add(e)
+            ent = _entry(lb, proto, info.port)
+            sets["KUBE-LOAD-BALANCER"].add(ent)
             if epl:
-                sets["KUBE-LOAD-BALANCER-LOCAL"].add(e)
+                sets["KUBE-LOAD-BALANCER-LOCAL"].add(ent)
             ranges = info.load_balancer_source_ranges
             if ranges:
-                sets["KUBE-LOAD-BALANCER-FW"].add(e)
+                sets["KUBE-LOAD-BALANCER-FW"].add(ent)
                 allow_from_node = False
                 for net in ranges:
                     sets["KUBE-LOAD-BALANCER-SOURCE-CIDR"].add(_entry(lb, proto, info.port,
@@ -320,10 +322,10 @@ def build_from_maps(node: Node, p: NodeParams, proxy: KubeProxyConfig,
         if info.node_port:
             if PROTO == "SCTP":
                 for a in np_addrs:
-                    e = _entry(a, "sctp", info.node_port)
-                    sets["KUBE-NODE-PORT-SCTP-HASH"].add(e)
+                    ent = _entry(a, "sctp", info.node_port)
+                    sets["KUBE-NODE-PORT-SCTP-HASH"].add(ent)
                     if epl:
-                        sets["KUBE-NODE-PORT-LOCAL-SCTP-HASH"].add(e)
+                        sets["KUBE-NODE-PORT-LOCAL-SCTP-HASH"].add(ent)
             else:
                 sets[f"KUBE-NODE-PORT-{PROTO}"].add(str(info.node_port))
                 if epl:

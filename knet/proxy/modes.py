@@ -20,7 +20,8 @@ import inspect
 import random
 from dataclasses import dataclass, field
 from ipaddress import ip_address
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from knet.errors import UsageError
 from knet.netfilter.packet import Packet, Proto
@@ -156,9 +157,9 @@ class Dataplane:
         dead = 0
         for e in flows:
             src = e.reply.src
-            ips = by_ip.get((e.orig.dst, e.orig.dport))
+            live = by_ip.get((e.orig.dst, e.orig.dport))
             nps = by_nodeport.get(e.orig.dport)
-            if (ips is not None and src not in ips) or (nps is not None and src not in nps):
+            if (live is not None and src not in live) or (nps is not None and src not in nps):
                 ct.remove(e)
                 dead += 1
         return dead
@@ -297,9 +298,9 @@ class IPVSDataplane(Dataplane):
                          for f in self.families}
         # the engine's IPVS hook (LOCAL_IN/LOCAL_OUT), when this engine has it
         native = "ipvs" in inspect.signature(Netfilter.__init__).parameters
+        ipvs_kw: dict[str, Any] = {"ipvs": self.ipvs} if native else {}
         nf = Netfilter(None, None, local_addresses=self.local_addresses(),
-                       masquerade_address=_masq(node), rng=rng, ipsets={},
-                       **({"ipvs": self.ipvs} if native else {}))
+                       masquerade_address=_masq(node), rng=rng, ipsets={}, **ipvs_kw)
         self.engine = IPVSNetfilter(nf, self.ipvs, proxy_config.masquerade_mark, native=native)
 
     def _netfilter(self) -> Any:

@@ -18,7 +18,8 @@ import base64
 import hashlib
 from dataclasses import dataclass
 from ipaddress import ip_address
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
 from knet.model.config import ClusterConfig, KubeProxyConfig
 from knet.model.core import Node, Service
@@ -382,7 +383,7 @@ def table_json(t: NftTable) -> dict[str, Any]:
         return " . ".join(str(x) for x in k)
 
     def verdict(v: object) -> str:
-        return " ".join(x for x in v if x) if isinstance(v, tuple) else ""  # type: ignore
+        return " ".join(x for x in v if x) if isinstance(v, tuple) else ""
     return {
         "family": t.family, "name": t.name,
         "chains": {c.name: {**({"type": c.type, "hook": c.hook, "priority": c.priority}

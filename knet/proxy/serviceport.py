@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
-from typing import Iterable
+from collections.abc import Iterable
 
 from knet.model.core import Protocol, Service, ServiceType
 

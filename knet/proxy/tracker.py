@@ -14,6 +14,7 @@ Invariants (``pkg/proxy/servicechangetracker.go``, ``endpointschangetracker.go``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from knet.model.core import Node, Service
 from knet.model.discovery import EndpointSlice
@@ -135,7 +136,8 @@ class RecordingProxier:
     nftables mode): they record the latest Services, EndpointSlices and own Node, and mark the
     proxier dirty; ``sync`` rebuilds from what they recorded."""
 
-    __slots__ = ()
+    if not TYPE_CHECKING:  # a slotted mixin; the subclasses' slots hold the attributes below
+        __slots__ = ()
     node: Node
     services: dict[str, Service]
     slices: dict[tuple[str, str], EndpointSlice]

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import json
 import socket
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
@@ -399,15 +399,17 @@ async def coredns_app(ctx: PodContext) -> int:
 
 async def ingress_nginx_app(ctx: PodContext) -> int:
     """ingress-nginx controller: knet's ingress proxy on 80/443, /healthz on :10254."""
-    from knet.ingress import build_table
+    from knet.ingress import ControllerConfig, build_table
     from knet.ingress.proxy import IngressProxy
 
     rt = ctx.runtime
     st = rt.state
+    # the controller's own flags decide which Ingresses it claims (--watch-ingress-without-class…)
+    config = ControllerConfig.from_args(tuple(ctx.container.command) + tuple(ctx.container.args))
 
     def table() -> Any:
         return build_table(st.ingresses(), st.ingress_classes(), st.services(),
-                           st.endpoint_slices())
+                           st.endpoint_slices(), config)
 
     async def open_upstream(host: str, port: int) -> Any:
         return await ctx.netns.open_connection(host, port, limit=64 * 1024)

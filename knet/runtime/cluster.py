@@ -18,11 +18,12 @@ import asyncio
 import contextlib
 import random
 from ipaddress import ip_address
-from typing import Any, AsyncIterator, Callable, Iterable, Mapping
+from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 
 import aiohttp
 
-from knet.control import Cluster
+from knet.control import Cluster, ingressnginx
 from knet.control.store import evolve
 from knet.errors import NetworkError, NotFound, UsageError
 from knet.fabric import OUTSIDE, Fabric, clock_of
@@ -463,7 +464,7 @@ class RuntimeCluster:
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), left)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def wait_synced(self, timeout: float = 60.0) -> None:
@@ -479,7 +480,7 @@ class RuntimeCluster:
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), min(left, 1.0))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     # -- faults and changes ---------------------------------------------------------------
@@ -833,103 +834,13 @@ class NodeHandle:
 
 # --- run -----------------------------------------------------------------------------------
 
-INGRESS_NGINX_CONTROLLER = "registry.k8s.io/ingress-nginx/controller:v1.12.0"
+INGRESS_NGINX_CONTROLLER = ingressnginx.CONTROLLER_IMAGE
 
 
 def builtin_ingress_controller(state: Cluster) -> list[Any]:
-    """kind's ingress-nginx install (namespace, Deployment, LoadBalancer Service) when the
-    topology has ingress-nginx IngressClasses/Ingresses but no controller pods."""
-    from knet.manifests import read_text
-
-    wants = any(getattr(c, "controller", "") == "k8s.io/ingress-nginx"
-                for c in state.ingress_classes()) or bool(state.ingresses())
-    if not wants:
-        return []
-    for p in state.pods():
-        if any("ingress-nginx/controller" in c.image for c in p.spec.containers):
-            return []
-    for d in state.deployments():
-        for c in d.template.get("spec", {}).get("containers", []):
-            if "ingress-nginx/controller" in str(c.get("image", "")):
-                return []
-    text = f"""
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: ingress-nginx
-  labels: {{app.kubernetes.io/instance: ingress-nginx, app.kubernetes.io/name: ingress-nginx}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: ingress-nginx-controller
-  namespace: ingress-nginx
-  labels:
-    app.kubernetes.io/component: controller
-    app.kubernetes.io/instance: ingress-nginx
-    app.kubernetes.io/name: ingress-nginx
-spec:
-  replicas: 1
-  selector:
-    matchLabels:
-      app.kubernetes.io/component: controller
-      app.kubernetes.io/instance: ingress-nginx
-      app.kubernetes.io/name: ingress-nginx
-  template:
-    metadata:
-      labels:
-        app.kubernetes.io/component: controller
-        app.kubernetes.io/instance: ingress-nginx
-        app.kubernetes.io/name: ingress-nginx
-    spec:
-      terminationGracePeriodSeconds: 0
-      tolerations:
-        - {{effect: NoSchedule, key: node-role.kubernetes.io/master, operator: Equal}}
-        - {{effect: NoSchedule, key: node-role.kubernetes.io/control-plane, operator: Equal}}
-      containers:
-        - name: controller
-          image: {INGRESS_NGINX_CONTROLLER}
-          args: [/nginx-ingress-controller, --election-id=ingress-nginx-leader,
-                 --controller-class=k8s.io/ingress-nginx, --ingress-class=nginx]
-          ports:
-            - {{name: http, containerPort: 80, protocol: TCP}}
-            - {{name: https, containerPort: 443, protocol: TCP}}
-          readinessProbe:
-            httpGet: {{path: /healthz, port: 10254, scheme: HTTP}}
-            initialDelaySeconds: 10
-            periodSeconds: 10
-            timeoutSeconds: 1
-            successThreshold: 1
-            failureThreshold: 3
-          livenessProbe:
-            httpGet: {{path: /healthz, port: 10254, scheme: HTTP}}
-            initialDelaySeconds: 10
-            periodSeconds: 10
-            timeoutSeconds: 1
-            successThreshold: 1
-            failureThreshold: 5
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: ingress-nginx-controller
-  namespace: ingress-nginx
-  labels:
-    app.kubernetes.io/component: controller
-    app.kubernetes.io/instance: ingress-nginx
-    app.kubernetes.io/name: ingress-nginx
-spec:
-  type: LoadBalancer
-  ipFamilyPolicy: SingleStack
-  selector:
-    app.kubernetes.io/component: controller
-    app.kubernetes.io/instance: ingress-nginx
-    app.kubernetes.io/name: ingress-nginx
-  ports:
-    - {{name: http, port: 80, targetPort: http, protocol: TCP, appProtocol: http}}
-    - {{name: https, port: 443, targetPort: https, protocol: TCP, appProtocol: https}}
-"""
-    return list(read_text(text, "<knet: ingress-nginx (kind)>").objects)
+    """kind's ingress-nginx install (``knet.control.ingressnginx``) when the topology has
+    ingress-nginx IngressClasses/Ingresses but no controller of its own."""
+    return ingressnginx.builtin_objects(state)
 
 
 @contextlib.asynccontextmanager

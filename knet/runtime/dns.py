@@ -83,7 +83,7 @@ class PodDns:
                 try:
                     reply = await asyncio.wait_for(
                         self._tcp(server, data) if tcp else self._udp(server, data), timeout)
-                except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError):
+                except (TimeoutError, OSError, asyncio.IncompleteReadError):
                     continue
                 if reply is not None:
                     if self.cache_enabled:

@@ -142,7 +142,7 @@ class ContainerRunner:
             self.ctx.stopping.set()
         try:
             await asyncio.wait_for(asyncio.shield(self.task), grace)
-        except (asyncio.TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001
+        except (TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001
             pass
         if not self.task.done():
             self.task.cancel()
@@ -381,7 +381,7 @@ class PodWorker:
         timeout = max(1, probe.timeout_seconds)
         try:
             return await asyncio.wait_for(self._probe_once(c, probe), timeout)
-        except (asyncio.TimeoutError, OSError, ConnectionError, ValueError):
+        except (TimeoutError, OSError, ConnectionError, ValueError):
             return False
 
     async def _probe_once(self, c: ContainerRunner, probe: Probe) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh"})
 BUILTINS = frozenset({"sleep", "true", "false", "exit", "touch", "rm", "echo", "cat", "test",
@@ -134,7 +134,7 @@ class Shell:
             code = 1
         elif prog == "exit":
             self._exit_code = int(args[0]) if args and args[0].lstrip("-").isdigit() else 0
-            return _EXIT  # type: ignore[return-value]
+            return _EXIT
         elif prog == "touch":
             for p in args:
                 if not self.fs.exists(p):

@@ -42,7 +42,7 @@ class Capture:
                  **filters: object) -> None:
         self.fabric = fabric
         self.filter = Filter.of(filter, **filters)
-        self.names = Names(fabric, resolve_pod, service_of)  # type: ignore[arg-type]
+        self.names = Names(fabric, resolve_pod, service_of)
         self.epoch = epoch
         self._recorder = Recorder()
         self._remove: Callable[[], None] | None = None

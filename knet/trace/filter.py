@@ -13,7 +13,7 @@ Invariants:
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from ipaddress import ip_network
 
@@ -31,7 +31,9 @@ def _tuple(v: object) -> Values:
         return ()
     if isinstance(v, (str, int)):
         return (str(v),)
-    return tuple(str(x) for x in v)  # type: ignore[union-attr]
+    if isinstance(v, Iterable):
+        return tuple(str(x) for x in v)
+    raise UsageError(f"capture filter value {v!r}: expected a string, a number or a list of them")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +83,7 @@ class Filter:
         for p in (*out.get("port", ()), *out.get("from_port", ()), *out.get("to_port", ())):
             if not p.isdigit() or not 0 <= int(p) <= 65535:
                 raise UsageError(f"not a port number: {p!r}")
-        return cls(**out)  # type: ignore[arg-type]
+        return cls(**out)
 
     @property
     def empty(self) -> bool:
@@ -145,7 +147,7 @@ def _any_ip(specs: Values, addrs: Iterable[object]) -> bool:
     return any(a.version == n.version and a in n for a in addrs for n in nets)  # type: ignore
 
 
-def _pods(names: Names, eps: list[tuple[object, int]]) -> list[PodInfo]:
+def _pods(names: Names, eps: Sequence[tuple[object, int]]) -> list[PodInfo]:
     out: list[PodInfo] = []
     for a, _ in eps:
         info = names.pod(a)  # type: ignore[arg-type]

@@ -36,7 +36,7 @@ _RESERVED = {"host": 1, "world": 2, "remote-node": 6}
 def rfc3339(seconds: float) -> str:
     ns = int(round(seconds * 1e9))
     whole, frac = divmod(ns, 1_000_000_000)
-    base = dt.datetime.fromtimestamp(whole, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    base = dt.datetime.fromtimestamp(whole, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     if frac == 0:
         return base + "Z"
     if frac % 1_000_000 == 0:

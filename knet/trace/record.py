@@ -168,10 +168,9 @@ class Flow:
     @property
     def verdict(self) -> TraceVerdict:
         for v in (TraceVerdict.REJECTED, TraceVerdict.DROPPED):
-            if any(p.verdict is v and not p.is_reply for p in self.packets):
-                if not any(q.verdict is TraceVerdict.FORWARDED and not q.is_reply
-                           for q in self.packets):
-                    return v
+            if (any(p.verdict is v and not p.is_reply for p in self.packets)
+                    and not any(q.verdict is TraceVerdict.FORWARDED and not q.is_reply for q in self.packets)):
+                return v
         if any(p.verdict is not TraceVerdict.FORWARDED for p in self.packets):
             return next(p.verdict for p in self.packets if p.verdict is not
                         TraceVerdict.FORWARDED)

@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from knet.fabric.datapath import LOCAL, WIRE
 from knet.fabric.network import FabricEvent
 from knet.netfilter.packet import Packet, Proto
 from knet.trace.record import Flow, Names, NodeHop, TracedPacket, TraceVerdict, assemble
+
+if TYPE_CHECKING:
+    from knet.netfilter.engine import Step
 
 _BUILTIN = frozenset({"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"})
 _DECISIVE = frozenset({"dnat", "snat", "masquerade", "mark", "drop", "reject", "accept", "unknown",
@@ -62,14 +66,14 @@ def nat_change(before: Packet, after: Packet) -> str:
     return ", ".join(parts) or "unchanged"
 
 
-def _item(s: object) -> str | None:
-    chain, index, rule, action = s.chain, s.index, s.rule, s.action  # type: ignore[attr-defined]
+def _item(s: Step) -> str | None:
+    chain, index, rule, action = s.chain, s.index, s.rule, s.action
     if action in ("return", "continue"):
         return None
     if action == "policy":
-        return None if s.note.upper().endswith("ACCEPT") else f"{chain} {s.note}"  # type: ignore
+        return None if s.note.upper().endswith("ACCEPT") else f"{chain} {s.note}"
     if action == "ipvs":  # the IPVS scheduler's choice: "IPVS rr → 10.244.1.5:8080 (2nd of 3)"
-        return s.note  # type: ignore[attr-defined]
+        return s.note
     if action in ("jump", "goto") and is_base_chain(chain):
         return None
     text = f"{chain} rule {index}"
@@ -79,17 +83,17 @@ def _item(s: object) -> str | None:
     prob = _PROBABILITY.search(rule)
     if prob is not None:
         text += f" probability {prob.group(1)}"
-    before, after = s.before, s.after  # type: ignore[attr-defined]
-    if action == "dnat" and before is not None:
+    before, after = s.before, s.after
+    if action == "dnat" and before is not None and after is not None:
         text += f" DNAT {dst_ep(before)} → {dst_ep(after)}"
-    elif action in ("snat", "masquerade") and before is not None:
+    elif action in ("snat", "masquerade") and before is not None and after is not None:
         text += f" {action.upper()} {src_ep(before)} → {src_ep(after)}"
     elif action == "mark":
-        text += f" MARK {s.note.split('→')[-1].strip()}"  # type: ignore[attr-defined]
+        text += f" MARK {s.note.split('→')[-1].strip()}"
     elif action in ("accept", "drop", "reject"):
         text += f" {action.upper()}"
     elif action == "unknown":
-        text += f" ({s.note})"  # type: ignore[attr-defined]
+        text += f" ({s.note})"
     return text
 
 
@@ -101,7 +105,7 @@ def hop_lines(h: NodeHop, names: Names | None = None, *, verbose: bool = False) 
         lines.extend(str(s) for s in h.steps)
         lines.append(f"verdict {h.verdict}" + (" (local delivery)" if h.local else ""))
         return lines
-    group: list[object] = []
+    group: list[Step] = []
     key: tuple[str, str] | None = None
 
     def flush() -> None:
@@ -109,7 +113,7 @@ def hop_lines(h: NodeHop, names: Names | None = None, *, verbose: bool = False) 
             return
         if any(s.action in _DECISIVE or (s.action == "policy"
                                          and not s.note.upper().endswith("ACCEPT"))
-               for s in group):  # type: ignore[attr-defined]
+               for s in group):
             items = [t for t in (_item(s) for s in group) if t]
             if items:
                 hook, table = key  # type: ignore[misc]
