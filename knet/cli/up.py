@@ -18,6 +18,20 @@ def _listen(value: str | None, what: str) -> tuple[str, int] | None:
     return None if value is None else parse_listen(value, what)
 
 
+def _gateway(value: str) -> tuple[str, int | None, str, int]:
+    """``NS/NAME[:PORT]=HOST:P`` → (ns/name, gateway port or None, host, port)."""
+    from knet.errors import UsageError
+
+    target, sep, listen = value.partition("=")
+    if not sep or "/" not in target:
+        raise UsageError(f"--gateway: expected NS/NAME[:PORT]=127.0.0.1:P, got {value!r}")
+    name, _, gw_port = target.partition(":")
+    if gw_port and not gw_port.isdigit():
+        raise UsageError(f"--gateway: bad port in {value!r}")
+    host, port = _listen(listen, "--gateway")  # type: ignore[misc]
+    return name, int(gw_port) if gw_port else None, host, port
+
+
 @cli.command()
 @files_option
 @seed_option
@@ -27,6 +41,8 @@ def _listen(value: str | None, what: str) -> tuple[str, int] | None:
               help="Relay HTTP to the ingress-nginx controller Service (port 80).")
 @click.option("--ingress-tls", default=None, metavar="127.0.0.1:P",
               help="Relay HTTPS (TLS passthrough) to the controller Service (port 443).")
+@click.option("--gateway", "gateways", multiple=True, metavar="NS/NAME[:PORT]=127.0.0.1:P",
+              help="Relay a loopback port to a Gateway's listener port (repeatable).")
 @click.option("--control", default="127.0.0.1:0", show_default=True, metavar="127.0.0.1:P",
               help="HTTP/JSON control endpoint (get, trace, faults).")
 @click.option("--no-control", is_flag=True, help="Do not open the control endpoint.")
@@ -40,7 +56,7 @@ def _listen(value: str | None, what: str) -> tuple[str, int] | None:
 @click.option("--boot-timeout", type=float, default=600.0, show_default=True,
               help="Cluster seconds to wait for every pod to be Ready.")
 def up(files: tuple[str, ...], seed: int | None, dns: str | None, ingress: str | None,
-       ingress_tls: str | None, control: str, no_control: bool, capture: str | None,
+       ingress_tls: str | None, gateways: tuple[str, ...], control: str, no_control: bool, capture: str | None,
        watch: bool, no_nodeports: bool, real_boot: bool, boot_timeout: float) -> int:
     """Run the cluster in real time until Ctrl-C, exposed on loopback only.
 
@@ -56,6 +72,7 @@ def up(files: tuple[str, ...], seed: int | None, dns: str | None, ingress: str |
     opts = UpOptions(
         files=files, seed=seed, dns=_listen(dns, "--dns"), ingress=_listen(ingress, "--ingress"),
         ingress_tls=_listen(ingress_tls, "--ingress-tls"),
+        gateways=tuple(_gateway(g) for g in gateways),
         control=None if no_control else _listen(control, "--control"),
         capture=capture, watch=watch, nodeports=not no_nodeports, real_boot=real_boot,
         boot_timeout=boot_timeout)

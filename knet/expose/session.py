@@ -32,6 +32,7 @@ class UpOptions:
     dns: tuple[str, int] | None = None
     ingress: tuple[str, int] | None = None
     ingress_tls: tuple[str, int] | None = None
+    gateways: tuple[tuple[str, int | None, str, int], ...] = ()  # (ns/name, port, host, port)
     control: tuple[str, int] | None = ("127.0.0.1", 0)
     capture: str | None = None
     watch: bool = False
@@ -116,6 +117,11 @@ async def run_up(opts: UpOptions) -> int:
             await gw.serve_ingress("ingress", *opts.ingress, service_port=80)
         if opts.ingress_tls is not None:
             await gw.serve_ingress("ingress-tls", *opts.ingress_tls, service_port=443)
+        for key, gw_port, host, port in opts.gateways:
+            from knet.gateway.view import exposed_service
+
+            svc_key, gw_port = exposed_service(rt.state, key, gw_port)
+            await gw.serve_gateway(key, svc_key, gw_port, host, port)
         if opts.control is not None:
             ctl = ControlServer(rt, gw, started=t_wall,
                                 on_change=lambda m: _say(out, f"control: {m}"))

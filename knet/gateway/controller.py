@@ -13,11 +13,13 @@ from typing import Any
 
 from knet.gateway.model import CONTROLLER, GatewayObject
 from knet.gateway.routes import BUILTIN_CLASS
+from knet.model.apps import Deployment
 from knet.model.core import Protocol, Service, ServicePort, ServiceSpec, ServiceType
-from knet.model.meta import ObjectMeta
+from knet.model.meta import LabelSelector, ObjectMeta
 
 GATEWAY_LABEL = "gateway.networking.k8s.io/gateway-name"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "knet-gateway"}
+IMAGE = "knet/gateway:v1"
 
 
 def service_name(gateway: str) -> str:
@@ -52,6 +54,23 @@ def gateway_service(gw: GatewayObject) -> Service:
                     load_balancer_ip=wanted[0] if wanted else ""))
 
 
+def gateway_deployment(gw: GatewayObject) -> Deployment:
+    """The data-plane pods (built-in image ``knet/gateway``: knet.gateway.dataplane)."""
+    labels = {GATEWAY_LABEL: gw.metadata.name, **MANAGED_BY}
+    ports = sorted({ls["port"] for ls in gw.spec.get("listeners", ()) if ls["protocol"] != "UDP"})
+    template = {
+        "metadata": {"labels": dict(labels)},
+        "spec": {"containers": [{
+            "name": "gateway", "image": IMAGE,
+            "args": ["--gateway", gw.metadata.key],
+            "ports": [{"containerPort": p, "protocol": "TCP"} for p in ports],
+        }]},
+    }
+    return Deployment(ObjectMeta(name=service_name(gw.metadata.name),
+                                 namespace=gw.metadata.namespace, labels=dict(labels)),
+                      selector=LabelSelector(dict(labels)), template=template, replicas=1)
+
+
 def generated_objects(objects: Iterable[Any]) -> list[Any]:
     """What the controller adds for the input's Gateways (skipping names the user took)."""
     objs = list(objects)
@@ -61,6 +80,9 @@ def generated_objects(objects: Iterable[Any]) -> list[Any]:
         svc = gateway_service(gw)
         if ("Service", svc.metadata.namespace, svc.metadata.name) not in taken and svc.spec.ports:
             out.append(svc)
+            dep = gateway_deployment(gw)
+            if ("Deployment", dep.metadata.namespace, dep.metadata.name) not in taken:
+                out.append(dep)
     return out
 
 

@@ -48,6 +48,22 @@ def addresses(cluster: Any) -> dict[str, list[str]]:
     return out
 
 
+def exposed_service(cluster: Any, gateway: str, port: int | None) -> tuple[str, int]:
+    """The data-plane Service of Gateway ``ns/name`` and the listener port to relay to
+    (``port``, else the Gateway's first listener port)."""
+    from knet.gateway.controller import service_name
+
+    gw = next((o for o in cluster.objects("Gateway") if o.metadata.key == gateway), None)
+    if gw is None or "/" not in gateway:
+        raise UsageError(f"--gateway: no Gateway {gateway} (give NAMESPACE/NAME)")
+    ports = [ls["port"] for ls in gw.spec.get("listeners", ())]
+    if port is None:
+        port = ports[0]
+    elif port not in ports:
+        raise UsageError(f"--gateway: Gateway {gateway} has no listener on port {port}")
+    return f"{gw.metadata.namespace}/{service_name(gw.metadata.name)}", port
+
+
 def tables_for(cluster: Any) -> Tables:
     ns_labels = {n.metadata.name: {**n.metadata.labels,
                                    "kubernetes.io/metadata.name": n.metadata.name}

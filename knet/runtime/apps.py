@@ -482,6 +482,8 @@ def builtin_kind(image: str) -> str:
     base = name.rsplit("/", 1)[-1]
     if name == "knet/echo":
         return "echo"
+    if name == "knet/gateway":
+        return "gateway"
     if base == "agnhost":
         return "agnhost"
     if name.endswith("http-echo"):
@@ -502,7 +504,14 @@ def builtin_kind(image: str) -> str:
 BUILTINS: dict[str, App] = {
     "echo": echo_app, "agnhost": agnhost_app, "http-echo": http_echo_app, "nginx": nginx_app,
     "coredns": coredns_app, "ingress-nginx": ingress_nginx_app, "idle": idle_app,
+    "gateway": lambda ctx: _gateway_app(ctx),
 }
+
+
+async def _gateway_app(ctx: PodContext) -> int:
+    from knet.gateway.dataplane import gateway_app
+
+    return await gateway_app(ctx)
 
 
 def load_factory(spec: str) -> Callable[..., Any]:
