@@ -24,7 +24,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from typing import Any
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from knet.control import defaults, workloads
+from knet.control import controllers, defaults, workloads
 from knet.control.endpointslices import is_managed, reconcile, slice_families, wants_slices
 from knet.control.events import Event
 from knet.control.ipam import (
@@ -58,9 +58,10 @@ KIND_NODE_SUBNET_V6 = ip_network("fc00:f853:ccd:e793::/64")
 _DEFAULT_TOLERATIONS = (
     Toleration(NOT_READY_TAINT, "Exists", "", "NoExecute", DEFAULT_TOLERATION_SECONDS),
     Toleration(UNREACHABLE_TAINT, "Exists", "", "NoExecute", DEFAULT_TOLERATION_SECONDS))
-_WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job")
+_WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job",
+                   *controllers.KINDS)
 _API_VERSION = {"Deployment": "apps/v1", "ReplicaSet": "apps/v1", "StatefulSet": "apps/v1",
-                "DaemonSet": "apps/v1", "Job": "batch/v1"}
+                "DaemonSet": "apps/v1", "Job": "batch/v1", **controllers.API_VERSIONS}
 _LB_IPS_ANNOTATIONS = ("metallb.io/loadBalancerIPs", "metallb.universe.tf/loadBalancerIPs")
 _POOL_ANNOTATIONS = ("metallb.io/address-pool", "metallb.universe.tf/address-pool")
 
@@ -120,6 +121,8 @@ class Cluster:
         # time-based work: pod key -> when
         self._terminations: Deadlines[str] = Deadlines()
         self._evictions: Deadlines[str] = Deadlines()
+        self._requeue: Deadlines[tuple[str, str, str]] = Deadlines()  # controllers' AddAfter
+        self._event_names: dict[tuple[str, ...], str] = {}
         self._unreachable: set[str] = set()
         self._orphaned: list[str] = []
         self._converging = False
@@ -388,7 +391,7 @@ class Cluster:
         return self.cordon(name, now, unschedulable=False)
 
     def scale(self, kind: str, key: str, replicas: int, now: float | None = None) -> list[Event]:
-        if kind not in ("Deployment", "ReplicaSet", "StatefulSet"):
+        if kind not in ("Deployment", "ReplicaSet", "StatefulSet", "ReplicationController"):
             raise UsageError(f"cannot scale a {kind}")
         if isinstance(replicas, bool) or not isinstance(replicas, int) or not (
                 0 <= replicas <= INT32_MAX):
@@ -402,8 +405,8 @@ class Cluster:
         return out
 
     def next_deadline(self) -> float | None:
-        times = [t for t in (self._terminations.earliest(), self._evictions.earliest())
-                 if t is not None]
+        times = [t for t in (self._terminations.earliest(), self._evictions.earliest(),
+                             self._requeue.earliest()) if t is not None]
         return min(times) if times else None
 
     def sync(self, now: float) -> list[Event]:
@@ -419,6 +422,8 @@ class Cluster:
                     break
                 ends = self._terminations.pop_due(t)
                 evictions = self._evictions.pop_due(t)
+                for _, (kind, ns, name) in self._requeue.pop_due(t):
+                    self._dirty[kind][(ns, name)] = None
                 self._converging = True
                 try:
                     for _, key in ends:
@@ -507,6 +512,18 @@ class Cluster:
                 f"pods={self.store.count('Pod')} services={self.store.count('Service')}>")
 
     # --- controller API (used by knet.control.workloads) -----------------------------------
+
+    def requeue_at(self, obj: Any, when: float) -> None:
+        """Sync ``obj`` again at ``when`` (the workqueue's AddAfter); the earliest wins."""
+        key = (obj.kind, obj.metadata.namespace, obj.metadata.name)
+        prev = self._requeue.get(key)
+        if prev is None or when < prev or prev <= self.now:
+            self._requeue[key] = when
+
+    def delete_object(self, obj: Any) -> None:
+        """Delete ``obj`` and its dependents (background propagation) from a controller."""
+        if self.store.get(obj.kind, obj.metadata.namespace, obj.metadata.name) is not None:
+            self._delete_object(obj)
 
     def create(self, obj: Any) -> Any:
         self._apply(obj)
@@ -691,7 +708,7 @@ class Cluster:
         elif kind in _WORKLOAD_KINDS:
             if cur is not None:
                 self._dirty[kind][key] = None
-            if kind == "ReplicaSet":
+            if kind in ("ReplicaSet", "Job"):
                 self._mark_owner(obj)
         elif kind == "Service":
             self._index_service(prev, cur)
@@ -720,6 +737,7 @@ class Cluster:
         pod = cur if cur is not None else prev
         assert pod is not None  # an event carries at least one object
         key = pod.key
+        controllers.on_pod(self, pod)
         ref = pod.metadata.controller_ref
         if ref is not None and ref.kind in self._dirty:
             self._dirty[ref.kind][(pod.namespace, ref.name)] = None
@@ -806,11 +824,13 @@ class Cluster:
     def _drain(self) -> None:
         for _ in range(1_000_000):
             progressed = False
-            for kind, sync in (("Deployment", workloads.sync_deployment),
-                               ("ReplicaSet", workloads.sync_replicaset),
-                               ("StatefulSet", workloads.sync_statefulset),
-                               ("DaemonSet", workloads.sync_daemonset),
-                               ("Job", workloads.sync_job)):
+            table: tuple[tuple[str, Callable[[Cluster, Any], None]], ...] = (
+                ("Deployment", workloads.sync_deployment),
+                ("ReplicaSet", workloads.sync_replicaset),
+                ("StatefulSet", workloads.sync_statefulset),
+                ("DaemonSet", workloads.sync_daemonset),
+                *controllers.SYNCS)
+            for kind, sync in table:
                 dirty = self._dirty[kind]
                 if not dirty:
                     continue

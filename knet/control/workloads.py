@@ -183,6 +183,18 @@ def sync_replicaset(c: Cluster, rs: ReplicaSet) -> None:
             c.delete_pod(p.key, c.now)
 
 
+def sync_replicationcontroller(c: Cluster, rc: Any) -> None:
+    """The replication manager is the ReplicaSet controller with an equality selector."""
+    sync_replicaset(c, rc)
+    pods = [p for p in owned_pods(c, rc) if is_active(p)]
+    from knet.model.controllers import ReplicationControllerStatus
+
+    st = ReplicationControllerStatus(len(pods), sum(1 for p in pods if p.status.ready),
+                                     sum(1 for p in pods if is_available(p)))
+    if st != rc.status:
+        c.create(evolve(rc, status=st))
+
+
 # --- StatefulSet -------------------------------------------------------------------------------
 
 def sync_statefulset(c: Cluster, ss: StatefulSet) -> None:

@@ -18,6 +18,7 @@ from ipaddress import ip_address, ip_network
 from typing import Any
 from collections.abc import Callable
 
+from knet.manifests import controllers as _controllers
 from knet.manifests import names
 from knet.manifests.fields import F, plain, quote
 from knet.manifests.pods import PROTOCOLS, int_or_name, parse_pod_spec, parse_pod_status
@@ -54,6 +55,7 @@ KINDS: dict[str, tuple[str, bool, Callable[[str], list[str]]]] = {
     "Job": ("batch/v1", True, names.dns1123_subdomain),
     "Ingress": ("networking.k8s.io/v1", True, names.dns1123_subdomain),
     "IngressClass": ("networking.k8s.io/v1", False, names.dns1123_subdomain),
+    **{k: (v, ns, getattr(names, check)) for k, (v, ns, check) in _controllers.KINDS.items()},
 }
 META_FIELDS = {
     "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
@@ -1147,7 +1149,9 @@ PARSERS: dict[str, Callable[[F, ObjectMeta, Scope], Any]] = {
     "ConfigMap": parse_configmap, "Secret": parse_secret, "Ingress": parse_ingress,
     "IngressClass": parse_ingressclass, "Deployment": parse_deployment,
     "ReplicaSet": parse_replicaset, "StatefulSet": parse_statefulset,
-    "DaemonSet": parse_daemonset, "Job": parse_job,
+    "DaemonSet": parse_daemonset,
+    "Job": lambda doc, meta, scope: _controllers.job_fields(doc, parse_job(doc, meta, scope)),
+    **_controllers.PARSERS,
 }
 
 # Gateway API kinds: validation and defaulting live in knet.gateway.objects

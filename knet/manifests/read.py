@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from knet.errors import ManifestError, Problem
 from knet.manifests import crosscheck
 from knet.manifests.config import build_config, is_config_kind
+from knet.manifests.controllers import ALSO_SERVED
 from knet.manifests.endpoints import Endpoints, mirror, mirroring_skip_reason, parse_endpoints
 from knet.manifests.fields import Ctx, F
 from knet.manifests.loader import Document, load_documents
@@ -156,7 +157,8 @@ def read_texts(texts: Sequence[tuple[str, str]], *,
                 warnings.append(f"{d.source}: skipped {d.api_version} {d.kind}"
                                 f"{' ' + name if name else ''}: knet does not model this kind")
             continue
-        if spec[0] != d.api_version and (d.api_version, d.kind) not in SERVED_VERSIONS:
+        if spec[0] != d.api_version and (d.api_version, d.kind) not in ALSO_SERVED \
+                and (d.api_version, d.kind) not in SERVED_VERSIONS:
             problems.append(Problem(
                 f'no matches for kind "{d.kind}" in version "{d.api_version}" (use '
                 f'{spec[0]})', d.source.file, d.source.line, d.source.col, d.kind,

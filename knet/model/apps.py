@@ -67,4 +67,11 @@ class Job:
     completions: int | None = 1
     parallelism: int = 1
     backoff_limit: int = 6
+    # batch/v1 fields the Job controller of knet.control.batch honours
+    completion_mode: str = "NonIndexed"  # or Indexed
+    active_deadline_seconds: int | None = None
+    ttl_seconds_after_finished: int | None = None
+    suspend: bool = False
+    pod_failure_policy: tuple[Any, ...] = ()  # PodFailurePolicyRule (knet.model.controllers)
+    status: Any = None  # JobStatus (knet.model.controllers), None until the controller syncs
     kind = "Job"

@@ -210,6 +210,7 @@ class ContainerStatus:
     state: str = "waiting"  # waiting, running, terminated
     reason: str = ""
     image: str = ""
+    exit_code: int | None = None  # state.terminated.exitCode (or lastState's while waiting)
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,7 +82,8 @@ class ContainerRunner:
     def status(self) -> ContainerStatus:
         return ContainerStatus(self.name, ready=self.ready, started=self.state == "running"
                                and self.started, restart_count=self.restart_count,
-                               state=self.state, reason=self.reason, image=self.spec.image)
+                               state=self.state, reason=self.reason, image=self.spec.image,
+                               exit_code=self.exit_code)
 
     def start(self) -> None:
         w = self.worker

@@ -1,0 +1,29 @@
+"""Registry of the controllers beyond the apps kinds, for knet.control.cluster's work loop.
+
+``KINDS`` are queued like the workload kinds (an object is re-synced when it or a pod it owns
+changes, or when it asked for ``requeue_at``); ``SYNCS`` is the order they run in;
+``on_pod`` lets the disruption controller follow pods it selects but does not own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from knet.control import batch, workloads
+
+if TYPE_CHECKING:
+    from knet.control.cluster import Cluster
+    from knet.model.core import Pod
+
+KINDS = ("ReplicationController", "CronJob")
+API_VERSIONS = {"ReplicationController": "v1", "CronJob": "batch/v1"}
+SYNCS: tuple[tuple[str, Callable[[Any, Any], None]], ...] = (
+    ("ReplicationController", workloads.sync_replicationcontroller),
+    ("CronJob", batch.sync_cronjob),
+    ("Job", batch.sync_job),
+)
+
+
+def on_pod(c: Cluster, pod: Pod) -> None:
+    """A pod changed (created, updated or deleted)."""
