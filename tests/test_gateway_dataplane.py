@@ -9,7 +9,7 @@ from pathlib import Path
 from knet.fabric import virtual_time
 from knet.runtime import run
 
-SHOP = str(Path(__file__).resolve().parent / "data" / "gateway" / "shop.yaml")
+SHOP = str(Path(__file__).resolve().parents[1] / "topologies" / "gateway.yaml")
 
 
 @virtual_time

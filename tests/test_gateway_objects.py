@@ -130,7 +130,7 @@ def test_validate_cli_exit_code(tmp_path, capsys):
 
 
 def test_route_cli_json_keys(capsys):
-    assert main(["route", "-f", "tests/data/gateway/shop.yaml", "--gateway", "infra/gw",
+    assert main(["route", "-f", "topologies/gateway.yaml", "--gateway", "infra/gw",
                  "--host", "www.shop.test", "--path", "/v1/x?q=1", "-H", "X-Canary: yes",
                  "-o", "json"]) == 0
     d = json.loads(capsys.readouterr().out)
@@ -142,7 +142,7 @@ def test_route_cli_json_keys(capsys):
 
 
 def test_get_columns(capsys):
-    f = "tests/data/gateway/shop.yaml"
+    f = "topologies/gateway.yaml"
     assert main(["get", "gateways", "-n", "infra", "-f", f]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["NAME", "CLASS", "ADDRESS", "PROGRAMMED", "AGE"]

@@ -10,7 +10,7 @@ import pytest
 
 from test_up_e2e import Up, curl
 
-SHOP = str(Path(__file__).resolve().parent / "data" / "gateway" / "shop.yaml")
+SHOP = str(Path(__file__).resolve().parents[1] / "topologies" / "gateway.yaml")
 
 
 @pytest.mark.skipif(not shutil.which("curl"), reason="curl is needed")

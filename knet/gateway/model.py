@@ -71,5 +71,20 @@ MODEL: dict[str, type[GatewayObject]] = {
                         ReferenceGrant)
 }
 
-__all__ = ["CONTROLLER", "GROUP", "GRPCRoute", "Gateway", "GatewayClass", "GatewayObject",
+V1 = f"{GROUP}/v1"
+# kind → (preferred apiVersion, namespaced); the other served versions below
+KINDS: dict[str, tuple[str, bool]] = {
+    "GatewayClass": (V1, False), "Gateway": (V1, True), "HTTPRoute": (V1, True),
+    "GRPCRoute": (V1, True), "TLSRoute": (V1, True), "TCPRoute": (V1, True),
+    "ReferenceGrant": (V1, True),
+}
+SERVED_VERSIONS: frozenset[tuple[str, str]] = frozenset({
+    (f"{GROUP}/v1beta1", "ReferenceGrant"), (f"{GROUP}/v1beta1", "Gateway"),
+    (f"{GROUP}/v1beta1", "GatewayClass"), (f"{GROUP}/v1beta1", "HTTPRoute"),
+    (f"{GROUP}/v1alpha2", "TLSRoute"), (f"{GROUP}/v1alpha3", "TLSRoute"),
+    (f"{GROUP}/v1alpha2", "TCPRoute"), (f"{GROUP}/v1alpha2", "GRPCRoute"),
+    (f"{GROUP}/v1alpha2", "ReferenceGrant"),
+})
+
+__all__ = ["KINDS", "SERVED_VERSIONS", "CONTROLLER", "GROUP", "GRPCRoute", "Gateway", "GatewayClass", "GatewayObject",
            "HTTPRoute", "MODEL", "ROUTE_KINDS", "ReferenceGrant", "TCPRoute", "TLSRoute"]

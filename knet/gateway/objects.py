@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from knet.gateway.model import GROUP, MODEL, GatewayObject
+from knet.gateway.model import GROUP, KINDS, MODEL, SERVED_VERSIONS, GatewayObject
 from knet.gateway.schema import S, any_value, array, boolean, check, integer, obj, string
 from knet.manifests.fields import F
 from knet.model.meta import ObjectMeta
@@ -405,22 +405,6 @@ SCHEMAS: dict[str, S] = {
     "GRPCRoute": GRPCROUTE, "TLSRoute": TLSROUTE, "TCPRoute": TCPROUTE,
     "ReferenceGrant": REFERENCEGRANT,
 }
-V1 = f"{GROUP}/v1"
-# kind → (preferred apiVersion, namespaced); other served versions below
-KINDS: dict[str, tuple[str, bool]] = {
-    "GatewayClass": (V1, False), "Gateway": (V1, True), "HTTPRoute": (V1, True),
-    "GRPCRoute": (V1, True), "TLSRoute": (V1, True), "TCPRoute": (V1, True),
-    "ReferenceGrant": (V1, True),
-}
-SERVED_VERSIONS: frozenset[tuple[str, str]] = frozenset({
-    (f"{GROUP}/v1beta1", "ReferenceGrant"), (f"{GROUP}/v1beta1", "Gateway"),
-    (f"{GROUP}/v1beta1", "GatewayClass"), (f"{GROUP}/v1beta1", "HTTPRoute"),
-    (f"{GROUP}/v1alpha2", "TLSRoute"), (f"{GROUP}/v1alpha3", "TLSRoute"),
-    (f"{GROUP}/v1alpha2", "TCPRoute"), (f"{GROUP}/v1alpha2", "GRPCRoute"),
-    (f"{GROUP}/v1alpha2", "ReferenceGrant"),
-})
-
-
 def parse(kind: str, doc: F, meta: ObjectMeta, api_version: str) -> GatewayObject:
     spec_f = doc.child("spec")
     if spec_f is None:

@@ -22,7 +22,7 @@ from knet.manifests.controllers import ALSO_SERVED
 from knet.manifests.endpoints import Endpoints, mirror, mirroring_skip_reason, parse_endpoints
 from knet.manifests.fields import Ctx, F
 from knet.manifests.loader import Document, load_documents
-from knet.gateway.objects import SERVED_VERSIONS
+from knet.gateway.model import SERVED_VERSIONS
 from knet.manifests.objects import KINDS, PARSERS, Scope, parse_meta
 from knet.model.config import ClusterConfig
 from knet.model.core import Service
