@@ -46,6 +46,11 @@ def _gateway(value: str) -> tuple[str, int | None, str, int]:
 @click.option("--control", default="127.0.0.1:0", show_default=True, metavar="127.0.0.1:P",
               help="HTTP/JSON control endpoint (get, trace, faults).")
 @click.option("--no-control", is_flag=True, help="Do not open the control endpoint.")
+@click.option("--api", default="127.0.0.1:0", show_default=True, metavar="127.0.0.1:P",
+              help="HTTPS Kubernetes API for kubectl (writes a kubeconfig; docs/api.md).")
+@click.option("--no-api", is_flag=True, help="Do not serve the Kubernetes API.")
+@click.option("--token-file", default=None, metavar="CSV",
+              help='Static bearer tokens for the API: token,user,uid,"group1,group2".')
 @click.option("--capture", default=None, metavar="FILE",
               help="Record every packet while up; write pcapng at exit.")
 @click.option("--watch", is_flag=True, help="Re-apply the files when they change.")
@@ -56,7 +61,8 @@ def _gateway(value: str) -> tuple[str, int | None, str, int]:
 @click.option("--boot-timeout", type=float, default=600.0, show_default=True,
               help="Cluster seconds to wait for every pod to be Ready.")
 def up(files: tuple[str, ...], seed: int | None, dns: str | None, ingress: str | None,
-       ingress_tls: str | None, gateways: tuple[str, ...], control: str, no_control: bool, capture: str | None,
+       ingress_tls: str | None, gateways: tuple[str, ...], control: str, no_control: bool,
+       api: str, no_api: bool, token_file: str | None, capture: str | None,
        watch: bool, no_nodeports: bool, real_boot: bool, boot_timeout: float) -> int:
     """Run the cluster in real time until Ctrl-C, exposed on loopback only.
 
@@ -74,6 +80,29 @@ def up(files: tuple[str, ...], seed: int | None, dns: str | None, ingress: str |
         ingress_tls=_listen(ingress_tls, "--ingress-tls"),
         gateways=tuple(_gateway(g) for g in gateways),
         control=None if no_control else _listen(control, "--control"),
+        api=None if no_api else _listen(api, "--api"), token_file=token_file,
         capture=capture, watch=watch, nodeports=not no_nodeports, real_boot=real_boot,
         boot_timeout=boot_timeout)
     return run(opts)
+
+
+@cli.command()
+@click.option("--name", default=None, help="The cluster (default: the running knet up's).")
+def kubeconfig(name: str | None) -> int:
+    """Print the running cluster's kubeconfig (admin client certificate)."""
+    from knet.api.up import kubeconfig_path
+    from knet.errors import KnetError
+    from knet.expose.control import read_state
+
+    st = read_state()
+    if name is None:
+        if st is None:
+            raise KnetError("no knet up is running (start one with: knet up -f …)")
+        name = str(st.get("cluster"))
+    path = kubeconfig_path(name)
+    try:
+        click.echo(path.read_text(), nl=False)
+    except OSError:
+        raise KnetError(f'no kubeconfig for cluster "{name}": is knet up running with the API '
+                        "(not --no-api)?") from None
+    return 0

@@ -350,6 +350,8 @@ class Loopback:
             rows.append(("GATEWAY", t[k]["address"], f"{k[8:]} (Gateway listener port)"))
         if "control" in t:
             rows.append(("CONTROL", t["control"]["address"], "http JSON control endpoint"))
+        if "api" in t:
+            rows.append(("API", t["api"]["address"], "https Kubernetes API (kubectl)"))
         out += _columns(rows)
         for u in t["unavailable"]:
             out.append(f"unavailable: {u['address']}: {u['error']}")

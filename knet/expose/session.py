@@ -34,6 +34,8 @@ class UpOptions:
     ingress_tls: tuple[str, int] | None = None
     gateways: tuple[tuple[str, int | None, str, int], ...] = ()  # (ns/name, port, host, port)
     control: tuple[str, int] | None = ("127.0.0.1", 0)
+    api: tuple[str, int] | None = None  # the Kubernetes API (knet.api); the CLI turns it on
+    token_file: str | None = None
     capture: str | None = None
     watch: bool = False
     nodeports: bool = True
@@ -84,6 +86,7 @@ async def run_up(opts: UpOptions) -> int:
     gw: Loopback | None = None
     ctl: ControlServer | None = None
     watcher: Watcher | None = None
+    api: Any = None
     state_written = False
     go_real = getattr(loop, "go_real", None)
     try:
@@ -128,6 +131,12 @@ async def run_up(opts: UpOptions) -> int:
             await ctl.start(*opts.control)
             gw.extra["control"] = {"address": f"{ctl.address[0]}:{ctl.address[1]}",  # type: ignore[index]
                                    "url": ctl.url}
+        if opts.api is not None:
+            from knet.api.up import start_api
+
+            api = await start_api(rt, opts.api, token_file=opts.token_file,
+                                  write=opts.state_file)
+            gw.extra["api"] = api.table()
         if opts.watch:
             watcher = Watcher(rt, opts.files, inp.objects, interval=opts.watch_interval,
                               report=lambda m: _say(out, m), error=lambda m: _say(err, m),
@@ -147,6 +156,9 @@ async def run_up(opts: UpOptions) -> int:
             write_state({"pid": os.getpid(), "files": list(opts.files),
                          "cluster": state.config.name, **table})
             state_written = True
+        if api is not None and api.kubeconfig is not None:
+            _say(out, "")
+            _say(out, f"export KUBECONFIG={api.kubeconfig}")
         _say(out, "")
         _say(out, "up; Ctrl-C to stop")
 
@@ -156,6 +168,8 @@ async def run_up(opts: UpOptions) -> int:
     finally:
         if watcher is not None:
             await watcher.aclose()
+        if api is not None:
+            await api.aclose()
         if ctl is not None:
             await ctl.aclose()
         if gw is not None:

@@ -15,15 +15,16 @@ from __future__ import annotations
 import asyncio
 import importlib
 import socket
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
 from knet.fabric.aio import KnetSite
 from knet.model.core import Container, Pod, Protocol
-from knet.runtime.shell import Shell, VirtualFS, is_shell_command
+from knet.runtime.shell import Shell, is_shell_command
+from knet.runtime.vfs import VirtualFS
 
 if TYPE_CHECKING:
     from knet.runtime.cluster import RuntimeCluster
@@ -448,7 +449,10 @@ async def idle_app(ctx: PodContext) -> int:
 
 def shell_app(argv: list[str]) -> App:
     async def run(ctx: PodContext) -> int:
-        return await Shell(ctx.fs, ctx.hostname, ctx.log).run_argv(argv)
+        rt = ctx.runtime
+        sh = Shell(ctx.fs, ctx.hostname, ctx.log, env=dict(ctx.env), net=rt.pod(ctx.pod.key),
+                   stopping=ctx.stopping, pid1=True, clock=rt.now)
+        return await sh.run_argv(argv)
     return run
 
 

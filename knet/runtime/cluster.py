@@ -84,6 +84,7 @@ class RuntimeCluster:
             pods=state.pods(), namespaces=state.namespaces(), config_maps=state.config_maps(),
             cluster=state.config, now=state.now, seed=int(self.seed or 0))
         self.errors: list[BaseException] = []
+        self.events: list[Any] = []  # kubelet Events (knet.runtime.volumes.PodEvent)
         self._explaining = 0  # running captures (datapaths keep matched rules while > 0)
 
     # -- time ---------------------------------------------------------------------------
@@ -718,10 +719,19 @@ class PodHandle:
         r = self._runner(container)
         return list(r.ctx.logs) if r.ctx is not None else []
 
-    async def exec(self, argv: list[str], container: str | None = None) -> int:
-        from knet.runtime.shell import Shell
+    async def exec(self, argv: list[str], container: str | None = None, *,
+                   stdin: str = "") -> Any:
+        """Run ``argv`` in the container (``kubectl exec``): an ``ExecResult`` with
+        ``.exit_code``, ``.stdout``, ``.stderr`` (``int()`` of it is the exit code)."""
+        from knet.runtime.exec import exec_in
 
-        return await Shell(self.fs(container), self.model.name).run_argv(argv)
+        return await exec_in(self, list(argv), container, stdin=stdin)
+
+    def shell(self, container: str | None = None) -> Any:
+        """An interactive shell session (``kubectl exec -it … -- sh``)."""
+        from knet.runtime.exec import InteractiveShell
+
+        return InteractiveShell(self, container)
 
     def container_status(self, name: str | None = None) -> Any:
         for cs in self.model.status.container_statuses:

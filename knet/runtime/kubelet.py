@@ -28,11 +28,18 @@ from typing import TYPE_CHECKING, Any
 from knet.control.cluster import timestamp
 from knet.control.store import evolve
 from knet.model.core import (
-    Container, ContainerStatus, Pod, PodCondition, PodStatus, Probe,
+    Container,
+    ContainerStatus,
+    Pod,
+    PodCondition,
+    PodStatus,
+    Probe,
 )
 from knet.runtime.apps import PodContext, select_app
 from knet.runtime.env import ConfigError, container_env
-from knet.runtime.shell import Shell, VirtualFS
+from knet.runtime.shell import Shell
+from knet.runtime.vfs import VirtualFS
+from knet.runtime.volumes import SYNC_PERIOD, MountError, PodVolumes, record_event
 
 if TYPE_CHECKING:
     from knet.runtime.cluster import RuntimeCluster
@@ -90,7 +97,7 @@ class ContainerRunner:
         rt = w.runtime
         pod = rt.state.pod(w.key) if rt.state.store.get("Pod", *w.key.split("/", 1)) else w.pod
         env = container_env(rt.state, pod, self.spec)
-        self.fs = VirtualFS()
+        self.fs = w.volumes.filesystem(self.spec)
         self.ctx = PodContext(pod, self.spec, env, w.netns, self.fs, rt)
         app = select_app(pod, self.spec, self.index if not self.init else -1,
                          rt.user_factory(pod) if not self.init else None)
@@ -195,6 +202,7 @@ class PodWorker:
         self.task: asyncio.Task[None] | None = None
         self.supervisors: list[asyncio.Task[None]] = []
         self._published: PodStatus | None = None
+        self.volumes = PodVolumes(self.runtime, pod)
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -204,6 +212,9 @@ class PodWorker:
         rt = self.runtime
         self.netns = rt.sandbox(self.pod)
         self.publish()
+        if not await self._mount_volumes():
+            return
+        self.supervisors.append(rt.loop.create_task(self._volume_sync()))
         policy = self.pod.spec.restart_policy
         for c in self.inits:
             if c.sidecar:
@@ -242,13 +253,38 @@ class PodWorker:
             self.supervisors.append(rt.loop.create_task(self._supervise(c)))
         self.publish()
 
+    def _current(self) -> Pod:
+        rt = self.runtime
+        cur = rt.state.store.get("Pod", *self.key.split("/", 1))
+        return cur if cur is not None and cur.metadata.uid == self.pod.metadata.uid else self.pod
+
+    async def _mount_volumes(self) -> bool:
+        """The volume manager's WaitForAttachAndMount: retry with exponential back-off
+        (500 ms doubling to 2 min 2 s, goroutinemap's) while a mount fails."""
+        delay = 0.5
+        while not self.terminating:
+            try:
+                self.volumes.setup(self._current())
+                return True
+            except MountError as e:
+                record_event(self.runtime, self.pod, "Warning", "FailedMount", str(e))
+                self.publish()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 122.0)
+        return False
+
+    async def _volume_sync(self) -> None:
+        """kubelet's periodic pod sync re-projects configMap/secret/downwardAPI volumes."""
+        while not self.terminating:
+            await asyncio.sleep(SYNC_PERIOD)
+            self.volumes.refresh(self._current())
+
     async def _start(self, c: ContainerRunner) -> bool:
         try:
             c.start()
         except ConfigError as e:
             c.state, c.reason = "waiting", "CreateContainerConfigError"
-            if c.ctx is not None:
-                c.ctx.log(str(e))
+            record_event(self.runtime, self.pod, "Warning", "Failed", f"Error: {e}")
             self.publish()
             return False
         return True
@@ -390,7 +426,10 @@ class PodWorker:
         pod_ip = str(self.runtime.state_pod_ip(self.key) or "")
         if probe.exec is not None:
             argv = list(probe.exec.get("command") or ())
-            return await Shell(c.fs, self.pod.spec.hostname or self.pod.name).run_argv(argv) == 0
+            sh = Shell(c.fs, self.pod.spec.hostname or self.pod.name,
+                       env=dict(c.ctx.env) if c.ctx is not None else None,
+                       net=self.runtime.pod(self.key), clock=self.runtime.now)
+            return await sh.run_argv(argv) == 0
         h = probe.http_get or probe.tcp_socket or probe.grpc
         if h is None:
             return True

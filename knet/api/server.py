@@ -1,0 +1,397 @@
+"""The HTTPS adapter of the API: aiohttp on loopback, TLS with the cluster's CA.
+
+It only moves bytes: authenticates (client certificate CN/O, bearer tokens from the static
+token table), hands a ``Request`` to ``ApiCore``, and writes the ``Response`` — streaming
+watches, pod logs, and ``exec`` over WebSocket (``v5.channel.k8s.io`` / ``v4``) into the pod
+shell. Invariants: binds loopback only; no request, however malformed, takes the server down
+(every handler error becomes a Status 500); request bodies are size-limited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import ssl
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from knet.api.core import MAX_BODY, ApiCore, Request, Response, User
+from knet.api.pki import ClusterPKI
+from knet.api.status import ApiError, unauthorized
+from knet.errors import KnetError, UsageError
+
+CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io",
+                     "v2.channel.k8s.io", "channel.k8s.io")
+
+
+def load_token_file(path: str) -> dict[str, User]:
+    """kube-apiserver ``--token-auth-file``: CSV ``token,user,uid,"group1,group2"``."""
+    import csv
+
+    out: dict[str, User] = {}
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            for n, row in enumerate(csv.reader(fh), 1):
+                if not row or row[0].startswith("#"):
+                    continue
+                if len(row) < 2:
+                    raise UsageError(f"{path}:{n}: expected token,user[,uid[,\"groups\"]]")
+                groups = tuple(g.strip() for g in row[3].split(",") if g.strip()) if len(row) > 3 else ()
+                out[row[0]] = User(row[1], groups, row[2] if len(row) > 2 else "")
+    except OSError as e:
+        raise UsageError(f"--token-file: cannot read {path}: {e.strerror or e}") from None
+    return out
+
+
+def _peer_user(request: web.Request) -> User | None:
+    transport = request.transport
+    if transport is None:
+        return None
+    cert = transport.get_extra_info("peercert")
+    if not cert:
+        return None
+    cn, orgs = "", []
+    for rdn in cert.get("subject", ()):
+        for k, v in rdn:
+            if k == "commonName":
+                cn = v
+            elif k == "organizationName":
+                orgs.append(v)
+    return User(cn, tuple(orgs)) if cn else None
+
+
+class ApiServer:
+    def __init__(self, core: ApiCore, pki: ClusterPKI, *, runtime: Any = None,
+                 tokens: dict[str, User] | None = None, authenticate: Any = None) -> None:
+        self.core = core
+        self.pki = pki
+        self.rt = runtime
+        self.tokens = dict(tokens or {})
+        self.authenticate_token = authenticate  # extra token authenticator (ServiceAccount JWTs)
+        self.runner: web.AppRunner | None = None
+        self.address: tuple[str, int] | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._flush_pending = False
+        self._streams: set[asyncio.Task[Any]] = set()
+
+    @property
+    def url(self) -> str:
+        assert self.address is not None
+        h, p = self.address
+        return f"https://[{h}]:{p}" if ":" in h else f"https://{h}:{p}"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        self._tmp = tempfile.TemporaryDirectory(prefix="knet-api-")
+        d = Path(self._tmp.name)
+        (d / "tls.crt").write_bytes(self.pki.serving.cert_pem + self.pki.ca.cert_pem)
+        (d / "tls.key").write_bytes(self.pki.serving.key_pem)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(d / "tls.crt"), str(d / "tls.key"))
+        ctx.load_verify_locations(cadata=self.pki.ca.cert_pem.decode())
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        ctx.set_alpn_protocols(["http/1.1"])
+        return ctx
+
+    async def start(self, host: str, port: int) -> int:
+        from knet.expose import plan
+
+        host = plan.check_loopback(host, "--api")
+        loop = asyncio.get_running_loop()
+
+        def wake() -> None:
+            if not self._flush_pending:
+                self._flush_pending = True
+                loop.call_soon(self._flush)
+
+        self.core.wakeup = wake
+        app = web.Application(client_max_size=MAX_BODY + 1024, middlewares=[self._errors])
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host, port, ssl_context=self.ssl_context(),
+                           reuse_address=True)
+        try:
+            await site.start()
+        except OSError as e:
+            await self.aclose()
+            raise UsageError(f"--api: cannot listen on {host}:{port}: {e.strerror or e}") from None
+        server = site._server
+        socks = getattr(server, "sockets", None) or ()
+        bound = socks[0].getsockname()[1] if socks else port
+        self.address = (host, int(bound))
+        self.core.server_address = f"{host}:{bound}"
+        return int(bound)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        try:
+            self.core.flush()
+        except Exception:  # noqa: BLE001 - a status computation must not stop the loop
+            pass
+
+    async def aclose(self) -> None:
+        for t in list(self._streams):
+            t.cancel()
+        for w in list(self.core.watches):
+            w.close()
+        if self.runner is not None:
+            await self.runner.shutdown()
+            await self.runner.cleanup()
+            self.runner = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPRequestEntityTooLarge:
+            return _status(ApiError(413, "RequestEntityTooLarge", "Request entity too large"))
+        except (web.HTTPException, asyncio.CancelledError, ConnectionError):
+            raise
+        except ApiError as e:
+            return _status(e)
+        except Exception as e:  # noqa: BLE001 - the server answers 500 and stays up
+            return _status(ApiError(500, "InternalError", f"Internal error occurred: {e}",
+                                    {"causes": [{"message": str(e)}]}))
+
+    def _user(self, request: web.Request) -> User | None:
+        auth = request.headers.get("Authorization", "")
+        user: User | None = None
+        if auth:
+            scheme, _, token = auth.partition(" ")
+            token = token.strip()
+            if scheme.lower() != "bearer" or not token:
+                raise unauthorized()
+            user = self.tokens.get(token)
+            if user is None and self.authenticate_token is not None:
+                user = self.authenticate_token(token)
+            if user is None:
+                raise unauthorized()
+        else:
+            user = _peer_user(request)
+        if user is not None and "system:authenticated" not in user.groups:
+            user = User(user.name, (*user.groups, "system:authenticated"), user.uid)
+        as_user = request.headers.get("Impersonate-User")
+        if user is not None and as_user:
+            if not user.admin:
+                raise ApiError(403, "Forbidden", f'users "{as_user}" is forbidden: User '
+                               f'"{user.name}" cannot impersonate resource "users" in API group '
+                               '"" at the cluster scope', {"name": as_user, "kind": "users"})
+            groups = tuple(request.headers.getall("Impersonate-Group", []))
+            user = User(as_user, (*groups, "system:authenticated"))
+        return user
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        user = self._user(request)
+        body = b""
+        if request.can_read_body:
+            body = await request.read()
+        req = Request(request.method, request.path, request.query_string,
+                      dict(request.headers), body, user)
+        resp = self.core.handle(req)
+        if resp.watch is not None:
+            return await self._watch(request, resp)
+        if resp.stream is not None:
+            return await self._stream(request, resp)
+        out = web.Response(status=resp.status, body=resp.body if resp.status != 304 else None)
+        out.headers["Content-Type"] = resp.content_type
+        for k, v in resp.headers:
+            out.headers.add(k, v)
+        return out
+
+    async def _watch(self, request: web.Request, resp: Response) -> web.StreamResponse:
+        w = resp.watch
+        assert w is not None
+        loop = asyncio.get_running_loop()
+        sr = web.StreamResponse(status=200)
+        sr.content_type = "application/json"
+        sr.enable_chunked_encoding()
+        await sr.prepare(request)
+        ev = asyncio.Event()
+        w.notify = ev.set
+        start = loop.time()
+        timeout = w.timeout if w.timeout is not None else random.uniform(1800, 3600)
+        deadline = start + timeout
+        next_bookmark = start + 60
+        try:
+            while True:
+                ev.clear()
+                lines = w.drain()
+                if lines:
+                    await sr.write(b"".join(lines))
+                if w.closed:
+                    break
+                now = loop.time()
+                if now >= deadline:
+                    break
+                wake = deadline
+                if w.bookmarks:
+                    wake = min(next_bookmark, max(deadline - 2, now))
+                try:
+                    await asyncio.wait_for(ev.wait(), timeout=max(0.0, wake - now))
+                except TimeoutError:
+                    if w.bookmarks and loop.time() >= wake and loop.time() < deadline:
+                        w.bookmark()
+                        next_bookmark = loop.time() + 60
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            w.close()
+        try:
+            await sr.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass
+        return sr
+
+    # --- streams: logs, exec ------------------------------------------------------------
+    async def _stream(self, request: web.Request, resp: Response) -> web.StreamResponse:
+        info = resp.stream
+        assert info is not None
+        if self.rt is None:
+            raise ApiError(503, "ServiceUnavailable", "the cluster runtime is not running")
+        if info["kind"] == "log":
+            return await self._log(request, info)
+        if info["kind"] == "exec":
+            return await self._exec(request, info)
+        raise ApiError(400, "BadRequest", f"{info['kind']} is not supported by knet yet "
+                       "(see docs/api.md)")
+
+    def _log_lines(self, info: dict[str, Any]) -> list[str] | None:
+        try:
+            return self.rt.pod(info["pod"]).logs(info["container"])
+        except KnetError:
+            return None
+
+    async def _log(self, request: web.Request, info: dict[str, Any]) -> web.StreamResponse:
+        if info["previous"]:
+            raise ApiError(400, "BadRequest", f'previous terminated container "{info["container"]}" '
+                           f'in pod "{info["pod"].split("/", 1)[1]}" not found')
+        lines = self._log_lines(info)
+        if lines is None:
+            raise ApiError(400, "BadRequest", f'container "{info["container"]}" in pod '
+                           f'"{info["pod"].split("/", 1)[1]}" is waiting to start: ContainerCreating')
+        sr = web.StreamResponse(status=200)
+        sr.content_type = "text/plain"
+        await sr.prepare(request)
+        tail = info.get("tailLines")
+        if tail and tail.lstrip("-").isdigit() and int(tail) >= 0:
+            lines = lines[-int(tail):] if int(tail) else []
+            seen = len(self._log_lines(info) or [])
+        else:
+            seen = len(lines)
+        limit = int(info["limitBytes"]) if str(info.get("limitBytes", "")).isdigit() else None
+        sent = 0
+
+        def fmt(batch: list[str]) -> bytes:
+            out = []
+            for ln in batch:
+                text = ln if ln.endswith("\n") else ln + "\n"
+                if info["timestamps"]:
+                    ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
+                    text = f"{ts} {text}"
+                out.append(text)
+            return "".join(out).encode()
+
+        try:
+            data = fmt(lines)
+            if limit is not None:
+                data = data[:limit]
+            await sr.write(data)
+            sent += len(data)
+            while info["follow"] and (limit is None or sent < limit):
+                await asyncio.sleep(0.2)
+                cur = self._log_lines(info)
+                pod = self.rt.state.store.get("Pod", *info["pod"].split("/", 1))
+                if cur is None or pod is None:
+                    break
+                if len(cur) > seen:
+                    data = fmt(cur[seen:])
+                    seen = len(cur)
+                    if limit is not None:
+                        data = data[: limit - sent]
+                    await sr.write(data)
+                    sent += len(data)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        try:
+            await sr.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass
+        return sr
+
+    async def _exec(self, request: web.Request, info: dict[str, Any]) -> web.StreamResponse:
+        from knet.runtime.shell import Shell
+
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            # SPDY/3.1 is not served: kubectl 1.32 tries the WebSocket first.
+            raise ApiError(400, "BadRequest", "knet serves exec over WebSocket "
+                           "(v5.channel.k8s.io / v4.channel.k8s.io) only")
+        ws = web.WebSocketResponse(protocols=CHANNEL_PROTOCOLS, autoping=True, heartbeat=None)
+        await ws.prepare(request)
+        v5 = ws.ws_protocol == "v5.channel.k8s.io"
+        pod = self.rt.pod(info["pod"])
+        container = info["container"] or None
+        try:
+            if info["stdout"]:
+                await ws.send_bytes(b"\x01")
+            elif info["stderr"]:
+                await ws.send_bytes(b"\x02")
+            else:
+                await ws.send_bytes(b"\x03")
+            out: list[str] = []
+
+            def write(text: str) -> None:
+                out.append(text)
+
+            if info["stdin"]:
+                self._drain_stdin(ws, v5)
+            try:
+                fs = pod.fs(container)
+                code = await Shell(fs, pod.model.name, out=write).run_argv(list(info["command"]))
+                status: dict[str, Any] = {"metadata": {}, "status": "Success"}
+                if code:
+                    status = {"metadata": {}, "status": "Failure",
+                              "message": f"command terminated with non-zero exit code: "
+                                         f"error executing command {info['command']}, exit code {code}",
+                              "reason": "NonZeroExitCode",
+                              "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+            except KnetError as e:
+                status = {"metadata": {}, "status": "Failure",
+                          "message": f"Internal error occurred: error executing command in "
+                                     f"container: {e}", "reason": "InternalError", "code": 500}
+            if out and info["stdout"]:
+                await ws.send_bytes(b"\x01" + "".join(out).encode())
+            await ws.send_bytes(b"\x03" + json.dumps(status).encode())
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            await ws.close()
+        return ws
+
+    def _drain_stdin(self, ws: web.WebSocketResponse, v5: bool) -> None:
+        async def pump() -> None:
+            try:
+                async for msg in ws:
+                    if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT):
+                        break
+            except (ConnectionError, asyncio.CancelledError):
+                pass
+
+        t = asyncio.ensure_future(pump())
+        self._streams.add(t)
+        t.add_done_callback(self._streams.discard)
+
+
+def _status(e: ApiError) -> web.Response:
+    out = web.Response(status=e.code, body=json.dumps(e.status()).encode())
+    out.headers["Content-Type"] = "application/json"
+    for k, v in e.headers.items():
+        out.headers[k] = v
+    return out
