@@ -83,6 +83,7 @@ class ClusterPath:
         self.mode = mode or cluster.config.kube_proxy.mode
         self.rng = random.Random(cluster.seed if seed is None else seed)
         self._nf: dict[str, Any] = {}
+        self._policy: Any = None
         self._pods_by_ip: dict[IPAddress, Pod] = {}
         for p in cluster.pods():
             if not p.spec.host_network:
@@ -98,8 +99,21 @@ class ClusterPath:
         if nf is None:
             nf = node_datapath(self.cluster, node, random.Random(self.rng.getrandbits(64)),
                                self.mode)
+            if self.policy.active:  # the same hook the runtime's datapaths run
+                from knet.policy.hook import PolicedEngine, PolicyHook
+
+                nf = PolicedEngine(nf, PolicyHook(self.policy, node.name, nf.conntrack))
             self._nf[node.name] = nf
         return nf
+
+    @property
+    def policy(self) -> Any:
+        """The cluster's network policies, compiled (``knet.policy.PolicyIndex``)."""
+        if self._policy is None:
+            from knet.policy.index import PolicyIndex
+
+            self._policy = PolicyIndex.from_cluster(self.cluster)
+        return self._policy
 
     # --- endpoints ----------------------------------------------------------------------------
 
@@ -174,13 +188,19 @@ class ClusterPath:
 
     def walk(self, src_spec: str, dst: str, dport: int, proto: str = "tcp",
              entry_node: str | None = None, now: float = 0.0) -> Walk:
-        src = self.endpoint(src_spec)
+        return self.walk_packet(self.endpoint(src_spec), dst, dport, proto, entry_node, now)
+
+    def walk_packet(self, src: Endpoint, dst: str, dport: int, proto: str = "tcp",
+                    entry_node: str | None = None, now: float = 0.0, *,
+                    sport: int = 40000, explain: bool | None = None) -> Walk:
+        """``walk`` from an endpoint already resolved, with a chosen source port (a new
+        connection per call when the ports differ)."""
         dst_ip = self._ip(dst)
         node, entered = self.start(src, dst_ip, entry_node)
-        pkt = self.packet(src, dst_ip, dport, proto)
+        pkt = self.packet(src, dst_ip, dport, proto, sport)
         w = Walk(src, pkt)
         for _ in range(8):  # a packet crosses at most two nodes; bound loops anyway
-            res = self.netfilter(node).forward(pkt, entered, now)
+            res = self.netfilter(node).forward(pkt, entered, now, explain=explain)
             w.hops.append(Hop(node.name, entered, res))
             if res.verdict != "ACCEPT":
                 w.verdict = res.verdict

@@ -317,6 +317,29 @@ async def assert_unreachable(src: Any, dst: Any, port: int, *, timeout: float = 
                              f"{_indent(story)}")
 
 
+def assert_reachability(cluster: Any, expected: str, **kw: Any) -> Any:
+    """The cluster's reachability table (``cluster.reachability``; a running cluster or a
+    control-plane ``Cluster``) equals ``expected``, a table in ``knet reach``'s text format
+    (upstream e2e truth-table marks: ``.`` allowed, ``X`` blocked, ``~`` self, not scored).
+    Pods, ports and protocols default to the ones the expected text names (title lines such
+    as ``TCP/80``; TCP/80 without one). Returns the table; on a difference raises an
+    AssertionError listing every differing cell and the actual table."""
+    __tracebackhide__ = True
+    from knet.policy.reach import reachability, table_shape
+
+    pods, probes = table_shape(expected)
+    kw.setdefault("pods", pods)
+    kw.setdefault("ports", sorted({p for p, _ in probes}))
+    kw.setdefault("protocols", sorted({t for _, t in probes}))
+    live = getattr(cluster, "reachability", None)  # a running cluster; else the control plane
+    table = live(**kw) if live is not None else reachability(cluster, **kw)
+    diffs = table.differences(expected)
+    if diffs:
+        raise AssertionError("reachability differs in {} cell(s):\n{}\nactual:\n{}".format(
+            len(diffs), "\n".join(f"  {d}" for d in diffs), _indent(table.render())))
+    return table
+
+
 def _indent(text: str) -> str:
     text = text.rstrip("\n")
     if not text:
@@ -416,7 +439,8 @@ async def eventually(check: Callable[[], T | Awaitable[T]], timeout: float = 30.
 
 
 __all__ = [
-    "ClusterFactory", "PendingCluster", "Settings", "Started", "assert_reachable",
+    "ClusterFactory", "PendingCluster", "Settings", "Started", "assert_reachability",
+    "assert_reachable",
     "assert_unreachable", "backend_name", "default_loop", "distribution", "eventually",
     "loop_factory", "resolve_paths", "start_capture", "wait_for",
 ]

@@ -157,23 +157,13 @@ def test_ipvsadm_shows_live_counters():
 
 # --- execution through the glue -----------------------------------------------------------
 
-def _dp(node="node-a", native=None):
+def _dp(node="node-a"):
     c = rich()
-    dp = modes.node_datapath(c, c.node(node), random.Random(1), "ipvs")
-    if native is False and dp.native:  # the wrapper's own LOCAL_IN step, without the hook
-        from knet.netfilter.engine import Netfilter
-        from knet.netfilter.ipvs import IPVSNetfilter
-        nf = dp.nf
-        plain = Netfilter(nf.rulesets.get(4), nf.rulesets.get(6), local_addresses=nf.is_local,
-                          masquerade_address=nf.masquerade_address, rng=random.Random(1),
-                          ipsets=nf.ipsets)
-        dp = IPVSNetfilter(plain, dp.ipvs, dp.mark, native=False)
-    return c, dp
+    return c, modes.node_datapath(c, c.node(node), random.Random(1), "ipvs")
 
 
-@pytest.mark.parametrize("native", [None, False])
-def test_forward_schedules_dnat_and_unnats_replies(native):
-    _c, dp = _dp(native=native)
+def test_forward_schedules_dnat_and_unnats_replies():
+    _c, dp = _dp()
     pod = ip_address("10.244.1.99")
     p = Packet(pod, VIP, Proto.TCP, 40000, 80, "S", iif="veth1")
     r = dp.forward(p, "veth1", 0.0)
@@ -189,9 +179,8 @@ def test_forward_schedules_dnat_and_unnats_replies(native):
     assert sum(d.activeconns for d in vsrv.dest_list()) == 1
 
 
-@pytest.mark.parametrize("native", [None, False])
-def test_outside_client_to_clusterip_is_masqueraded_and_rr_rotates(native):
-    _c, dp = _dp(native=native)
+def test_outside_client_to_clusterip_is_masqueraded_and_rr_rotates():
+    _c, dp = _dp()
     out = ip_address("203.0.113.10")
     dsts = []
     for i in range(3):
@@ -201,9 +190,8 @@ def test_outside_client_to_clusterip_is_masqueraded_and_rr_rotates(native):
     assert sorted(dsts) == ["10.244.1.12:8080", "10.244.1.5:8080", "10.244.2.7:8080"]
 
 
-@pytest.mark.parametrize("native", [None, False])
-def test_vip_without_real_servers_and_unused_port_reject(native):
-    _c, dp = _dp(native=native)
+def test_vip_without_real_servers_and_unused_port_reject():
+    _c, dp = _dp()
     out = ip_address("203.0.113.10")
     r = dp.forward(Packet(out, ip_address("10.96.7.40"), Proto.TCP, 1, 80, "S", iif="eth0"),
                    "eth0", 0.0)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 KNET = Path(__file__).resolve().parents[1] / "knet"
-CORE_PACKAGES = ["model", "manifests", "control", "proxy", "netfilter"]
+CORE_PACKAGES = ["model", "manifests", "control", "proxy", "netfilter", "policy"]
 # Pure modules inside packages that also hold adapters.
 CORE_MODULES = ["errors.py", "dns/answer.py", "dns/records.py", "dns/stub.py",
                 "dns/corefile.py", "dns/view.py", "ingress/routes.py",

@@ -8,6 +8,9 @@ from typing import Any, Protocol
 from collections.abc import Callable, Iterable, Mapping
 
 from knet.errors import NotFound, UsageError
+from knet.model.policy import (
+    AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy, NetworkPolicy,
+)
 from knet.model import (
     ConfigMap, DaemonSet, Deployment, EndpointSlice, Ingress, IngressClass, Job, Namespace, Node,
     Pod, ReplicaSet, Secret, Service, StatefulSet,
@@ -17,7 +20,8 @@ from datetime import UTC
 
 
 class _Kind(Protocol):
-    kind: str
+    @property
+    def kind(self) -> str: ...
 
 
 # kind → (resource name for "kind/name", model type, namespaced)
@@ -36,6 +40,13 @@ KINDS: dict[str, tuple[str, type[_Kind], bool]] = {
     "configmaps": ("configmap", ConfigMap, True),
     "secrets": ("secret", Secret, True),
     "namespaces": ("namespace", Namespace, False),
+    "networkpolicies": ("networkpolicy.networking.k8s.io", NetworkPolicy, True),
+    "clusternetworkpolicies": ("clusternetworkpolicy.policy.networking.k8s.io",
+                               ClusterNetworkPolicy, False),
+    "adminnetworkpolicies": ("adminnetworkpolicy.policy.networking.k8s.io",
+                             AdminNetworkPolicy, False),
+    "baselineadminnetworkpolicies": ("baselineadminnetworkpolicy.policy.networking.k8s.io",
+                                     BaselineAdminNetworkPolicy, False),
 }
 ALIASES = {
     "po": "pods", "pod": "pods", "svc": "services", "service": "services", "no": "nodes",
@@ -45,6 +56,11 @@ ALIASES = {
     "daemonset": "daemonsets", "job": "jobs", "ing": "ingresses", "ingress": "ingresses",
     "ingressclass": "ingressclasses", "cm": "configmaps", "configmap": "configmaps",
     "secret": "secrets", "ns": "namespaces", "namespace": "namespaces",
+    "netpol": "networkpolicies", "networkpolicy": "networkpolicies",
+    "cnp": "clusternetworkpolicies", "clusternetworkpolicy": "clusternetworkpolicies",
+    "anp": "adminnetworkpolicies", "adminnetworkpolicy": "adminnetworkpolicies",
+    "banp": "baselineadminnetworkpolicies",
+    "baselineadminnetworkpolicy": "baselineadminnetworkpolicies",
 }
 # kubectl get all: the categories "all" covers, in kubectl's order.
 ALL_KINDS = ["pods", "services", "daemonsets", "deployments", "replicasets", "statefulsets", "jobs"]
@@ -417,7 +433,27 @@ def _ns_row(cluster: Any, n: Namespace, wide: bool) -> list[str]:
     return [n.metadata.name, "Active", age(cluster, n)]
 
 
+def _netpol_header(wide: bool) -> list[str]:
+    return ["NAME", "POD-SELECTOR", "AGE"]
+
+
+def _netpol_row(cluster: Any, p: NetworkPolicy, wide: bool) -> list[str]:
+    return [p.metadata.name, _selector_str(p.pod_selector) or "<none>", age(cluster, p)]
+
+
+def _cnp_header(wide: bool) -> list[str]:
+    return ["NAME", "TIER", "PRIORITY", "AGE"]
+
+
+def _cnp_row(cluster: Any, p: ClusterNetworkPolicy, wide: bool) -> list[str]:
+    return [p.metadata.name, p.tier, str(p.priority), age(cluster, p)]
+
+
 PRINTERS: dict[str, tuple[Callable[[bool], list[str]], Callable[..., list[str]]]] = {
+    "networkpolicies": (_netpol_header, _netpol_row),
+    "clusternetworkpolicies": (_cnp_header, _cnp_row),
+    "adminnetworkpolicies": (_cnp_header, _cnp_row),
+    "baselineadminnetworkpolicies": (_cnp_header, _cnp_row),
     "pods": (_pod_header, _pod_row),
     "services": (_svc_header, _svc_row),
     "nodes": (_node_header, _node_row),

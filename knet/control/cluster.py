@@ -637,6 +637,8 @@ class Cluster:
             obj = self._allocate_service(obj, prev)
         elif kind == "Node":
             self.scheduler.upsert_node(obj)
+        elif kind == "Namespace":
+            obj = _with_name_label(obj)
         self.store.apply(obj)
 
     def _admit_pod(self, pod: Pod) -> Pod:
@@ -1155,6 +1157,19 @@ def _eviction_delay(tolerations: Sequence[Toleration], taint: Taint) -> float | 
     if not secs:
         return None
     return float(max(0, min(secs)))
+
+
+def _with_name_label(ns: Any) -> Any:
+    """The API server sets ``kubernetes.io/metadata.name`` on every Namespace (immutable since
+    v1.22: a manifest cannot change it)."""
+    labels = ns.metadata.labels
+    if labels.get(NAMESPACE_NAME_LABEL) == ns.metadata.name:
+        return ns
+    return evolve(ns, metadata=evolve(ns.metadata, labels={
+        **labels, NAMESPACE_NAME_LABEL: ns.metadata.name}))
+
+
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
 def _default_nodes(config: ClusterConfig) -> list[Node]:

@@ -1154,6 +1154,7 @@ PARSERS: dict[str, Callable[[F, ObjectMeta, Scope], Any]] = {
     **_controllers.PARSERS,
 }
 
+<<<<<<< HEAD
 # Gateway API kinds: validation and defaulting live in knet.gateway.objects
 from knet.gateway.model import KINDS as _GATEWAY_KINDS  # noqa: E402
 
@@ -1169,3 +1170,14 @@ def _gateway_parser(kind: str) -> Callable[[F, ObjectMeta, Scope], Any]:
 for _kind, (_version, _namespaced) in _GATEWAY_KINDS.items():
     KINDS[_kind] = (_version, _namespaced, names.dns1123_subdomain)
     PARSERS[_kind] = _gateway_parser(_kind)
+=======
+
+def _register_policy_kinds() -> None:
+    from knet.manifests import policy
+
+    KINDS.update(policy.KINDS)
+    PARSERS.update(policy.PARSERS)
+
+
+_register_policy_kinds()
+>>>>>>> main

@@ -366,7 +366,7 @@ def _node(n: Node) -> tuple[dict[str, Any], dict[str, Any]]:
 def to_manifest(obj: Any) -> dict[str, Any]:
     """A manifest dict for ``obj`` (apiVersion, kind, metadata, spec/data, status)."""
     kind = obj.kind
-    out: dict[str, Any] = {"apiVersion": API_VERSIONS[kind], "kind": kind,
+    out: dict[str, Any] = {"apiVersion": API_VERSIONS.get(kind, ""), "kind": kind,
                            "metadata": _meta(obj.metadata)}
     if isinstance(obj, Namespace):
         out["spec"] = {"finalizers": ["kubernetes"]}
@@ -422,6 +422,9 @@ def to_manifest(obj: Any) -> dict[str, Any]:
         out["type"] = obj.type
         if obj.data:
             out["data"] = {k: base64.b64encode(v).decode() for k, v in obj.data.items()}
+    elif hasattr(obj, "manifest_spec"):  # network policies: the defaulted spec as stored
+        out["apiVersion"] = obj.api_version
+        out["spec"] = dict(obj.manifest_spec)
     elif isinstance(obj, Ingress):
         out["spec"] = _ingress(obj)
         out["status"] = _lb_status(obj.load_balancer_ingress)

@@ -129,6 +129,9 @@ class CtEntry:
     # The IPVS decision that created this connection (IPVS mode, net/ipv4/vs/conntrack=1):
     # later packets in the original direction are translated at LOCAL_IN, where IPVS does.
     ipvs: object = None
+    # The network-policy verdict this connection was accepted with (kube-network-policies
+    # marks accepted connections with a conntrack label): None until a policy hook judged it.
+    policy: object = None
     # The evaluator's per-flow fast path: {(hook path, direction, …): cached outcome}, valid
     # for one rule-set generation (knet.netfilter.engine), and the outcome used last in each
     # direction (checked first: no key tuple, no dict).

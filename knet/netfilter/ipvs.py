@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 
 from knet.netfilter import conntrack as ct
-from knet.netfilter.engine import Netfilter, Outcome, Outcomes, Result, Step
+from knet.netfilter.engine import Netfilter, Outcome, Outcomes, Result
 from knet.netfilter.packet import Packet
 
 IPAddress = IPv4Address | IPv6Address
@@ -566,41 +566,40 @@ def dest_sort_key(d: Dest | RealServer) -> tuple:
 # --- execution: netfilter glue + IPVS at LOCAL_IN/LOCAL_OUT -----------------------------------
 
 class IPVSNetfilter:
-    """One IPVS-mode node: the glue ``Netfilter`` (ipsets, kube-ipvs0 addresses local) and
-    the IPVS table, with the engine's ``forward``/``enumerate_outcomes`` interface.
+    """One IPVS-mode node (the ``Engine`` protocol): the glue ``Netfilter`` (ipsets, kube-ipvs0
+    addresses local) whose IPVS hook consults this node's IPVS table at LOCAL_IN/LOCAL_OUT.
 
     A first packet runs the glue hooks (nat PREROUTING/OUTPUT marks, filter INPUT's
     KUBE-IPVS-FILTER/KUBE-PROXY-FIREWALL); if it is then delivered locally to a virtual
     server, IPVS schedules a real server, DNATs it and sends it out through nat POSTROUTING
-    (KUBE-POSTROUTING: mark or KUBE-LOOP-BACK ⇒ MASQUERADE), and — as IPVS does with
-    ``net/ipv4/vs/conntrack=1`` (``ip_vs_update_conntrack``) — rewrites the conntrack entry's
-    reply tuple, so that later packets and replies are translated by conntrack. A virtual
-    server without a usable real server answers ICMP port unreachable.
+    (KUBE-POSTROUTING: mark or KUBE-LOOP-BACK ⇒ MASQUERADE), recording the translation in the
+    conntrack entry (``net/ipv4/vs/conntrack=1``), so that later packets and replies are
+    translated by conntrack (all of it in ``knet.netfilter.engine``). This wrapper only feeds
+    later packets to IPVS's own connection state (ActiveConn/InActConn). A virtual server
+    without a usable real server answers ICMP port unreachable.
     """
 
-    def __init__(self, netfilter: Netfilter, ipvs: IPVS, mark: int = 0x4000,
-                 native: bool = False) -> None:
+    def __init__(self, netfilter: Netfilter, ipvs: IPVS, mark: int = 0x4000) -> None:
         self.nf = netfilter
         self.ipvs = ipvs
         self.mark = mark
-        # native: the engine itself consults ``ipvs`` at LOCAL_IN/LOCAL_OUT (its IPVS hook);
-        # otherwise this wrapper runs IPVS after the engine's INPUT/OUTPUT walk.
-        self.native = native
-        self._conns: dict[int, Conn] = {}  # id(conntrack entry) → IPVS connection
+        netfilter.ipvs = ipvs
         self._scratch: Netfilter | None = None
         self.last_lookups = 0
-        self._port_rng = random.Random(netfilter.rng.getrandbits(64))
 
     @property
     def conntrack(self) -> ct.Conntrack:
         return self.nf.conntrack
 
     @property
-    def rng(self):  # noqa: ANN201
+    def rng(self) -> random.Random:
         return self.nf.rng
 
-    def is_local(self, addr: object) -> bool:
-        return self.nf.is_local(addr)  # type: ignore[arg-type]
+    def is_local(self, addr: IPAddress) -> bool:
+        return self.nf.is_local(addr)
+
+    def set_local_addresses(self, addrs: Iterable[IPAddress]) -> None:
+        self.nf.set_local_addresses(addrs)
 
     def reset(self) -> None:
         """Forget connections (conntrack and IPVS), keep the configuration."""
@@ -608,101 +607,36 @@ class IPVSNetfilter:
         for k, c in list(self.ipvs.conns.items()):
             self.ipvs._drop_conn(k, c)
         self.ipvs.templates.clear()
-        self._conns.clear()
 
-    def forward(self, packet: Packet, entered_from: str, now: float) -> Result:
-        if entered_from == "":
-            return self.process(packet, "output", now)
-        if packet.iif != entered_from:
-            packet = packet.replace(iif=entered_from)
-        return self.process(packet, "prerouting", now)
+    def forward(self, packet: Packet, iif: str, now: float, *, explain: bool | None = None
+                ) -> Result:
+        before = self.ipvs.lookups
+        return self._observe(self.nf.forward(packet, iif, now, explain=explain), packet, now,
+                             before)
 
     def process(self, packet: Packet, hook_path: str, now: float, *,
                 explain: bool = True) -> Result:
-        before_lookups = self.ipvs.lookups
-        r = self.nf.process(packet, hook_path, now, explain=explain)
-        if self.native:
-            d = getattr(r.entry, "ipvs", None) if r.entry is not None else None
-            conn = getattr(d, "conn", None)
-            if isinstance(conn, Conn):
-                if conn.ct_entry is None:
-                    conn.ct_entry = r.entry  # the first packet: scheduled by the engine
-                else:
-                    self.ipvs.observe(conn, packet, r.direction, now)
-            self.last_lookups = self.ipvs.lookups - before_lookups
-            return r
-        c = self._conns.get(id(r.entry)) if r.entry is not None else None
-        if c is not None and c.ct_entry is r.entry:
-            # a later packet of an IPVS connection, either direction: conntrack translated
-            # it; IPVS advances its own state (ActiveConn/InActConn).
-            self.ipvs.observe(c, packet, r.direction, now)
-            self.last_lookups = 1
-            return r
-        if r.verdict != "ACCEPT" or not r.local or r.ctstate != "NEW":
-            self.last_lookups = 0
-            return r
-        if len(self._conns) > 2 * len(self.ipvs.conns) + 64:
-            live = {id(x) for x in self.ipvs.conns.values()}
-            self._conns = {k: v for k, v in self._conns.items() if id(v) in live}
-        p = r.packet
-        d = self.ipvs.schedule(p, now)
+        """``forward`` by hook path name: ``"prerouting"`` (arrived on ``packet.iif``) or
+        ``"output"`` (generated locally)."""
+        before = self.ipvs.lookups
+        return self._observe(self.nf.process(packet, hook_path, now, explain=explain), packet,
+                             now, before)
+
+    def _observe(self, r: Result, packet: Packet, now: float, before_lookups: int) -> Result:
+        d = r.entry.ipvs if r.entry is not None else None
+        conn = getattr(d, "conn", None)
+        if isinstance(conn, Conn):
+            if conn.ct_entry is None:
+                conn.ct_entry = r.entry  # the first packet: scheduled by the engine
+            else:
+                self.ipvs.observe(conn, packet, r.direction, now)
         self.last_lookups = self.ipvs.lookups - before_lookups
-        if d is None:
-            return r
-        hook = "INPUT" if hook_path == "prerouting" else "OUTPUT"
-        steps = list(r.steps)
-        if d.dest is None:
-            if r.entry is not None:
-                self.nf.conntrack.remove(r.entry)  # the packet never confirms its entry
-            steps.append(Step(hook, "ipvs", "", 0, "", "reject", note=d.explain()))
-            return Result("REJECT", p, r.original, False,
-                          "icmp-port-unreachable" if p.src.version == 4
-                          else "icmp6-port-unreachable", tuple(steps), r.rules_walked,
-                          r.ctstate, r.ctstates, "", None, r.unknown)
-        dnat = p.replace(dst=d.dest.address, dport=d.dest.port)
-        steps.append(Step(hook, "ipvs", "", 0, "", "dnat", p, dnat, note=d.explain()))
-        out = dnat
-        masq = self._would_masq(dnat, p.mark)
-        if masq:
-            src = self._masq_addr(dnat)
-            out = dnat.replace(src=src if src is not None else dnat.src,
-                               sport=self._port_rng.randint(1024, 65535))
-            steps.append(Step("POSTROUTING", "nat", "KUBE-POSTROUTING", 0, "", "masquerade",
-                              dnat, out, note="IPVS-forwarded packet masqueraded"))
-        out = out.replace(mark=p.mark & ~self.mark if masq else p.mark)
-        entry = r.entry
-        if entry is not None:
-            # ip_vs_update_conntrack: the reply now comes from the real server (to the
-            # masquerade address when SNATed).
-            self.nf.conntrack.remove(entry)
-            reply = ct.Tuple(out.dst, out.dport, out.src, out.sport)
-            entry = ct.CtEntry(entry.proto, entry.orig, reply, entry.expires,
-                               tcp_state=entry.tcp_state, created=entry.created)
-            self.nf.conntrack.confirm(entry)
-            if d.conn is not None:
-                d.conn.ct_entry = entry
-                self._conns[id(entry)] = d.conn
-        return Result("ACCEPT", out, r.original, False, "", tuple(steps), r.rules_walked,
-                      r.ctstate, r.ctstates | {"DNAT"}, r.direction, entry, r.unknown)
+        return r
 
     def _would_masq(self, pkt: Packet, mark: int) -> bool:
         """Does nat POSTROUTING (KUBE-POSTROUTING) masquerade this DNATed packet?"""
         rs = self.nf.rulesets.get(pkt.src.version)
-        if rs is None:
-            return False
-        run = getattr(self.nf, "_would_masq", None)
-        if run is not None:
-            return bool(run(rs, pkt, mark))
-        # the glue's meaning, should the engine stop offering its dry POSTROUTING walk
-        loop = next((s for n, s in self.nf.ipsets.items() if n.endswith("LOOP-BACK")), None)
-        return bool(mark & self.mark) or (loop is not None and loop.test(pkt, ("dst", "dst",
-                                                                               "src")))
-
-    def _masq_addr(self, pkt: Packet):  # noqa: ANN202
-        m = self.nf.masquerade_address
-        if m is None:
-            return None
-        return m(pkt) if callable(m) else m.get(pkt.src.version)
+        return rs is not None and bool(self.nf._would_masq(rs, pkt, mark))
 
     def _scratch_nf(self) -> Netfilter:
         if self._scratch is None:

@@ -542,6 +542,7 @@ class Nftables:
         self._port_rng = random.Random(self.rng.getrandbits(64))
         self.conntrack = conntrack if conntrack is not None else ct.Conntrack()
         self.last_lookups = 0
+        self.explain = True
 
     def is_local(self, addr: IPAddress) -> bool:
         return addr.is_loopback or (addr.version, int(addr)) in self._local
@@ -549,13 +550,16 @@ class Nftables:
     def set_local_addresses(self, addrs: Iterable[IPAddress]) -> None:
         self._local = frozenset((a.version, int(a)) for a in addrs)
 
-    # -- Datapath protocol
-    def forward(self, packet: Packet, entered_from: str, now: float) -> Result:
-        if entered_from == "":
-            return self.process(packet, "output", now)
-        if packet.iif != entered_from:
-            packet = packet.replace(iif=entered_from)
-        return self.process(packet, "prerouting", now)
+    # -- the Engine protocol (knet.netfilter.engine.Engine)
+    def forward(self, packet: Packet, iif: str, now: float, *, explain: bool | None = None
+                ) -> Result:
+        if explain is None:
+            explain = self.explain
+        if iif == "":
+            return self.process(packet, "output", now, explain=explain)
+        if packet.iif != iif:
+            packet = packet.replace(iif=iif)
+        return self.process(packet, "prerouting", now, explain=explain)
 
     def process(self, packet: Packet, hook_path: str, now: float, *,
                 explain: bool = True) -> Result:

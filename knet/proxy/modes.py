@@ -16,7 +16,6 @@ Invariants:
 
 from __future__ import annotations
 
-import inspect
 import random
 from dataclasses import dataclass, field
 from ipaddress import ip_address
@@ -296,12 +295,9 @@ class IPVSDataplane(Dataplane):
         self.proxiers = {f: make_proxier("ipvs", node, proxy_config, cluster_config, f,
                                          ipvs=_FamilyTable(self.ipvs, f))
                          for f in self.families}
-        # the engine's IPVS hook (LOCAL_IN/LOCAL_OUT), when this engine has it
-        native = "ipvs" in inspect.signature(Netfilter.__init__).parameters
-        ipvs_kw: dict[str, Any] = {"ipvs": self.ipvs} if native else {}
         nf = Netfilter(None, None, local_addresses=self.local_addresses(),
-                       masquerade_address=_masq(node), rng=rng, ipsets={}, **ipvs_kw)
-        self.engine = IPVSNetfilter(nf, self.ipvs, proxy_config.masquerade_mark, native=native)
+                       masquerade_address=_masq(node), rng=rng, ipsets={}, ipvs=self.ipvs)
+        self.engine = IPVSNetfilter(nf, self.ipvs, proxy_config.masquerade_mark)
 
     def _netfilter(self) -> Any:
         return self.engine.nf

@@ -31,6 +31,9 @@ from knet.fabric.aio import client_session
 from knet.model.core import Pod
 from knet.runtime.apps import load_factory
 from knet.runtime.datapath import NodeDatapath
+from knet.policy.hook import PolicyHook
+from knet.model.policy import CLUSTER_POLICY_KINDS
+from knet.policy.index import POLICY_INPUT_KINDS, PolicyIndex
 from knet.dns import DnsView
 from knet.runtime.dns import PodDns, ResolvConf, pod_resolv_conf
 from knet.runtime.kubelet import Kubelet, PodWorker
@@ -63,6 +66,8 @@ class RuntimeCluster:
         self._t0 = self.loop.time() - state.now
         self.proxies: dict[str, NodeProxy] = {}
         self.datapaths: dict[str, NodeDatapath] = {}
+        # network policy, compiled once and kept current by the store's events (knet.policy)
+        self.policy = PolicyIndex.from_cluster(state)
         self.kubelets: dict[str, Kubelet] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[Any]] = []
@@ -166,7 +171,8 @@ class RuntimeCluster:
         # kube-proxy in the cluster's mode, and the engine that runs what it syncs
         proxy = make_node_proxy(node, self.state.config, self.families,
                                 random.Random(f"{self.seed}:netfilter:{node.name}"))
-        dp = NodeDatapath(node.name, proxy.engine, mode=proxy.mode)
+        dp = NodeDatapath(node.name, proxy.engine, mode=proxy.mode,
+                          policy=PolicyHook(self.policy, node.name, proxy.engine.conntrack))
         dp.explain = self._explaining > 0
         self.proxies[node.name] = proxy
         self.datapaths[node.name] = dp
@@ -203,6 +209,8 @@ class RuntimeCluster:
         prev, cur = ev.previous, ev.current
         if kind in _DNS_KINDS:
             self.dns_view.apply_change(kind, prev, cur, now=self.now())
+        if kind in POLICY_INPUT_KINDS:
+            self.policy.on_change(prev, cur)
         if kind == "Service":
             for name, p in self.proxies.items():
                 p.on_service_change(prev, cur)
@@ -557,8 +565,17 @@ class RuntimeCluster:
             self.state.apply(o, self.now())
         return objs
 
+    def reachability(self, **kw: Any) -> Any:
+        """The ``knet reach`` table of the cluster as it is now: every cell's first packet
+        through the nodes' current tables and policies (fresh connection state, so running
+        connections and the nodes' rng are untouched). Keywords: ``knet.policy.reach``."""
+        from knet.policy.reach import reachability
+
+        return reachability(self.state, **kw)
+
     def delete(self, kind: str, key: str) -> None:
-        ns, name = _split(key, "" if kind in ("Node", "Namespace", "IngressClass") else "default")
+        ns, name = _split(key, "" if kind in ("Node", "Namespace", "IngressClass",
+                                              *CLUSTER_POLICY_KINDS) else "default")
         self.state.delete(kind, f"{ns}/{name}" if ns else name, self.now())
 
     def cordon(self, name: str) -> None:

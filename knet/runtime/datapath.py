@@ -10,39 +10,31 @@ Invariants:
   strings itself, and wraps a Result in a ``Hop`` — ``explanation`` = the Result — only for
   its taps). So a packet costs one engine call here, nothing else: every decision is the
   engine's, over the very state kube-proxy (``knet.proxy``) last synced for this node.
-- The arrival interface reaches the engine as ``process(..., iif=…)`` when the engine takes
-  it (no packet copy); older engines get a packet with ``iif`` set.
+- The engine is a ``knet.netfilter.engine.Engine``: one ``forward(packet, iif, now,
+  explain=…)`` whatever the mode. Network policy (``knet.policy``) is the one hook after it:
+  when the cluster has policies, ``policy`` judges each new connection's first packet.
 - ``explain`` is off by default (hot path); captures switch it on to keep the matched rules.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
-from knet.fabric.datapath import LOCAL
 from knet.netfilter.packet import Packet
-
-
-def _takes_iif(engine: Any) -> bool:
-    try:
-        return "iif" in inspect.signature(engine.process).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 class NodeDatapath:
     """``Datapath`` for one node: ``forward(packet, entered_from, now) -> Hop``-like Result."""
 
-    __slots__ = ("node", "engine", "mode", "explain", "_process", "_iif")
+    __slots__ = ("node", "engine", "mode", "explain", "policy")
 
-    def __init__(self, node: str, engine: Any, *, mode: str = "iptables") -> None:
+    def __init__(self, node: str, engine: Any, *, mode: str = "iptables",
+                 policy: Any = None) -> None:
         self.node = node
         self.engine = engine
         self.mode = mode
         self.explain = False
-        self._process = engine.process
-        self._iif = _takes_iif(engine)
+        self.policy = policy  # knet.policy.hook.PolicyHook, or None
 
     @property
     def netfilter(self) -> Any:
@@ -59,14 +51,11 @@ class NodeDatapath:
         return self.engine.enumerate_outcomes(packet, hook_path, affinity=affinity)
 
     def forward(self, packet: Packet, entered_from: str, now: float) -> Any:
-        if entered_from == LOCAL:
-            return self._process(packet, "output", now, explain=self.explain)
-        if self._iif:
-            return self._process(packet, "prerouting", now, explain=self.explain,
-                                 iif=entered_from)
-        if packet.iif != entered_from:
-            packet = packet.replace(iif=entered_from)
-        return self._process(packet, "prerouting", now, explain=self.explain)
+        r = self.engine.forward(packet, entered_from, now, explain=self.explain)
+        hook = self.policy
+        if hook is None or not hook.active:
+            return r
+        return hook(r, entered_from, now, self.explain)
 
     def __repr__(self) -> str:
         return f"<NodeDatapath {self.node} {self.mode}>"

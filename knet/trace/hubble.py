@@ -95,6 +95,8 @@ def _summary(p: Packet) -> str:
 
 def drop_reason(tp: TracedPacket) -> str:
     r = tp.reason
+    if r.startswith("network policy:"):
+        return "POLICY_DENIED"
     if "has no endpoints" in r or "has no local endpoints" in r:
         return "NO_SERVICE"
     if r == "no route":
@@ -140,6 +142,7 @@ def flow_record(tp: TracedPacket, names: Names, *, epoch: float = 0.0) -> dict[s
     if svc:
         ns, _, name = svc.partition("/")
         flow["destination_service"] = {"name": name.split(":", 1)[0], "namespace": ns}
+    flow.update(policy_fields(tp))
     flow["Summary"] = _summary(p)
     o = tp.flow.original if tp.flow is not None else tp.packet
     flow["knet"] = {
@@ -158,9 +161,40 @@ def flow_record(tp: TracedPacket, names: Names, *, epoch: float = 0.0) -> dict[s
     return {"flow": flow, "node_name": observer, "time": time}
 
 
+def _policy_ref(name: str) -> dict[str, Any]:
+    """Hubble's ``Policy`` message for ``"NetworkPolicy ns/name"`` / ``"<Kind> name …"``."""
+    kind, _, rest = name.partition(" ")
+    ref = rest.split(" ", 1)[0]
+    ns, _, pname = ref.rpartition("/")
+    out: dict[str, Any] = {"name": pname, "kind": kind}
+    if ns:
+        out["namespace"] = ns
+    return out
+
+
+def policy_fields(tp: TracedPacket) -> dict[str, Any]:
+    """``ingress_allowed_by``/``egress_allowed_by``/``ingress_denied_by``/
+    ``egress_denied_by``: the policies that decided each end of the packet's connection."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for h in tp.hops:
+        for s in h.steps:
+            d = getattr(s, "decision", None)
+            if d is None:
+                continue
+            for side in (d.egress, d.ingress):
+                if side is None:
+                    continue
+                key = f"{side.direction.lower()}_{'allowed' if side.allowed else 'denied'}_by"
+                for name in side.policies:
+                    ref = _policy_ref(name)
+                    if ref not in out.setdefault(key, []):
+                        out[key].append(ref)
+    return out
+
+
 def to_jsonl(packets: Iterable[TracedPacket], names: Names, *, epoch: float = 0.0) -> str:
     return "".join(json.dumps(flow_record(tp, names, epoch=epoch), sort_keys=False) + "\n"
                    for tp in packets)
 
 
-__all__ = ["drop_reason", "flow_record", "rfc3339", "to_jsonl"]
+__all__ = ["drop_reason", "flow_record", "policy_fields", "rfc3339", "to_jsonl"]

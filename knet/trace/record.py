@@ -433,6 +433,8 @@ def _traced(journey: list[FabricEvent], index: int, names: Names) -> TracedPacke
 def _decider(nh: NodeHop) -> str:
     """The rule that dropped/rejected a packet, as text."""
     for s in reversed(nh.steps):
+        if s.table == "policy" and s.action == "drop":
+            return s.note
         if s.action in ("drop", "reject"):
             return f"{s.table}/{s.chain} rule {s.index}: {s.rule}"
         if s.action == "policy" and s.note.endswith(("DROP", "REJECT")):

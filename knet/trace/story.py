@@ -139,6 +139,11 @@ def hop_lines(h: NodeHop, names: Names | None = None, *, verbose: bool = False) 
             key = None
             lines.append(f"routing: {s.note}")
             continue
+        if s.table == "policy":  # the network-policy hook (knet.policy.hook)
+            flush()
+            key = None
+            lines.append(s.note)
+            continue
         k = (s.hook, s.table)
         if k != key:
             flush()
