@@ -318,11 +318,8 @@ def dig(name: str, qtype: str, src: str | None, tcp: bool, output: str,
 # Commands that live in their own modules register themselves on import.
 from knet.cli import up as _up  # noqa: E402,F401
 from knet.cli import demo as _demo  # noqa: E402,F401
-<<<<<<< HEAD
 from knet.cli import convert as _convert  # noqa: E402,F401
-=======
 from knet.cli import reach as _reach  # noqa: E402,F401
->>>>>>> main
 
 
 @cli.command("compare-modes")

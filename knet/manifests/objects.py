@@ -1154,7 +1154,6 @@ PARSERS: dict[str, Callable[[F, ObjectMeta, Scope], Any]] = {
     **_controllers.PARSERS,
 }
 
-<<<<<<< HEAD
 # Gateway API kinds: validation and defaulting live in knet.gateway.objects
 from knet.gateway.model import KINDS as _GATEWAY_KINDS  # noqa: E402
 
@@ -1170,7 +1169,7 @@ def _gateway_parser(kind: str) -> Callable[[F, ObjectMeta, Scope], Any]:
 for _kind, (_version, _namespaced) in _GATEWAY_KINDS.items():
     KINDS[_kind] = (_version, _namespaced, names.dns1123_subdomain)
     PARSERS[_kind] = _gateway_parser(_kind)
-=======
+
 
 def _register_policy_kinds() -> None:
     from knet.manifests import policy
@@ -1180,4 +1179,3 @@ def _register_policy_kinds() -> None:
 
 
 _register_policy_kinds()
->>>>>>> main
