@@ -12,9 +12,43 @@ from knet.runtime import run
 SHOP = str(Path(__file__).resolve().parents[1] / "topologies" / "gateway.yaml")
 
 
+CONFORMANCE_ECHO = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: conformance, namespace: shop}
+spec:
+  parentRefs: [{name: gw, namespace: infra, sectionName: http}]
+  hostnames: [echo.shop.test]
+  rules:
+  - backendRefs: [{name: infra-backend-v1, port: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: infra-backend-v1, namespace: shop}
+spec:
+  selector: {app: infra-backend-v1}
+  ports: [{port: 8080, targetPort: 3000}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: infra-backend-v1, namespace: shop}
+spec:
+  selector: {matchLabels: {app: infra-backend-v1}}
+  template:
+    metadata: {labels: {app: infra-backend-v1}}
+    spec:
+      containers:
+      - name: infra-backend-v1
+        image: gcr.io/k8s-staging-gateway-api/echo-basic:v20240412-v1.0.0-394-g40c666fd
+        env: [{name: NAMESPACE, value: shop}]
+"""
+
+
 @virtual_time
-async def test_http_through_the_gateway_service() -> None:
-    async with run(SHOP) as c:
+async def test_http_through_the_gateway_service(tmp_path) -> None:
+    extra = tmp_path / "echo.yaml"
+    extra.write_text(CONFORMANCE_ECHO)
+    async with run([SHOP, str(extra)]) as c:
         svc = c.state.service("infra/knet-gateway-gw")
         lb = svc.load_balancer_ingress[0].ip
         ext = c.external()
@@ -35,3 +69,12 @@ async def test_http_through_the_gateway_service() -> None:
         async with ext.http.get(f"http://{lb}/", headers={"Host": "api.shop.test"}) as r:
             body = json.loads(await r.text())
             assert r.status == 200 and body["pod"].startswith("api-")
+        # the conformance echo server: its JSON, and X-Echo-Set-Header
+        async with ext.http.get(f"http://{lb}/a/b?c=d", headers={
+                "Host": "echo.shop.test", "X-Echo-Set-Header": "X-Foo: 1, X-Bar: two",
+                "x-multi": "a"}) as r:
+            assert r.status == 200 and r.headers["X-Foo"] == "1" and r.headers["X-Bar"] == "two"
+            body = json.loads(await r.text())
+        assert body["path"] == "/a/b?c=d" and body["host"] == "echo.shop.test"
+        assert body["method"] == "GET" and body["namespace"] == "shop"
+        assert body["pod"].startswith("infra-backend-v1-") and body["headers"]["X-Multi"] == ["a"]

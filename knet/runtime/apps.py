@@ -488,6 +488,9 @@ def builtin_kind(image: str) -> str:
         return "echo"
     if name == "knet/gateway":
         return "gateway"
+    if name.endswith("k8s-staging-gateway-api/echo-basic") or \
+            name.endswith("k8s-staging-gateway-api/echo-advanced"):
+        return "gateway-echo"
     if base == "agnhost":
         return "agnhost"
     if name.endswith("http-echo"):
@@ -509,7 +512,14 @@ BUILTINS: dict[str, App] = {
     "echo": echo_app, "agnhost": agnhost_app, "http-echo": http_echo_app, "nginx": nginx_app,
     "coredns": coredns_app, "ingress-nginx": ingress_nginx_app, "idle": idle_app,
     "gateway": lambda ctx: _gateway_app(ctx),
+    "gateway-echo": lambda ctx: _gateway_echo_app(ctx),
 }
+
+
+async def _gateway_echo_app(ctx: PodContext) -> int:
+    from knet.gateway.echo import echo_basic_app
+
+    return await echo_basic_app(ctx)
 
 
 async def _gateway_app(ctx: PodContext) -> int:
