@@ -450,7 +450,7 @@ async def idle_app(ctx: PodContext) -> int:
 def shell_app(argv: list[str]) -> App:
     async def run(ctx: PodContext) -> int:
         rt = ctx.runtime
-        sh = Shell(ctx.fs, ctx.hostname, ctx.log, env=dict(ctx.env), net=rt.pod(ctx.pod.key),
+        sh = Shell(ctx.fs, ctx.hostname, log=ctx.log, env=dict(ctx.env), net=rt.pod(ctx.pod.key),
                    stopping=ctx.stopping, pid1=True, clock=rt.now)
         return await sh.run_argv(argv)
     return run

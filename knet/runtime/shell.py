@@ -56,9 +56,11 @@ class _Break(Exception):
 class Sink:
     """An output stream: collects text and/or forwards complete lines to a callback."""
 
-    def __init__(self, line: Callable[[str], None] | None = None, keep: bool = True) -> None:
+    def __init__(self, line: Callable[[str], None] | None = None, keep: bool = True,
+                 raw: Callable[[str], None] | None = None) -> None:
         self.parts: list[str] = []
         self.line = line
+        self.raw = raw
         self.keep = keep
         self._partial = ""
 
@@ -67,6 +69,8 @@ class Sink:
             return
         if self.keep:
             self.parts.append(text)
+        if self.raw is not None:
+            self.raw(text)
         if self.line is not None:
             buf = self._partial + text
             *lines, self._partial = buf.split("\n")
@@ -119,13 +123,15 @@ class Shell:
     """One shell process. ``net`` is the pod handle network tools use (None: no network)."""
 
     def __init__(self, fs: VirtualFS, hostname: str = "", out: Callable[[str], None] | None = None,
-                 *, env: dict[str, str] | None = None, net: Any = None,
+                 *, log: Callable[[str], None] | None = None,
+                 env: dict[str, str] | None = None, net: Any = None,
                  stopping: asyncio.Event | None = None, err: Callable[[str], None] | None = None,
                  pid1: bool = False, clock: Callable[[], float] | None = None) -> None:
         self.fs = fs
         self.hostname = hostname
-        self._line_out = out
-        self._line_err = err or out
+        self._raw_out = out  # receives output as written (text chunks)
+        self._raw_err = err
+        self._log = log  # receives complete lines of stdout and stderr (container logs)
         self.env: dict[str, str] = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
                                             "/sbin:/bin", "HOME": "/root", "PWD": "/",
                                     **({"HOSTNAME": hostname} if hostname else {}), **(env or {})}
@@ -227,8 +233,8 @@ class Shell:
             return self.status
 
     def _default_io(self) -> IO:
-        return IO("", Sink(self._line_out, keep=self._line_out is None),
-                  Sink(self._line_err, keep=self._line_err is None))
+        return IO("", Sink(self._log, keep=False, raw=self._raw_out),
+                  Sink(self._log, keep=False, raw=self._raw_err))
 
     # -- tree walking -----------------------------------------------------------------------
     async def run_seq(self, seq: ast.Seq, io: IO) -> int:
