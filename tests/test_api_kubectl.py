@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,17 +171,27 @@ def test_exec_logs_describe_and_watch(kubectl: Kubectl) -> None:
     assert (r.returncode, r.stdout) == (3, "hi\n")
     assert "command terminated with exit code 3" in r.stderr
     assert kubectl("exec", pod, "--", "hostname") == pod.split("/", 1)[1] + "\n"
+    assert kubectl("exec", "-i", pod, "--", "cat", input="from stdin\n") == "from stdin\n"
+    r = kubectl.run("exec", pod, "--", "no-such-binary", check=False)
+    assert r.returncode == 126 and "executable file not found" in r.stderr
     assert kubectl.run("logs", pod).returncode == 0
     d = kubectl("describe", pod)
     assert "Status:" in d and "Running" in d and "IP:" in d
-    p = subprocess.Popen(["kubectl", "get", "cm", "-w", "--request-timeout=8s"], env=kubectl.env,
+    kubectl("create", "configmap", "t-watch-pre")  # so that the list part prints a header
+    p = subprocess.Popen(["kubectl", "get", "cm", "-w", "--request-timeout=60s"], env=kubectl.env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
-    kubectl("create", "configmap", "t-watched")
-    time.sleep(1.0)
-    p.send_signal(signal.SIGINT)
-    out, _ = p.communicate(timeout=10)
-    assert "t-watched" in out and out.splitlines()[0].split() == ["NAME", "DATA", "AGE"]
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in p.stdout], daemon=True).start()  # type: ignore[union-attr]
+    try:
+        header = lines.get(timeout=30)  # the list is printed: the watch follows
+        assert header.split() == ["NAME", "DATA", "AGE"]
+        kubectl("create", "configmap", "t-watched")
+        deadline = time.monotonic() + 30
+        while not lines.get(timeout=max(0.1, deadline - time.monotonic())).startswith("t-watched "):
+            pass
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=10)
 
 
 def test_delete_pod_goes_terminating(kubectl: Kubectl) -> None:

@@ -26,7 +26,7 @@ def test_image_table() -> None:
     assert builtin_kind("registry.k8s.io/coredns/coredns:v1.11.3") == "coredns"
     assert builtin_kind("busybox:1.36") == "client"
     assert builtin_kind("knet/echo:anything") == "echo"
-    assert builtin_kind("example.com/team/own-server:3") == "echo"
+    assert builtin_kind("example.com/team/own-server:3") == "unknown"
 
 
 @virtual_time

@@ -327,7 +327,9 @@ class ApiServer:
         return sr
 
     async def _exec(self, request: web.Request, info: dict[str, Any]) -> web.StreamResponse:
-        from knet.runtime.shell import Shell
+        """remotecommand over WebSocket (apimachinery ``wsstream``): byte 0 is the channel
+        (0 stdin, 1 stdout, 2 stderr, 3 status, 4 resize); v5 adds ``[255, ch]`` = close."""
+        from knet.runtime.exec import exec_in
 
         if request.headers.get("Upgrade", "").lower() != "websocket":
             # SPDY/3.1 is not served: kubectl 1.32 tries the WebSocket first.
@@ -335,58 +337,115 @@ class ApiServer:
                            "(v5.channel.k8s.io / v4.channel.k8s.io) only")
         ws = web.WebSocketResponse(protocols=CHANNEL_PROTOCOLS, autoping=True, heartbeat=None)
         await ws.prepare(request)
-        v5 = ws.ws_protocol == "v5.channel.k8s.io"
         pod = self.rt.pod(info["pod"])
         container = info["container"] or None
+        tty = bool(info["tty"])
+        outq: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+        async def sender() -> None:
+            while (item := await outq.get()) is not None:
+                await ws.send_bytes(item)
+
+        send_task = asyncio.ensure_future(sender())
         try:
-            if info["stdout"]:
-                await ws.send_bytes(b"\x01")
-            elif info["stderr"]:
-                await ws.send_bytes(b"\x02")
+            first = 1 if info["stdout"] else 2 if info["stderr"] else 3
+            outq.put_nowait(bytes([first]))  # readiness (v5 servers; clients may wait for it)
+
+            streamed = [0, 0]
+
+            def out(text: str) -> None:
+                streamed[0] += len(text)
+                if info["stdout"]:
+                    outq.put_nowait(b"\x01" + text.encode())
+
+            def err(text: str) -> None:
+                streamed[1] += len(text)
+                if info["stderr"] or tty:
+                    outq.put_nowait((b"\x01" if tty else b"\x02") + text.encode())
+
+            argv = list(info["command"])
+            if info["stdin"] and tty and len(argv) == 1 and argv[0].rsplit("/", 1)[-1] in (
+                    "sh", "bash", "ash", "dash"):
+                code = await self._interactive(ws, pod, container, out)
             else:
-                await ws.send_bytes(b"\x03")
-            out: list[str] = []
-
-            def write(text: str) -> None:
-                out.append(text)
-
-            if info["stdin"]:
-                self._drain_stdin(ws, v5)
-            try:
-                fs = pod.fs(container)
-                code = await Shell(fs, pod.model.name, out=write).run_argv(list(info["command"]))
-                status: dict[str, Any] = {"metadata": {}, "status": "Success"}
-                if code:
-                    status = {"metadata": {}, "status": "Failure",
-                              "message": f"command terminated with non-zero exit code: "
-                                         f"error executing command {info['command']}, exit code {code}",
-                              "reason": "NonZeroExitCode",
-                              "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
-            except KnetError as e:
+                stdin = await self._read_stdin(ws) if info["stdin"] else ""
+                res = await exec_in(pod, argv, container, stdin=stdin, out=out, err=err)
+                code = res.exit_code
+                if res.stdout and not streamed[0]:
+                    out(res.stdout)
+                if res.stderr and not streamed[1]:
+                    err(res.stderr)
+            status: dict[str, Any] = {"metadata": {}, "status": "Success"}
+            if code:
                 status = {"metadata": {}, "status": "Failure",
-                          "message": f"Internal error occurred: error executing command in "
-                                     f"container: {e}", "reason": "InternalError", "code": 500}
-            if out and info["stdout"]:
-                await ws.send_bytes(b"\x01" + "".join(out).encode())
-            await ws.send_bytes(b"\x03" + json.dumps(status).encode())
+                          "message": f"command terminated with non-zero exit code: error executing "
+                                     f"command {argv}, exit code {code}",
+                          "reason": "NonZeroExitCode",
+                          "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+        except KnetError as e:
+            status = {"metadata": {}, "status": "Failure", "code": 500, "reason": "InternalError",
+                      "message": f"Internal error occurred: error executing command in "
+                                 f"container: {e}"}
+        try:
+            outq.put_nowait(b"\x03" + json.dumps(status).encode())
+            outq.put_nowait(None)
+            await send_task
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
+            send_task.cancel()
             await ws.close()
         return ws
 
-    def _drain_stdin(self, ws: web.WebSocketResponse, v5: bool) -> None:
-        async def pump() -> None:
-            try:
-                async for msg in ws:
-                    if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT):
-                        break
-            except (ConnectionError, asyncio.CancelledError):
-                pass
+    @staticmethod
+    async def _read_stdin(ws: web.WebSocketResponse) -> str:
+        """Channel 0 until the client closes it (v5 ``[255, 0]``) or the socket."""
+        chunks: list[bytes] = []
+        async for msg in ws:
+            if msg.type != WSMsgType.BINARY or not msg.data:
+                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.ERROR):
+                    break
+                continue
+            data: bytes = msg.data
+            if data[0] == 0:
+                chunks.append(data[1:])
+            elif data[0] == 255 and data[1:2] == b"\x00":
+                break
+        return b"".join(chunks).decode(errors="replace")
 
-        t = asyncio.ensure_future(pump())
-        self._streams.add(t)
-        t.add_done_callback(self._streams.discard)
+    @staticmethod
+    async def _interactive(ws: web.WebSocketResponse, pod: Any, container: str | None,
+                           out: Any) -> int:
+        """``kubectl exec -it POD -- sh``: one shell whose state lasts across lines."""
+        sh = pod.shell(container)
+        out(sh.prompt)
+        buf = ""
+        code = 0
+        async for msg in ws:
+            if msg.type != WSMsgType.BINARY or not msg.data:
+                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.ERROR):
+                    break
+                continue
+            data: bytes = msg.data
+            if data[0] == 255:
+                break
+            if data[0] != 0:
+                continue  # resize
+            text = data[1:].decode(errors="replace").replace("\r", "\n")
+            out(text.replace("\n", "\r\n"))  # the terminal echo
+            buf += text
+            while "\n" in buf:
+                line, buf = buf.split("\n", 1)
+                res = await sh.run(line)
+                code = res.exit_code
+                if res.stdout or res.stderr:
+                    out((res.stdout + res.stderr).replace("\n", "\r\n"))
+                if sh.closed:
+                    return code
+                out(sh.prompt)
+            if "\x04" in buf:
+                break
+        return code
 
 
 def _status(e: ApiError) -> web.Response:

@@ -216,6 +216,8 @@ def rules(node: str, mode: str | None, table: str | None, family: str | None, fm
 @click.option("--url", default=None, help="Live mode: run an HTTP request from --from.")
 @click.option("--dns", "dns_name", default=None, help="Live mode: resolve NAME from --from.")
 @click.option("--pcap", default=None, help="Live mode: write the capture as pcapng.")
+@click.option("--html", default=None, metavar="FILE",
+              help="Live mode: write the story as a self-contained page.")
 @click.option("-v", "--verbose", is_flag=True,
               help="Live mode: every rule each packet met, not only the deciding ones.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
@@ -224,7 +226,7 @@ def rules(node: str, mode: str | None, table: str | None, family: str | None, fm
 @server_option
 def trace(src: str | None, dst: str | None, proto: str, node: str | None, mode: str | None,
           all_: bool, rules_file: str | None, local_addresses: tuple[str, ...], url: str | None,
-          dns_name: str | None, pcap: str | None, verbose: bool, output: str,
+          dns_name: str | None, pcap: str | None, html: str | None, verbose: bool, output: str,
           files: tuple[str, ...], seed: int | None, server: str | None) -> int:
     """The story of one packet through the tables (or a live request with --url/--dns)."""
     from knet.cli import trace as tr
@@ -236,7 +238,7 @@ def trace(src: str | None, dst: str | None, proto: str, node: str | None, mode: 
         from knet.cli.live import live_trace
 
         return live_trace(files, seed, src, url, dns_name, pcap, output,
-                          server_for(server, files), verbose)
+                          server_for(server, files), verbose, html)
     if dst is None:
         raise UsageError("--to DESTINATION:PORT is required (or --url / --dns for live mode)")
     host, port = split_host_port(dst)
@@ -319,6 +321,7 @@ def dig(name: str, qtype: str, src: str | None, tcp: bool, output: str,
 from knet.cli import up as _up  # noqa: E402,F401
 from knet.cli import demo as _demo  # noqa: E402,F401
 from knet.cli import convert as _convert  # noqa: E402,F401
+from knet.cli import ui as _ui  # noqa: E402,F401
 from knet.cli import reach as _reach  # noqa: E402,F401
 
 

@@ -46,6 +46,10 @@ def _gateway(value: str) -> tuple[str, int | None, str, int]:
 @click.option("--control", default="127.0.0.1:0", show_default=True, metavar="127.0.0.1:P",
               help="HTTP/JSON control endpoint (get, trace, faults).")
 @click.option("--no-control", is_flag=True, help="Do not open the control endpoint.")
+@click.option("--ui", default=None, metavar="127.0.0.1:P",
+              help="Serve the web page: service map, live flows, request stories, rules.")
+@click.option("--metrics", default=None, metavar="127.0.0.1:P",
+              help="Serve Prometheus metrics of kube-proxy, CoreDNS, kubelet and knet.")
 @click.option("--api", default="127.0.0.1:0", show_default=True, metavar="127.0.0.1:P",
               help="HTTPS Kubernetes API for kubectl (writes a kubeconfig; docs/api.md).")
 @click.option("--no-api", is_flag=True, help="Do not serve the Kubernetes API.")
@@ -62,7 +66,8 @@ def _gateway(value: str) -> tuple[str, int | None, str, int]:
               help="Cluster seconds to wait for every pod to be Ready.")
 def up(files: tuple[str, ...], seed: int | None, dns: str | None, ingress: str | None,
        ingress_tls: str | None, gateways: tuple[str, ...], control: str, no_control: bool,
-       api: str, no_api: bool, token_file: str | None, capture: str | None,
+       ui: str | None, metrics: str | None, api: str, no_api: bool, token_file: str | None,
+       capture: str | None,
        watch: bool, no_nodeports: bool, real_boot: bool, boot_timeout: float) -> int:
     """Run the cluster in real time until Ctrl-C, exposed on loopback only.
 
@@ -80,6 +85,7 @@ def up(files: tuple[str, ...], seed: int | None, dns: str | None, ingress: str |
         ingress_tls=_listen(ingress_tls, "--ingress-tls"),
         gateways=tuple(_gateway(g) for g in gateways),
         control=None if no_control else _listen(control, "--control"),
+        ui=_listen(ui, "--ui"), metrics=_listen(metrics, "--metrics"),
         api=None if no_api else _listen(api, "--api"), token_file=token_file,
         capture=capture, watch=watch, nodeports=not no_nodeports, real_boot=real_boot,
         boot_timeout=boot_timeout)

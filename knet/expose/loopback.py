@@ -350,6 +350,10 @@ class Loopback:
             rows.append(("GATEWAY", t[k]["address"], f"{k[8:]} (Gateway listener port)"))
         if "control" in t:
             rows.append(("CONTROL", t["control"]["address"], "http JSON control endpoint"))
+        if "ui" in t:
+            rows.append(("UI", t["ui"]["address"], f"web page: {t['ui']['url']}"))
+        if "metrics" in t:
+            rows.append(("METRICS", t["metrics"]["address"], f"Prometheus: {t['metrics']['url']}"))
         if "api" in t:
             rows.append(("API", t["api"]["address"], "https Kubernetes API (kubectl)"))
         out += _columns(rows)

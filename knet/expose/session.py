@@ -34,6 +34,8 @@ class UpOptions:
     ingress_tls: tuple[str, int] | None = None
     gateways: tuple[tuple[str, int | None, str, int], ...] = ()  # (ns/name, port, host, port)
     control: tuple[str, int] | None = ("127.0.0.1", 0)
+    ui: tuple[str, int] | None = None
+    metrics: tuple[str, int] | None = None
     api: tuple[str, int] | None = None  # the Kubernetes API (knet.api); the CLI turns it on
     token_file: str | None = None
     capture: str | None = None
@@ -85,6 +87,7 @@ async def run_up(opts: UpOptions) -> int:
     cap = None
     gw: Loopback | None = None
     ctl: ControlServer | None = None
+    extras: list[Any] = []  # the page and the metrics endpoint, closed in reverse order
     watcher: Watcher | None = None
     api: Any = None
     state_written = False
@@ -131,6 +134,19 @@ async def run_up(opts: UpOptions) -> int:
             await ctl.start(*opts.control)
             gw.extra["control"] = {"address": f"{ctl.address[0]}:{ctl.address[1]}",  # type: ignore[index]
                                    "url": ctl.url}
+        rt.epoch = time.time() - rt.now()  # metric and flow timestamps in Unix time from here
+        if opts.ui is not None:
+            from knet.ui.server import UiServer
+
+            ui = await UiServer(state, rt).start(*opts.ui)
+            extras.append(ui)
+            gw.extra["ui"] = {"address": f"{ui.address[0]}:{ui.address[1]}", "url": ui.url}
+        if opts.metrics is not None:
+            from knet.metrics.server import MetricsServer
+
+            met = await MetricsServer(rt).start(*opts.metrics)
+            extras.append(met)
+            gw.extra["metrics"] = {"address": f"{met.address[0]}:{met.address[1]}", "url": met.url}
         if opts.api is not None:
             from knet.api.up import start_api
 
@@ -166,6 +182,8 @@ async def run_up(opts: UpOptions) -> int:
         _say(err, "stopping")
         return 0
     finally:
+        for x in reversed(extras):
+            await x.aclose()
         if watcher is not None:
             await watcher.aclose()
         if api is not None:

@@ -505,6 +505,8 @@ class Fabric:
         self._default_link: Link | None = None
         self._partitions: set[tuple[str, str]] = set()
         self._taps: list[Callable[[FabricEvent], None]] = []
+        self.delivered = 0  # packets handed to a namespace (knet_fabric_packets_total)
+        self.dropped = 0
         self._wired = False  # any link fault configured (else wire crossings are free)
 
     # ----------------------------------------------------------------- time
@@ -695,6 +697,7 @@ class Fabric:
         return link.latency
 
     def _drop(self, pkt: Packet, node: str, reason: str) -> bool:
+        self.dropped += 1
         if self._taps:
             self._emit(FabricEvent(EventKind.DROPPED, self.clock.now(), pkt, node=node, reason=reason))
         return False
@@ -767,6 +770,7 @@ class Fabric:
     def _deliver(self, target: Namespace, pkt: Packet, delay: float, origin: Namespace,
                  orig: Packet) -> bool:
         loop = self._loop or self.loop
+        self.delivered += 1
         if self._taps:
             self._emit(FabricEvent(EventKind.DELIVERED, loop.time() + delay, pkt,
                                    node=target.node.name if target.node else OUTSIDE,

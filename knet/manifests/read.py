@@ -21,6 +21,7 @@ from knet.manifests.config import build_config, is_config_kind
 from knet.manifests.controllers import ALSO_SERVED
 from knet.manifests.endpoints import Endpoints, mirror, mirroring_skip_reason, parse_endpoints
 from knet.manifests.fields import Ctx, F
+from knet.manifests.images import unknown_image_warnings
 from knet.manifests.loader import Document, load_documents
 from knet.gateway.model import SERVED_VERSIONS
 from knet.manifests.objects import KINDS, PARSERS, Scope, parse_meta
@@ -173,6 +174,8 @@ def read_texts(texts: Sequence[tuple[str, str]], *,
             if obj is not None:
                 objects.append(obj)
                 entries.append((obj, d.cursor))
+
+    warnings += unknown_image_warnings(objects)  # docs/apps.md: images outside the catalog
 
     # 3. Endpoints → EndpointSlices (mirroring controller)
     services = {o.metadata.key: o for o in objects if isinstance(o, Service)}

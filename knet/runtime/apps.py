@@ -23,6 +23,14 @@ from aiohttp import web
 
 from knet.fabric.aio import KnetSite
 from knet.model.core import Container, Pod, Protocol
+from knet.manifests.images import (  # noqa: F401 - re-exported (the catalog's names)
+    CATALOG,
+    IDLE_CLIENT_IMAGES,
+    SYSTEM_IMAGES,
+    builtin_kind,
+    image_name,
+)
+from knet.runtime import images
 from knet.runtime.shell import Shell, is_shell_command
 from knet.runtime.vfs import VirtualFS
 
@@ -264,26 +272,93 @@ async def nginx_app(ctx: PodContext) -> int:
     tag = image.rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""
     version = tag.split("-")[0] if tag.count(".") == 2 and tag[0].isdigit() else NGINX_VERSION
     server = f"nginx/{version}"
+    fs = ctx.fs
+    html_dir = "/usr/share/nginx/html"
+    if html_dir not in fs.mounts:  # the image's files (hidden when a volume is mounted there)
+        for name, text in (("index.html", NGINX_WELCOME), ("50x.html", NGINX_50X)):
+            if not fs.exists(f"{html_dir}/{name}"):
+                fs.write(f"{html_dir}/{name}", text)
+    ports, root = _nginx_conf(fs)
+    root = root or html_dir
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        if request.path in ("/", "/index.html"):
-            if request.method not in ("GET", "HEAD"):
-                return _nginx_page(405, server)
-            return web.Response(text=NGINX_WELCOME, content_type="text/html",
-                                headers={"Server": server, "Accept-Ranges": "bytes"})
-        if request.path == "/50x.html":
-            return web.Response(text="", content_type="text/html", headers={"Server": server})
-        return _nginx_page(404, server)
+        import posixpath
+
+        path = posixpath.normpath(posixpath.join(root, request.path.lstrip("/")))
+        if not (path == root or path.startswith(root.rstrip("/") + "/")):
+            return _nginx_page(400, server)
+        if fs.isdir(path):
+            if not request.path.endswith("/"):
+                r = _nginx_page(301, server)
+                r.headers["Location"] = f"http://{request.host}{request.path}/"
+                return r
+            path = posixpath.join(path, "index.html")
+            if fs.read(path) is None:
+                return _nginx_page(403, server)
+        data = fs.read(path)
+        if data is None:
+            return _nginx_page(404, server)
+        if request.method not in ("GET", "HEAD"):
+            return _nginx_page(405, server)
+        from knet.runtime.images import _ctype
+
+        return web.Response(body=data, content_type=_ctype(path),
+                            headers={"Server": server, "Accept-Ranges": "bytes"})
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
-    return await serve_until_stopped(ctx, app, [80])
+    return await serve_until_stopped(ctx, app, ports)
+
+
+NGINX_50X = """<!DOCTYPE html>
+<html>
+<head>
+<title>Error</title>
+<style>
+html { color-scheme: light dark; }
+body { width: 35em; margin: 0 auto;
+font-family: Tahoma, Verdana, Arial, sans-serif; }
+</style>
+</head>
+<body>
+<h1>An error occurred.</h1>
+<p>Sorry, the page you are looking for is currently unavailable.<br/>
+Please try again later.</p>
+<p>If you are the system administrator of this resource then you should check
+the error log for details.</p>
+<p><em>Faithfully yours, nginx.</em></p>
+</body>
+</html>
+"""
+
+
+def _nginx_conf(fs: VirtualFS) -> tuple[list[int], str]:
+    """``listen`` ports and the first ``root`` from mounted nginx configuration (80 if none)."""
+    import re
+
+    texts = []
+    for d in ("/etc/nginx/conf.d",):
+        if d in fs.mounts or fs.isdir(d):
+            try:
+                names = fs.listdir(d)
+            except OSError:
+                names = []
+            texts += [(fs.read(f"{d}/{n}") or b"").decode(errors="replace") for n in names
+                      if n.endswith(".conf")]
+    if "/etc/nginx/nginx.conf" in fs.mounts:
+        texts.append((fs.read("/etc/nginx/nginx.conf") or b"").decode(errors="replace"))
+    text = "\n".join(re.sub(r"#.*", "", t) for t in texts)
+    ports = sorted({int(m) for m in re.findall(r"\blisten\s+(?:[\w.\[\]:]*:)?(\d+)", text)})
+    root = re.search(r"\broot\s+([^;\s]+)\s*;", text)
+    return ports or [80], root.group(1) if root else ""
 
 
 def _nginx_page(status: int, server: str) -> web.Response:
     from knet.ingress.responses import reason
 
     title = f"{status} {reason(status) if status != 405 else 'Not Allowed'}"
+    if status == 301:
+        title = "301 Moved Permanently"
     body = (f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
             f"<center><h1>{title}</h1></center>\r\n<hr><center>{server}</center>\r\n"
             f"</body>\r\n</html>\r\n")
@@ -310,6 +385,8 @@ async def agnhost_app(ctx: PodContext) -> int:
         tcp = [port] if flags.get("tcp", "true") != "false" and flags.get("http", "true") != "false" \
             else []
         return await serve_until_stopped(ctx, app, tcp, udp)
+    if sub in images.AGNHOST_EXTRA:
+        return await images.AGNHOST_EXTRA[sub](ctx)
     if sub != "netexec":
         return await idle_app(ctx)
     http_port = int(flags.get("http-port", "8080"))
@@ -361,21 +438,34 @@ async def agnhost_app(ctx: PodContext) -> int:
 
 
 async def coredns_app(ctx: PodContext) -> int:
-    """CoreDNS: cluster DNS on 53 UDP+TCP, /health :8080, /ready :8181, /metrics :9153."""
+    """CoreDNS: cluster DNS on 53 UDP+TCP, /health :8080, /ready :8181, /metrics :9153 (the
+    ``prometheus`` plugin's series for this pod, as ``knet up --metrics`` serves them)."""
+    import time
+
+    from knet.dns.answer import answer
     from knet.dns.server import DnsDatagramProtocol, DnsStreamProtocol
 
     view = ctx.runtime.dns_view
+    record = ctx.runtime.metrics.dns_answered
+    pod = ctx.name
+
+    stats = view.stats
+
+    def answered(data: bytes, addr: Any, tcp: bool) -> bytes | None:
+        hits, t = stats["hits"], time.perf_counter()
+        reply = answer(view, data, addr, tcp=tcp)
+        record(pod, "tcp" if tcp else "udp", 6 if ":" in str(addr[0]) else 4, data, reply,
+               time.perf_counter() - t, cached=stats["hits"] > hits)
+        return reply
 
     async def ok(request: web.Request) -> web.Response:
         return web.Response(text="OK")
 
     async def metrics(request: web.Request) -> web.Response:
-        return web.Response(text='# HELP coredns_build_info A metric with a constant \'1\' value '
-                                 'labeled by version, revision, and goversion from which CoreDNS '
-                                 'was built.\n# TYPE coredns_build_info gauge\n'
-                                 'coredns_build_info{goversion="go1.21.11",revision="a6338e9",'
-                                 'version="1.11.3"} 1\n',
-                            content_type="text/plain")
+        from knet.metrics.collector import exposition
+
+        return web.Response(body=exposition(ctx.runtime, "coredns", pod),
+                            content_type="text/plain", charset="utf-8")
 
     health = web.Application()
     health.router.add_get("/health", ok)
@@ -383,7 +473,7 @@ async def coredns_app(ctx: PodContext) -> int:
     ready.router.add_get("/ready", ok)
     met = web.Application()
     met.router.add_get("/metrics", metrics)
-    tcp_server = await ctx.netns.create_server(lambda: DnsStreamProtocol(view), None, 53)
+    tcp_server = await ctx.netns.create_server(lambda: DnsStreamProtocol(answered), None, 53)
     runners = []
     try:
         for app, port in ((health, 8080), (ready, 8181)):
@@ -391,7 +481,7 @@ async def coredns_app(ctx: PodContext) -> int:
             await r.setup()
             await KnetSite(r, ctx.netns, None, port).start()
             runners.append(r)
-        return await serve_until_stopped(ctx, met, [9153], {53: lambda: DnsDatagramProtocol(view)})
+        return await serve_until_stopped(ctx, met, [9153], {53: lambda: DnsDatagramProtocol(answered)})
     finally:
         tcp_server.close()
         for r in runners:
@@ -458,59 +548,12 @@ def shell_app(argv: list[str]) -> App:
 
 # --- selection ----------------------------------------------------------------------------
 
-IDLE_CLIENT_IMAGES = ("busybox", "curl", "curlimages/curl", "alpine", "ubuntu", "debian",
-                      "nicolaka/netshoot", "netshoot", "fedora", "centos", "dnsutils",
-                      "jessie-dnsutils", "python", "bash", "praqma/network-multitool",
-                      "network-multitool", "wbitt/network-multitool")
-SYSTEM_IMAGES = ("kindnetd", "kindest/kindnetd", "kube-proxy", "local-path-provisioner",
-                 "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
-
-
-def image_name(image: str) -> str:
-    """``registry.k8s.io/e2e-test-images/agnhost:2.52`` → ``e2e-test-images/agnhost``."""
-    name = image.split("@", 1)[0]
-    last = name.rsplit("/", 1)
-    if ":" in last[-1]:
-        name = name[: len(name) - len(last[-1]) + last[-1].index(":")]
-    parts = name.split("/")
-    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
-        parts = parts[1:]
-    if parts and parts[0] == "library":
-        parts = parts[1:]
-    return "/".join(parts)
-
-
-def builtin_kind(image: str) -> str:
-    """The built-in program for an image (docs/apps.md's table)."""
-    name = image_name(image)
-    base = name.rsplit("/", 1)[-1]
-    if name == "knet/echo":
-        return "echo"
-    if name == "knet/gateway":
-        return "gateway"
-    if name.endswith("k8s-staging-gateway-api/echo-basic") or \
-            name.endswith("k8s-staging-gateway-api/echo-advanced"):
-        return "gateway-echo"
-    if base == "agnhost":
-        return "agnhost"
-    if name.endswith("http-echo"):
-        return "http-echo"
-    if "ingress-nginx/controller" in name:
-        return "ingress-nginx"
-    if base == "coredns":
-        return "coredns"
-    if base in ("nginx", "nginx-unprivileged") or name.startswith("nginxinc/"):
-        return "nginx"
-    if name in IDLE_CLIENT_IMAGES or base in IDLE_CLIENT_IMAGES:
-        return "client"
-    if name in SYSTEM_IMAGES or base in SYSTEM_IMAGES:
-        return "idle"
-    return "echo"  # unknown image: the JSON echo on its declared ports
-
-
 BUILTINS: dict[str, App] = {
     "echo": echo_app, "agnhost": agnhost_app, "http-echo": http_echo_app, "nginx": nginx_app,
     "coredns": coredns_app, "ingress-nginx": ingress_nginx_app, "idle": idle_app,
+    "redis": images.redis_app, "memcached": images.memcached_app,
+    "postgres": images.postgres_app, "mysql": images.mysql_app, "httpd": images.httpd_app,
+    "python": images.python_app, "unknown": images.tcp_accept_app,
     "gateway": lambda ctx: _gateway_app(ctx),
     "gateway-echo": lambda ctx: _gateway_echo_app(ctx),
 }
@@ -581,10 +624,15 @@ def select_app(pod: Pod, container: Container, index: int,
         return user_app(load_factory(ann))
     argv = [*container.command, *container.args]
     kind = builtin_kind(container.image)
+    prog = container.command[0].rsplit("/", 1)[-1] if container.command else ""
+    if prog.startswith("python") and images.python_server(argv) is not None:
+        return images.python_app
     if container.command and is_shell_command(argv):
         return shell_app(argv)
     if kind == "client":
         return shell_app(argv)  # no command: the image's default exits at once
+    if kind == "python" and not container.command and not container.args:
+        return shell_app([])  # python's REPL without a tty exits at once
     return BUILTINS[kind]
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from ipaddress import ip_address
 from typing import Any
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -28,6 +29,7 @@ from knet.control.store import evolve
 from knet.errors import NetworkError, NotFound, UsageError
 from knet.fabric import OUTSIDE, Fabric, clock_of
 from knet.fabric.aio import client_session
+from knet.metrics import ClusterMetrics
 from knet.model.core import Pod
 from knet.runtime.apps import load_factory
 from knet.runtime.datapath import NodeDatapath
@@ -89,6 +91,9 @@ class RuntimeCluster:
             pods=state.pods(), namespaces=state.namespaces(), config_maps=state.config_maps(),
             cluster=state.config, now=state.now, seed=int(self.seed or 0))
         self.errors: list[BaseException] = []
+        self.metrics = ClusterMetrics()
+        self.epoch = 0.0  # added to now() for metric timestamps (knet up: the Unix time)
+        self._queued: dict[str, list[float]] = {}  # per node: times of changes not yet synced
         self.events: list[Any] = []  # kubelet Events (knet.runtime.volumes.PodEvent)
         self._explaining = 0  # running captures (datapaths keep matched rules while > 0)
 
@@ -181,8 +186,19 @@ class RuntimeCluster:
         self.kubelets[node.name] = Kubelet(self, node.name)
 
     def _sync_proxy(self, name: str) -> None:
-        self.proxies[name].sync(self.loop.time())  # the node's engine runs it from now on
+        t = time.perf_counter()
+        out = self.proxies[name].sync(self.loop.time())  # the node's engine runs it from now on
+        took = time.perf_counter() - t
+        now = self.now()
+        queued = self._queued.pop(name, [])
+        self.metrics.proxy_synced(name, took, full=all(getattr(r, "full", True) for r in out.values()),
+                                  epoch_now=self.epoch + now, programming=[now - q for q in queued])
         self._changed.set()
+
+    def _queue_proxy_change(self, name: str, kind: str) -> None:
+        now = self.now()
+        self._queued.setdefault(name, []).append(now)
+        self.metrics.proxy_queued(name, kind, self.epoch + now)
 
     async def _proxy_loop(self, name: str) -> None:
         p = self.proxies[name]
@@ -214,10 +230,12 @@ class RuntimeCluster:
         if kind == "Service":
             for name, p in self.proxies.items():
                 p.on_service_change(prev, cur)
+                self._queue_proxy_change(name, kind)
                 self._wake[name].set()
         elif kind == "EndpointSlice":
             for name, p in self.proxies.items():
                 p.on_slice_change(prev, cur)
+                self._queue_proxy_change(name, kind)
                 self._wake[name].set()
         elif kind == "Node":
             if cur is not None and cur.name not in self.fabric.nodes:

@@ -1030,3 +1030,164 @@ def _ifindex(ip: str) -> int:
 
 
 __all__ = ["curl", "wget", "nslookup", "dig", "nc", "ip", "getent", "host"]
+
+
+# --- database clients people use in init containers and exec ----------------------------------
+
+async def _connect(sh: Shell, host: str, port: int, timeout: float = 5.0) -> Any:
+    addr = host
+    if not _is_ip(host):
+        res = await _lookup(sh, host, 4)
+        if not res.addresses:
+            raise _NetError(2, f"could not translate host name \"{host}\" to address: Name or "
+                               f"service not known")
+        addr = res.addresses[0]
+    return await asyncio.wait_for(sh.net.netns.open_connection(addr, port), timeout)
+
+
+def _resp_text(reply: bytes) -> str:
+    kind, rest = reply[:1], reply[1:].split(b"\r\n", 1)[0].decode(errors="replace")
+    if kind == b"+":
+        return rest
+    if kind == b"-":
+        return f"(error) {rest}"
+    if kind == b":":
+        return f"(integer) {rest}"
+    if kind == b"$":
+        if rest == "-1":
+            return "(nil)"
+        body = reply.split(b"\r\n", 1)[1][:int(rest)].decode(errors="replace")
+        return f'"{body}"' if "\r\n" not in body else body
+    if kind == b"*":
+        items = []
+        data = reply.split(b"\r\n", 1)[1]
+        for n in range(int(rest)):
+            hdr, data = data.split(b"\r\n", 1)
+            size = int(hdr[1:])
+            items.append(f'{n + 1}) "{data[:size].decode(errors="replace")}"')
+            data = data[size + 2:]
+        return "\n".join(items) if items else "(empty array)"
+    return reply.decode(errors="replace")
+
+
+@applet("redis-cli", "valkey-cli")
+async def redis_cli(sh: Shell, argv: list[str], io: IO) -> int:
+    if _no_net(sh, io, "redis-cli"):
+        return 1
+    host, port, password = "127.0.0.1", 6379, None
+    args = argv[1:]
+    cmd: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in ("-h", "-p", "-a") and i + 1 < len(args):
+            if a == "-h":
+                host = args[i + 1]
+            elif a == "-p":
+                port = int(args[i + 1])
+            else:
+                password = args[i + 1]
+            i += 2
+            continue
+        cmd.append(a)
+        i += 1
+    if not cmd:
+        cmd = ["PING"]
+    try:
+        reader, writer = await _connect(sh, host, port)
+    except (TimeoutError, OSError, ConnectionError, _NetError):
+        io.error(f"Could not connect to Redis at {host}:{port}: Connection refused\n")
+        return 1
+    try:
+        if password is not None:
+            io.error("Warning: Using a password with '-a' or '-u' option on the command line "
+                     "interface may not be safe.\n")
+            writer.write(b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(password), password.encode()))
+            await reader.readline()
+        parts = [c.encode() for c in cmd]
+        writer.write(b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p)
+                                                       for p in parts))
+        first = await reader.readline()
+        reply = first
+        if first[:1] == b"$" and first[1:3] != b"-1":
+            reply += await reader.readexactly(int(first[1:]) + 2)
+        elif first[:1] == b"*":
+            for _ in range(int(first[1:])):
+                hdr = await reader.readline()
+                reply += hdr + await reader.readexactly(int(hdr[1:]) + 2)
+        io.print(_resp_text(reply) + "\n")
+        return 0
+    finally:
+        writer.close()
+
+
+@applet("pg_isready")
+async def pg_isready(sh: Shell, argv: list[str], io: IO) -> int:
+    host, port = "/var/run/postgresql", 5432
+    args = argv[1:]
+    quiet = "-q" in args or "--quiet" in args
+    for k, a in enumerate(args):
+        if a in ("-h", "--host") and k + 1 < len(args):
+            host = args[k + 1]
+        elif a.startswith("--host="):
+            host = a.split("=", 1)[1]
+        elif a in ("-p", "--port") and k + 1 < len(args):
+            port = int(args[k + 1])
+    if host.startswith("/") or sh.net is None:
+        if not quiet:
+            io.print(f"{host}:{port} - no response\n")
+        return 2
+    try:
+        reader, writer = await _connect(sh, host, port, 3.0)
+    except _NetError as e:
+        if not quiet:
+            io.error(f"pg_isready: {e}\n")
+            io.print(f"{host}:{port} - no attempt\n")
+        return 3
+    except (TimeoutError, OSError, ConnectionError):
+        if not quiet:
+            io.print(f"{host}:{port} - no response\n")
+        return 2
+    try:
+        body = b"user\x00postgres\x00database\x00postgres\x00\x00"
+        writer.write(len(body + b"\x00\x03\x00\x00").to_bytes(4, "big") + b"\x00\x03\x00\x00" + body)
+        tag = await asyncio.wait_for(reader.readexactly(1), 3.0)
+        ok = tag in (b"R", b"E")
+    except (TimeoutError, asyncio.IncompleteReadError, OSError, ConnectionError):
+        ok = False
+    finally:
+        writer.close()
+    if not quiet:
+        io.print(f"{host}:{port} - {'accepting connections' if ok else 'no response'}\n")
+    return 0 if ok else 2
+
+
+@applet("mysqladmin")
+async def mysqladmin(sh: Shell, argv: list[str], io: IO) -> int:
+    host, port = "localhost", 3306
+    args = argv[1:]
+    for k, a in enumerate(args):
+        if a == "-h" and k + 1 < len(args):
+            host = args[k + 1]
+        elif a.startswith("-h") and len(a) > 2:
+            host = a[2:]
+        elif a.startswith("--host="):
+            host = a.split("=", 1)[1]
+        elif a == "-P" and k + 1 < len(args):
+            port = int(args[k + 1])
+    if "ping" not in args:
+        io.error("mysqladmin: only 'ping' is supported in knet\n")
+        return 1
+    try:
+        reader, writer = await _connect(sh, "127.0.0.1" if host == "localhost" else host, port, 3.0)
+        hdr = await asyncio.wait_for(reader.readexactly(4), 3.0)
+        await reader.readexactly(int.from_bytes(hdr[:3], "little"))
+        writer.close()
+    except (TimeoutError, asyncio.IncompleteReadError, OSError, ConnectionError, _NetError):
+        io.error(f"mysqladmin: connect to server at '{host}' failed\nerror: 'Can't connect to "
+                 f"MySQL server on '{host}:{port}' (111)'\nCheck that mysqld is running on "
+                 f"{host} and that the port is {port}.\nYou can check this by doing 'telnet "
+                 f"{host} {port}'\n")
+        return 1
+    io.print("mysqld is alive\n")
+    return 0

@@ -83,6 +83,15 @@ class Capture:
     def events(self) -> list[FabricEvent]:
         return list(self._recorder.events)
 
+    def drain(self) -> list[FabricEvent]:
+        """Take the events recorded so far and forget them (a live consumer's bounded feed);
+        later queries see only what arrives after."""
+        events = self._recorder.events
+        taken = events[:]
+        del events[:]  # in place: the fabric's tap is this list's bound append
+        self._cache = None
+        return taken
+
     def _assembled(self) -> Assembly:
         n = len(self._recorder.events)
         if self._cache is None or self._cache[0] != n:

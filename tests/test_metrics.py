@@ -1,0 +1,111 @@
+"""Prometheus metrics of the emulated components, on the real core: names, labels, buckets and
+values as the real kube-proxy, CoreDNS and kubelet export them, recorded by the traffic and
+syncs the test causes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from knet.metrics.collector import exposition
+from knet.metrics.series import Counter, Histogram, exponential_buckets
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = str(ROOT / "topologies" / "demo.yaml")
+
+
+def samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for fam in text_string_to_metric_families(text.decode()):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def pick(ss: dict, name: str, **labels: str) -> list[float]:
+    return [v for (n, lab), v in ss.items()
+            if n == name and all(dict(lab).get(k) == x for k, x in labels.items())]
+
+
+def test_histogram_buckets_are_cumulative_with_go_style_le() -> None:
+    h = Histogram("x_seconds", "help", ("node",), exponential_buckets(0.001, 2, 15))
+    for v in (0.0005, 0.001, 0.003, 1.0, 100.0):
+        h.observe(("a",), v)
+    fam = h.family()
+    got = {s.labels["le"]: s.value for s in fam.samples if s.name == "x_seconds_bucket"}
+    assert got["0.001"] == 2          # 0.0005 and 0.001 (le is inclusive)
+    assert got["0.004"] == 3
+    assert got["1.024"] == 4 and got["16.384"] == 4 and got["+Inf"] == 5
+    assert not [le for le in got if le.endswith(".0")]  # client_golang's formatting
+    h2 = Histogram("y", "help", (), (0.25, 1, 5))
+    h2.observe((), 1)
+    assert [s.labels["le"] for s in h2.family().samples if s.name == "y_bucket"] == \
+        ["0.25", "1", "5", "+Inf"]
+    total = [s.value for s in fam.samples if s.name == "x_seconds_sum"]
+    assert total == [pytest.approx(101.0045)]
+
+
+def test_counter_family_renders_with_total_suffix() -> None:
+    c = Counter("coredns_dns_requests_total", "help", ("type",))
+    c.inc(("A",))
+    c.inc(("A",), 2)
+    names = {s.name: s.value for s in c.family().samples}
+    assert names == {"coredns_dns_requests_total": 3.0}
+
+
+@pytest.mark.knet(topology=DEMO)
+async def test_components_export_what_the_traffic_and_syncs_did(knet_cluster) -> None:
+    client = knet_cluster.pod("default/client")
+    for _ in range(3):
+        r = await client.http.get("http://web/")
+        await r.read()
+    await knet_cluster.pod("default/client").resolve("no-such-service")
+    knet_cluster.scale("web", 4)
+    await knet_cluster.advance(30)
+    ss = samples(exposition(knet_cluster))
+    nodes = sorted(knet_cluster.proxies)
+    # kube-proxy: one sync histogram per node, syncs counted, network programming observed
+    for n in nodes:
+        syncs = pick(ss, "kubeproxy_sync_proxy_rules_duration_seconds_count", node=n)
+        assert syncs == [float(knet_cluster.proxies[n].syncs)]
+        assert pick(ss, "kubeproxy_network_programming_duration_seconds_count", node=n)[0] >= 1
+        rules = knet_cluster.proxies[n].rulesets()[4]
+        assert pick(ss, "kubeproxy_sync_proxy_rules_iptables_total", node=n, table="nat") == \
+            [float(rules.tables["nat"].rule_count())]
+        assert pick(ss, "kubeproxy_sync_proxy_rules_endpoint_changes_total", node=n)[0] >= 1
+        last = pick(ss, "kubeproxy_sync_proxy_rules_last_timestamp_seconds", node=n)[0]
+        assert 0 < last <= knet_cluster.now()
+    # CoreDNS: the pods that answered counted A and AAAA queries, NOERROR and NXDOMAIN answers
+    a = sum(pick(ss, "coredns_dns_requests_total", type="A", proto="udp", zone=".",
+                 server="dns://:53"))
+    assert a >= 2  # web (its search-path walk) and no-such-service
+    assert sum(pick(ss, "coredns_dns_responses_total", rcode="NXDOMAIN")) >= 1
+    assert sum(pick(ss, "coredns_dns_responses_total", rcode="NOERROR")) >= 1
+    assert sum(pick(ss, "coredns_dns_request_duration_seconds_count")) == \
+        sum(pick(ss, "coredns_dns_requests_total"))
+    hits = sum(pick(ss, "coredns_cache_hits_total"))
+    misses = sum(pick(ss, "coredns_cache_misses_total"))
+    assert hits + misses == sum(pick(ss, "coredns_dns_responses_total"))
+    # kubelet: running pods per node add up to the cluster's Running pods
+    running = sum(1 for p in knet_cluster.state.pods() if p.status.phase == "Running")
+    assert sum(pick(ss, "kubelet_running_pods")) == running
+    # knet's own: packets delivered, conntrack entries from the datapaths
+    assert pick(ss, "knet_fabric_packets_total", outcome="delivered")[0] > 0
+    assert sum(pick(ss, "knet_conntrack_entries")) == \
+        sum(len(dp.conntrack) for dp in knet_cluster.datapaths.values())
+
+
+@pytest.mark.knet(topology=DEMO)
+async def test_one_instance_endpoint_drops_the_instance_label(knet_cluster) -> None:
+    node = sorted(knet_cluster.proxies)[0]
+    ss = samples(exposition(knet_cluster, "kube-proxy", node))
+    assert ss and all(n.startswith("kubeproxy_") for n, _ in ss)
+    assert all("node" not in dict(lab) for _, lab in ss)
+    assert pick(ss, "kubeproxy_sync_proxy_rules_duration_seconds_count") == \
+        [float(knet_cluster.proxies[node].syncs)]
+    dns_pod = next(p.name for p in knet_cluster.state.pods("kube-system")
+                   if p.metadata.labels.get("k8s-app") == "kube-dns")
+    ss = samples(exposition(knet_cluster, "coredns", dns_pod))
+    assert pick(ss, "coredns_build_info", version="1.11.3") == [1.0]
