@@ -387,6 +387,16 @@ class Cluster:
             self._converge()
         return out
 
+    def evict(self, key: str, now: float | None = None,
+              grace: float | None = None) -> Any:
+        """``POST pods/{name}/eviction``: a ``knet.control.disruption.Eviction`` (201, 429 …)."""
+        from knet.control import disruption
+
+        with self._capturing(now):
+            result = disruption.evict(self, key, grace)
+            self._converge()
+        return result
+
     def uncordon(self, name: str, now: float | None = None) -> list[Event]:
         return self.cordon(name, now, unschedulable=False)
 
@@ -519,6 +529,10 @@ class Cluster:
         prev = self._requeue.get(key)
         if prev is None or when < prev or prev <= self.now:
             self._requeue[key] = when
+
+    def mark_dirty(self, obj: Any) -> None:
+        """Queue ``obj`` for its controller (a change it watches but does not own)."""
+        self._dirty[obj.kind][(obj.metadata.namespace, obj.metadata.name)] = None
 
     def delete_object(self, obj: Any) -> None:
         """Delete ``obj`` and its dependents (background propagation) from a controller."""

@@ -10,20 +10,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from knet.control import batch, workloads
+from knet.control import batch, disruption, workloads
 
 if TYPE_CHECKING:
     from knet.control.cluster import Cluster
     from knet.model.core import Pod
 
-KINDS = ("ReplicationController", "CronJob")
-API_VERSIONS = {"ReplicationController": "v1", "CronJob": "batch/v1"}
+KINDS = ("ReplicationController", "CronJob", "PodDisruptionBudget")
+API_VERSIONS = {"ReplicationController": "v1", "CronJob": "batch/v1",
+                "PodDisruptionBudget": "policy/v1"}
 SYNCS: tuple[tuple[str, Callable[[Any, Any], None]], ...] = (
     ("ReplicationController", workloads.sync_replicationcontroller),
     ("CronJob", batch.sync_cronjob),
     ("Job", batch.sync_job),
+    ("PodDisruptionBudget", disruption.sync_pdb),
 )
 
 
 def on_pod(c: Cluster, pod: Pod) -> None:
     """A pod changed (created, updated or deleted)."""
+    disruption.on_pod(c, pod)

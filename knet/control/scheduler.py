@@ -375,7 +375,11 @@ class Scheduler:
             self.nodes.append(st)
             self.by_name[node.name] = st
         else:
-            self._buckets[self._bucket_key(st)].remove(st.index)
+            key = self._bucket_key(st)
+            b = self._buckets[key]
+            b.remove(st.index)
+            if not len(b):  # an empty bucket would be read as a candidate node class
+                del self._buckets[key]
             st.node = node
             st.alloc = node_allocatable(node)
         labels = tuple(sorted((k, v) for k, v in node.metadata.labels.items()

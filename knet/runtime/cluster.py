@@ -344,6 +344,10 @@ class RuntimeCluster:
             self._tasks.append(self.loop.create_task(
                 self._terminate(w, _grace_left(cur, self.now()))))
 
+    def _why_not_ready(self, key: str) -> str:
+        w = self._worker(key)
+        return f"{key} ({w.why_not_ready() if w is not None else 'not started'})"
+
     def _worker(self, key: str) -> PodWorker | None:
         for k in self.kubelets.values():
             w = k.workers.get(key)
@@ -486,7 +490,7 @@ class RuntimeCluster:
             left = deadline - self.loop.time()
             if left <= 0:
                 raise NetworkError("pods not ready: " + ", ".join(
-                    p.key for p in self.state.pods() if not p.status.ready
+                    self._why_not_ready(p.key) for p in self.state.pods() if not p.status.ready
                     and p.status.phase not in ("Succeeded", "Failed")))
             self._changed.clear()
             try:
@@ -595,6 +599,19 @@ class RuntimeCluster:
         ns, name = _split(key, "" if kind in ("Node", "Namespace", "IngressClass",
                                               *CLUSTER_POLICY_KINDS) else "default")
         self.state.delete(kind, f"{ns}/{name}" if ns else name, self.now())
+
+    async def drain(self, node: str, **kw: Any) -> list[str]:
+        """``kubectl drain``: cordon, evict every pod through its PodDisruptionBudget
+        (retrying 429s every 5 s), wait until they are gone; kubectl's lines
+        (knet.runtime.drain)."""
+        from knet.runtime.drain import drain
+
+        return await drain(self, node, **kw)
+
+    def evict(self, key: str, grace: float | None = None) -> Any:
+        """``POST pods/{name}/eviction``: 201, or 429 when a disruption budget forbids it."""
+        ns, name = _split(key)
+        return self.state.evict(f"{ns}/{name}", self.now(), grace)
 
     def cordon(self, name: str) -> None:
         self.state.cordon(name, self.now())
