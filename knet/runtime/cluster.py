@@ -203,7 +203,7 @@ class RuntimeCluster:
     async def _proxy_loop(self, name: str) -> None:
         p = self.proxies[name]
         ev = self._wake[name]
-        while True:
+        while not self._closed:  # 3.11's wait_for can swallow a cancel that races ev.set()
             # the bounded-frequency runner: a change syncs once minSyncPeriod allows; with
             # no change a sync still runs at the mode's maximum interval (IPVS: syncPeriod)
             now = self.loop.time()
