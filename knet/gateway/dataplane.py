@@ -65,11 +65,25 @@ class GatewayProxy(IngressProxy):
         self.rng = random.Random(f"{seed}/{gateway}/{port}")
         self.routes = _Routes(self)  # type: ignore[assignment]
         self.sni = SNIContexts(certificates(tables, gateway, port))
+        self._alpn()
         self._requests: dict[int, dict[str, Any]] = {}
 
     def update_tables(self, tables: Tables) -> None:
         self.tables = tables
         self.sni.update(certificates(tables, self.gateway, self.port))
+        self._alpn()
+
+    def _alpn(self) -> None:
+        """HTTPS listeners offer HTTP/2 by ALPN (GRPCRoute needs it), then HTTP/1.1."""
+        for ctx in (self.sni.default, *self.sni._by_host.values()):
+            ctx.set_alpn_protocols(["h2", "http/1.1"])
+
+    def protocol_factory(self, scheme: str = "http") -> Callable[[], asyncio.Protocol]:
+        """HTTP/2 (h2c prior knowledge, or ALPN h2 on TLS) or HTTP/1.1, by the first bytes."""
+        from knet.gateway.h2 import Sniff
+
+        http1 = super().protocol_factory(scheme)
+        return lambda: Sniff(self, scheme, http1)
 
     def decide(self, req: Request) -> Decision:
         gr = GatewayRequest(req.method, req.path,
