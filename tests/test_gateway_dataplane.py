@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from knet.fabric import virtual_time
+from knet.gateway.l7 import story_lines
 from knet.runtime import run
 
 SHOP = str(Path(__file__).resolve().parents[1] / "topologies" / "gateway.yaml")
@@ -61,6 +62,25 @@ async def test_http_through_the_gateway_service(tmp_path) -> None:
         assert body["path"] == "/v2/items" and body["query"] == {"x": "1"}
         assert body["headers"]["X-Via"] == "knet" and "X-Debug" not in body["headers"]
         assert body["host"] == "www.shop.test"
+        # a capture sees the Gateway's decision as an L7 step and a Hubble L7 record
+        cap = c.capture()
+        async with cap, ext.http.get(f"http://{lb}/v1/x", headers={
+                "Host": "www.shop.test", "X-Canary": "yes"}) as r:
+            assert r.status == 200
+        (entry,) = cap.l7
+        assert (entry["gateway"], entry["listener"], entry["route"], entry["rule"]) == (
+            "infra/gw", "http", "HTTPRoute shop/web", 2)
+        assert entry["filters"] == ["URLRewrite", "RequestHeaderModifier"]
+        assert entry["backend"] == "shop/api:8080" and entry["upstream_path"] == "/v2/x"
+        (line,) = story_lines(cap.l7)
+        assert line == (f"L7 HTTP/1.1 GET www.shop.test/v1/x: gateway infra/gw ({entry['pod']}) → "
+                        "listener http → HTTPRoute shop/web rule 2 → filters URLRewrite, "
+                        "RequestHeaderModifier → backend shop/api:8080: 200 (upstream path /v2/x)")
+        (rec,) = [r for r in cap.hubble() if r["flow"].get("Type") == "L7"]
+        assert rec["flow"]["l7"]["http"] == {"code": 200, "method": "GET",
+                                             "url": "http://www.shop.test/v1/x",
+                                             "protocol": "HTTP/1.1"}
+        assert '"Type":"L7"' in cap.to_jsonl()
         async with ext.http.get(f"http://{lb}/login", headers={"Host": "shop.test"},
                                 allow_redirects=False) as r:
             assert r.status == 301 and r.headers["Location"] == "https://shop.test/login"

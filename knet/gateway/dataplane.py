@@ -67,6 +67,8 @@ class GatewayProxy(IngressProxy):
         self.sni = SNIContexts(certificates(tables, gateway, port))
         self._alpn()
         self._requests: dict[int, dict[str, Any]] = {}
+        # called with (request, decision, "HTTP/1.1" | "HTTP/2") for every decided request
+        self.observer: Callable[[GatewayRequest, Any, str], None] | None = None
 
     def update_tables(self, tables: Tables) -> None:
         self.tables = tables
@@ -90,6 +92,8 @@ class GatewayProxy(IngressProxy):
                             req.host, list(req.headers.items()), req.scheme, self.port,
                             None)
         d = decide(self.tables, self.gateway, gr, self.rng)
+        if self.observer is not None:
+            self.observer(gr, d, "HTTP/1.1")
         if d.status == 200 and d.addresses:
             ip, port = d.addresses[self.rng.randrange(len(d.addresses))]
             up = _addr(ip, port)
@@ -327,6 +331,14 @@ async def gateway_app(ctx: Any) -> int:
         for lp in l4.values():
             lp.tables = t
 
+    from knet.gateway import l7
+
+    def observe(req: GatewayRequest, d: Any, protocol: str) -> None:
+        if l7.recording(rt):
+            l7.record(rt, loop.time(), ctx.pod.key, req, d, protocol)
+
+    for p in http.values():
+        p.observer = observe
     unwatch = rt.watch(refresh)
     try:
         from aiohttp import web

@@ -170,6 +170,8 @@ class H2Server(asyncio.Protocol):
                              headers, self.scheme, self.proxy.port, None,
                              ctype.startswith("application/grpc"))
         d = decide(self.proxy.tables, self.proxy.gateway, req, self.proxy.rng)
+        if getattr(self.proxy, "observer", None) is not None:
+            self.proxy.observer(req, d, "HTTP/2")
         extra = list(d.response_headers.items())
         if d.status != 200 or not d.addresses:
             if d.location:
