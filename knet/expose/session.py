@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from knet import heap
 from knet.errors import UsageError
 
 
@@ -200,6 +201,7 @@ async def run_up(opts: UpOptions) -> int:
             _say(out, "")
             _say(out, f"export KUBECONFIG={api.kubeconfig}")
         _say(out, "")
+        heap.settle()  # the booted cluster is long-lived: out of later collections
         _say(out, "up; Ctrl-C to stop")
 
         await stop.wait()
