@@ -15,7 +15,8 @@ SHOP = str(Path(__file__).resolve().parents[1] / "topologies" / "gateway.yaml")
 
 @pytest.mark.skipif(not shutil.which("curl"), reason="curl is needed")
 def test_curl_through_knet_up_gateway(tmp_path: Path) -> None:
-    up = Up(["-f", SHOP, "--gateway", "infra/gw=127.0.0.1:0", "--no-control"], tmp_path)
+    up = Up(["-f", SHOP, "--gateway", "infra/gw=127.0.0.1:0", "--gateways", "--no-control"],
+            tmp_path)
     try:
         up.wait_up()
         host, port = up.address("GATEWAY")
@@ -27,5 +28,10 @@ def test_curl_through_knet_up_gateway(tmp_path: Path) -> None:
         r = curl("-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "-H", "Host: shop.test",
                  f"http://{host}:{port}/login")
         assert r.stdout == "301 https://shop.test/login"
+        # --gateways: every Gateway listener at its LoadBalancer loopback address
+        rows = [line.split() for line in up.out if line.startswith("GATEWAY")]
+        lb = next(r[1] for r in rows if r[2] == "infra/gw:80")
+        r = curl("-H", "Host: api.shop.test", f"http://{lb}/x")
+        assert json.loads(r.stdout)["pod"].startswith("api-"), r
     finally:
         assert up.stop() == 0

@@ -45,6 +45,8 @@ def _gateway(value: str) -> tuple[str, int | None, str, int]:
               help="Relay HTTPS (TLS passthrough) to the controller Service (port 443).")
 @click.option("--gateway", "gateways", multiple=True, metavar="NS/NAME[:PORT]=127.0.0.1:P",
               help="Relay a loopback port to a Gateway's listener port (repeatable).")
+@click.option("--gateways", "all_gateways", is_flag=True,
+              help="List every Gateway's listeners at their LoadBalancer loopback addresses.")
 @click.option("--control", default="127.0.0.1:0", show_default=True, metavar="127.0.0.1:P",
               help="HTTP/JSON control endpoint (get, trace, faults).")
 @click.option("--no-control", is_flag=True, help="Do not open the control endpoint.")
@@ -85,7 +87,7 @@ def up(**kw: Any) -> int:
 
 
 def _up(files: tuple[str, ...], seed: int | None, dns: str | None, ingress: str | None,
-        ingress_tls: str | None, gateways: tuple[str, ...], control: str, no_control: bool,
+        ingress_tls: str | None, gateways: tuple[str, ...], all_gateways: bool, control: str, no_control: bool,
         ui: str | None,
         metrics: str | None, api: str, no_api: bool,
         token_file: str | None, capture: str | None, watch: bool, no_nodeports: bool,
@@ -105,7 +107,7 @@ def _up(files: tuple[str, ...], seed: int | None, dns: str | None, ingress: str 
     opts = UpOptions(
         files=files, seed=seed, dns=_listen(dns, "--dns"), ingress=_listen(ingress, "--ingress"),
         ingress_tls=_listen(ingress_tls, "--ingress-tls"),
-        gateways=tuple(_gateway(g) for g in gateways),
+        gateways=tuple(_gateway(g) for g in gateways), all_gateways=all_gateways,
         control=None if no_control else _listen(control, "--control"),
         ui=_listen(ui, "--ui"), metrics=_listen(metrics, "--metrics"),
         api=None if no_api else _listen(api, "--api"), token_file=token_file,

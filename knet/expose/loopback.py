@@ -348,8 +348,10 @@ class Loopback:
         if "ingress-tls" in t:
             rows.append(("INGRESS-TLS", t["ingress-tls"]["address"],
                          "https → ingress-nginx controller Service port 443"))
-        for k in sorted(k for k in t if k.startswith("gateway ")):
-            rows.append(("GATEWAY", t[k]["address"], f"{k[8:]} (Gateway listener port)"))
+        for k in sorted(k for k in t if k.startswith(("gateway ", "gateway-lb "))):
+            lb = k.startswith("gateway-lb ")
+            rows.append(("GATEWAY", t[k]["address"], f"{k.split(' ', 1)[1]} (Gateway listener"
+                         + (" at its LoadBalancer IP)" if lb else ", relayed)")))
         if "control" in t:
             rows.append(("CONTROL", t["control"]["address"], "http JSON control endpoint"))
         if "ui" in t:

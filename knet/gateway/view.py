@@ -64,6 +64,22 @@ def exposed_service(cluster: Any, gateway: str, port: int | None) -> tuple[str, 
     return f"{gw.metadata.namespace}/{service_name(gw.metadata.name)}", port
 
 
+def loopback_addresses(cluster: Any, table: dict[str, Any]) -> list[tuple[str, str]]:
+    """(``ns/name:port``, loopback ``IP:port``) of every served Gateway's listener ports,
+    from ``knet up``'s LoadBalancer mapping (``--gateways``)."""
+    from knet.gateway.controller import served, service_name
+
+    out = []
+    for gw in sorted(served(gateway_objects(cluster)), key=lambda g: g.metadata.key):
+        svc = f"{gw.metadata.namespace}/{service_name(gw.metadata.name)}"
+        for lb in table.get("loadBalancers", ()):
+            if svc not in lb["services"]:
+                continue
+            for port in sorted({int(p.split("/")[0]) for p in lb["ports"]}):
+                out.append((f"{gw.metadata.key}:{port}", f"{lb['loopback']}:{port}"))
+    return out
+
+
 def tables_for(cluster: Any) -> Tables:
     ns_labels = {n.metadata.name: {**n.metadata.labels,
                                    "kubernetes.io/metadata.name": n.metadata.name}
