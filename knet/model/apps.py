@@ -48,6 +48,7 @@ class StatefulSet:
     pod_management_policy: str = "OrderedReady"  # OrderedReady, Parallel
     ordinals_start: int = 0
     update_strategy_type: str = "RollingUpdate"
+    volume_claim_templates: tuple[Mapping[str, Any], ...] = field(default=(), hash=False)
     kind = "StatefulSet"
 
 
