@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import click
 
-from knet.cli import cli
-from knet.cli.commands import files_option, load_cluster, seed_option
+from knet.cli.options import files_option, load_cluster, seed_option
 from knet.errors import UsageError
 
 
-@cli.group()
+@click.group()
 def convert() -> None:
     """Convert objects between APIs (ingress-to-gateway)."""
 
@@ -81,3 +80,6 @@ def ingress_to_gateway(gateway_class: str, check: bool, requests_file: str | Non
         click.echo(f"not converted: {n}")
     click.echo(f"{total} requests replayed, {len(diffs)} differ")
     return 1 if diffs else 0
+
+
+COMMANDS = [convert]

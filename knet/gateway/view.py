@@ -98,7 +98,7 @@ def resolve_resource(kind: str) -> str | None:
 
 
 def _age(cluster: Any, obj: GatewayObject) -> str:
-    from knet.cli.get import age
+    from knet.printers import age
 
     return age(cluster, obj)
 
@@ -113,7 +113,7 @@ def _cond(status: dict[str, Any], type_: str) -> str:
 def run_get(cluster: Any, resource: str, name: str | None, namespace: str | None,
             all_namespaces: bool, output: str | None) -> str:
     """``kubectl get`` of Gateway API kinds, with the CRDs' printer columns."""
-    from knet.cli.get import table
+    from knet.printers import table
     from knet.gateway.status import status_of
 
     kind = RESOURCES[resource]
