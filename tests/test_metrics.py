@@ -109,3 +109,33 @@ async def test_one_instance_endpoint_drops_the_instance_label(knet_cluster) -> N
                    if p.metadata.labels.get("k8s-app") == "kube-dns")
     ss = samples(exposition(knet_cluster, "coredns", dns_pod))
     assert pick(ss, "coredns_build_info", version="1.11.3") == [1.0]
+
+
+# prometheus_client's parser reads a bare-named counter's samples as <name>_total; the raw text
+# (checked below) keeps the bare name, which is what a Prometheus server stores
+REQUESTS = "nginx_ingress_controller_requests_total"
+
+
+@pytest.mark.knet(topology=DEMO)
+async def test_ingress_controller_counts_requests_by_ingress_service_and_status(knet_cluster) -> None:
+    controller = knet_cluster.pods(namespace="ingress-nginx")[0]
+    client = knet_cluster.pod("default/client")
+    for host, n in (("a.example.com", 3), ("b.example.com", 1), ("nobody.example.com", 2)):
+        for _ in range(n):
+            r = await client.http.get(f"http://{controller.ip}/x", headers={"Host": host})
+            await r.read()
+    ss = samples(exposition(knet_cluster))
+    base = {"controller_namespace": "ingress-nginx", "controller_class": "k8s.io/ingress-nginx",
+            "controller_pod": controller.key.split("/")[1], "method": "GET"}
+    assert pick(ss, REQUESTS, **base, host="a.example.com",
+                ingress="fanout", namespace="default", path="/", service="app-a",
+                status="200") == [3.0]
+    assert pick(ss, REQUESTS, **base, host="b.example.com",
+                service="app-b", status="200") == [1.0]
+    # no Ingress took the unknown host: the default backend's 404, with empty names
+    assert pick(ss, REQUESTS, **base,
+                host="nobody.example.com", ingress="", service="", status="404") == [2.0]
+    assert sum(pick(ss, "nginx_ingress_controller_request_duration_seconds_count")) == 6
+    text = exposition(knet_cluster).decode()  # the bare counter name, as client_golang writes it
+    assert "# TYPE nginx_ingress_controller_requests counter\n" in text
+    assert "nginx_ingress_controller_requests_total" not in text

@@ -80,9 +80,11 @@ class RuntimeCollector:
 
 def exposition(rt: Runtime, component: str | None = None, instance: str | None = None) -> bytes:
     """The Prometheus text exposition of ``rt``'s metrics (all, or one component instance)."""
+    from knet.metrics.series import expose
+
     reg = CollectorRegistry(auto_describe=False)
     reg.register(RuntimeCollector(rt, component, instance))
-    return generate_latest(reg)
+    return expose(generate_latest(reg))
 
 
 __all__ = ["RuntimeCollector", "exposition"]

@@ -3,7 +3,7 @@
 Routes: ``/metrics`` (every component, each series labelled with the ``node`` or ``pod`` it
 comes from) and ``/metrics/<component>/<instance>`` (one component instance's series, as its
 own endpoint serves them: ``/metrics/kube-proxy/kind-worker``, ``/metrics/coredns/<pod>``,
-``/metrics/kubelet/<node>``, ``/metrics/knet/-``).
+``/metrics/ingress-nginx/-``, ``/metrics/kubelet/<node>``, ``/metrics/knet/-``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from aiohttp import web
 from knet.metrics.collector import Runtime, exposition
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-COMPONENTS = ("kube-proxy", "coredns", "kubelet", "knet")
+COMPONENTS = ("kube-proxy", "coredns", "ingress-nginx", "kubelet", "knet")
 
 
 def metrics_app(rt: Runtime) -> web.Application:

@@ -488,6 +488,23 @@ async def coredns_app(ctx: PodContext) -> int:
             await r.cleanup()
 
 
+def ingress_metrics(metrics: Any, namespace: str, pod: str,
+                    clock: Callable[[], float]) -> Callable[[Any, int, Any], None]:
+    """ingress-nginx's per-request metrics (``nginx_ingress_controller_requests`` …), recorded
+    as the controller's Lua monitor does: labelled by the Ingress, path and Service that
+    answered; requests no Ingress took are labelled with empty names."""
+
+    def observe(conn: Any, status: int, d: Any) -> None:
+        t = getattr(d, "template", d)
+        ing_ns, _, ing = (t.ingress or "").partition("/")
+        svc = (t.service or "").split("/", 1)[-1].rsplit(":", 1)[0]
+        labels = (namespace, "k8s.io/ingress-nginx", pod, t.upstream_name or "" if t.canary else "",
+                  t.host, ing, conn.method, ing_ns, t.path or "", svc, str(status))
+        metrics.request_served(labels, max(0.0, clock() - conn.started))
+
+    return observe
+
+
 async def ingress_nginx_app(ctx: PodContext) -> int:
     """ingress-nginx controller: knet's ingress proxy on 80/443, /healthz on :10254."""
     from knet.ingress import ControllerConfig, build_table
@@ -508,6 +525,7 @@ async def ingress_nginx_app(ctx: PodContext) -> int:
     loop = asyncio.get_running_loop()
     proxy = IngressProxy.from_table(table(), open_upstream, seed=rt.seed,
                                     secrets=st.secrets(), clock=loop.time)
+    proxy.observe = ingress_metrics(rt.metrics, ctx.namespace, ctx.name, loop.time)
 
     def refresh() -> None:
         proxy.update(table(), st.secrets())
