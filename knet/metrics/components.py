@@ -123,6 +123,15 @@ class ClusterMetrics:
         self.build_info = self._g(dns, "coredns_build_info", "A metric with a constant '1' value "
                                   "labeled by version, revision, and goversion from which CoreDNS "
                                   "was built.", pod + ("version", "revision", "goversion"))
+        # kubelet's cAdvisor endpoint (from the runtime's work model, read at scrape time)
+        cl = node + ("namespace", "pod", "container")
+        self.container_cpu = self._c(kl, "container_cpu_usage_seconds_total",
+                                     "Cumulative cpu time consumed in seconds.", cl)
+        self.container_throttled = self._c(kl, "container_cpu_cfs_throttled_seconds_total",
+                                           "Total time duration the container has been "
+                                           "throttled.", cl)
+        self.container_memory = self._g(kl, "container_memory_working_set_bytes",
+                                        "Current working set in bytes.", cl)
         # kubelet
         self.running_pods = self._g(kl, "kubelet_running_pods",
                                     "Number of pods that have a running pod sandbox", node)
