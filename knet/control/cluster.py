@@ -122,6 +122,7 @@ class Cluster:
         self._evictions: Deadlines[str] = Deadlines()
         self._requeue: Deadlines[tuple[str, str, str]] = Deadlines()  # controllers' AddAfter
         self._event_names: dict[tuple[str, ...], str] = {}
+        self.metrics: Any = None  # a knet.control.autoscaling.MetricsSource (metrics-server)
         self._unreachable: set[str] = set()
         self._orphaned: list[str] = []
         self._converging = False
