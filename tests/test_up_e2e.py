@@ -30,9 +30,9 @@ needs = pytest.mark.skipif(not (shutil.which("dig") and shutil.which("curl")),
 class Up:
     """A running ``knet up``: its stdout lines, the address table, a clean stop."""
 
-    def __init__(self, args: list[str], env_dir: Path) -> None:
+    def __init__(self, args: list[str], env_dir: Path, name: str = "knet") -> None:
         self.env = {**os.environ, "XDG_RUNTIME_DIR": str(env_dir)}
-        self.state_file = env_dir / "knet" / "up.json"
+        self.state_file = env_dir / "knet" / f"{name}.json"
         self.proc = subprocess.Popen([KNET, "up", *args], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, env=self.env, cwd=ROOT)
         self.lines: queue.Queue[str] = queue.Queue()
@@ -86,10 +86,27 @@ class Up:
         h, p = self.address("CONTROL")
         return f"http://{h}:{p}"
 
+    def node_lo(self, index: int) -> str:
+        """The loopback address of node ``index`` in this cluster's slot (another knet up on
+        the host, another test run, takes another slot)."""
+        from knet.expose.plan import node_loopback
+
+        return str(node_loopback(index, json.loads(self.state_file.read_text())["slot"]))
+
+    def lb_lo(self, index: int) -> str:
+        from knet.expose.plan import lb_loopback
+
+        return str(lb_loopback(index, json.loads(self.state_file.read_text())["slot"]))
+
+    @property
+    def token(self) -> str:
+        return str(json.loads(self.state_file.read_text())["control"]["token"])
+
     def api(self, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.control + path, data=data,
-                                     method="POST" if data else "GET")
+                                     method="POST" if data else "GET",
+                                     headers={"Authorization": f"Bearer {self.token}"})
         with urllib.request.urlopen(req, timeout=20) as r:
             return json.loads(r.read())
 
@@ -192,13 +209,13 @@ def test_loadbalancer_ip_is_mapped_to_loopback(demo: Up) -> None:
     table = demo.api("/v1/status")
     [lb] = [x for x in table["loadBalancers"]
             if "ingress-nginx/ingress-nginx-controller" in x["services"]]
-    assert lb["loopback"] == "127.0.2.1" and "80/TCP" in lb["ports"]
+    assert lb["loopback"] == demo.lb_lo(0) and "80/TCP" in lb["ports"]
     assert lb["announcedBy"] in {n["name"] for n in table["nodes"]}
     r = curl("-H", "Host: b.example.com", f"http://{lb['loopback']}/")
     assert r.stdout.strip() == "hello from b", r
 
 
-def test_control_get_nodes_wide(demo: Up) -> None:
+def test_control_get_nodes_wide(demo: Up, monkeypatch: pytest.MonkeyPatch) -> None:
     text = demo.api("/v1/get/nodes?output=wide")["text"]
     assert text.splitlines()[0].split()[:6] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION",
                                                 "INTERNAL-IP"]
@@ -207,10 +224,11 @@ def test_control_get_nodes_wide(demo: Up) -> None:
     # the loopback address real clients use for each node's NodePorts, as a last column
     assert text.splitlines()[0].split()[-1] == "LOOPBACK"
     loopbacks = {ln.split()[0]: ln.split()[-1] for ln in text.splitlines()[1:]}
-    assert loopbacks == {"knet-control-plane": "127.0.1.2", "knet-worker": "127.0.1.3",
-                         "knet-worker2": "127.0.1.4"}
+    assert loopbacks == {"knet-control-plane": demo.node_lo(0), "knet-worker": demo.node_lo(1),
+                         "knet-worker2": demo.node_lo(2)}
     from knet.cli.commands import remote_get
 
+    monkeypatch.setenv("XDG_RUNTIME_DIR", demo.env["XDG_RUNTIME_DIR"])  # its token
     assert remote_get(demo.control, "nodes", None, None, False, "wide") == text
     state = json.loads(demo.state_file.read_text())
     assert state["control"]["url"] == demo.control and state["pid"] == demo.proc.pid
@@ -238,8 +256,8 @@ def _echo_node(up: Up) -> str:
 @needs
 def test_nodeport_local_keeps_the_client_address(nodeport: Up) -> None:
     lo = _node_loopbacks(nodeport)
-    assert sorted(lo.values()) == ["127.0.1.2", "127.0.1.3", "127.0.1.4", "127.0.1.5"]
-    assert lo["knet-control-plane"] == "127.0.1.2"  # name order
+    assert sorted(lo.values()) == [nodeport.node_lo(i) for i in range(4)]
+    assert lo["knet-control-plane"] == nodeport.node_lo(0)  # name order
     node = _echo_node(nodeport)
     r = curl(f"http://{lo[node]}:30080/")
     body = json.loads(r.stdout)
@@ -280,7 +298,7 @@ spec:
     assert "applied 1, deleted 0 (Service default/echo-new)" in line and "converged in" in line
     deadline = time.monotonic() + 10
     while True:
-        r = curl("http://127.0.1.3:30090/", timeout=2)
+        r = curl(f"http://{nodeport.node_lo(1)}:30090/", timeout=2)
         if r.returncode == 0 or time.monotonic() > deadline:
             break
         time.sleep(0.2)
@@ -305,7 +323,7 @@ def test_control_faults_scale(nodeport: Up) -> None:
 
 
 def test_sigint_exits_zero_and_writes_the_capture(nodeport: Up) -> None:
-    r = curl("http://127.0.1.2:30081/")  # Cluster policy: answered from any node
+    r = curl(f"http://{nodeport.node_lo(0)}:30081/")  # Cluster policy: any node answers
     assert json.loads(r.stdout)["pod"].startswith("echo-")
     assert nodeport.state_file.exists()
     assert nodeport.stop() == 0

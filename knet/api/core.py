@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -229,6 +231,7 @@ class ApiCore:
         self._gen: dict[str, tuple[int, str]] = {}
         self._status_seen: dict[tuple[str, str, str], str] = {}
         self._dirty: dict[tuple[str, str, str], None] = {}
+        self._sorted_cache: dict[tuple[str, str | None], tuple[int, list[Any]]] = {}
         self.wakeup: Callable[[], None] | None = None
         self._rng = random.Random(cluster.seed if seed is None else seed)
         self._unsubscribe = cluster.subscribe(self._on_event)
@@ -514,18 +517,38 @@ class ApiCore:
         fields = parse_fields(req.param("fieldSelector"), supported_fields(t.resource.name))
         return labels, fields
 
-    def _matching(self, t: Target, labels: Any, fields: Any) -> list[Any]:
+    def _sorted(self, kind: str, ns: str | None) -> list[tuple[tuple[str, str], Any]]:
+        """The (key, object) pairs of a kind in key order; reused while the store is unchanged
+        (the chunks of one ``limit``/``continue`` walk)."""
+        rv = self.store.resource_version
+        hit = self._sorted_cache.get((kind, ns))
+        if hit is not None and hit[0] == rv:
+            return hit[1]
+        pairs = self.store.keyed(kind, ns)
+        pairs.sort(key=itemgetter(0))  # tuple keys: compared in C, no per-object Python call
+        if len(self._sorted_cache) > 64:
+            self._sorted_cache.clear()
+        self._sorted_cache[(kind, ns)] = (rv, pairs)
+        return pairs
+
+    def _matching(self, t: Target, labels: Any, fields: Any,
+                  start: tuple[str, str] | None = None) -> list[Any]:
+        """Matching objects in key order (namespace, name), after ``start`` when given."""
         kind = t.resource.kind
         ns = t.namespace or None
         name = requested_name(fields) if fields else None
         if name is not None:
             if ns is not None:
                 one = self.store.get(kind, ns, name)
-                objs = [one] if one is not None else []
+                pairs = [((ns, name), one)] if one is not None else []
             else:
-                objs = [o for o in self.store.list(kind) if o.metadata.name == name]
+                pairs = sorted(((k, o) for k, o in self.store.keyed(kind) if k[1] == name),
+                               key=itemgetter(0))
         else:
-            objs = self.store.list(kind, ns)
+            pairs = self._sorted(kind, ns)
+        if start is not None:
+            pairs = pairs[bisect.bisect_right(pairs, start, key=itemgetter(0)):]
+        objs = [o for _, o in pairs]
         if labels:
             objs = [o for o in objs if labels_match(labels, o.metadata.labels)]
         if fields:
@@ -536,16 +559,13 @@ class ApiCore:
                                           "namespace": o.metadata.namespace}}, sup)]
             else:
                 objs = [o for o in objs if fields_match(fields, self.doc(o), sup)]
-        objs.sort(key=lambda o: (o.metadata.namespace, o.metadata.name))
         return objs
 
     def _list(self, req: Request, t: Target) -> Response:
         labels, fields = self._selectors(req, t)
-        objs = self._matching(t, labels, fields)
-        rv = str(self.store.resource_version)
         start = self._continue(req.param("continue"))
-        if start is not None:
-            objs = [o for o in objs if (o.metadata.namespace, o.metadata.name) > start]
+        objs = self._matching(t, labels, fields, start)
+        rv = str(self.store.resource_version)
         cont, remaining = "", None
         limit = req.param("limit")
         if limit:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,13 +139,12 @@ def kubeconfig(cluster: str, server: str, ca_pem: bytes, *, user: str = ADMIN_US
 
 
 def write_private(path: Path, data: bytes | str) -> Path:
+    """Atomically, mode 0600, never through a planted symlink (``knet.expose.state``)."""
+    from knet.expose.state import write_bytes
+
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     raw = data.encode() if isinstance(data, str) else data
-    fd = os.open(path.with_suffix(path.suffix + ".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(raw)
-    os.replace(path.with_suffix(path.suffix + ".tmp"), path)
-    return path
+    return write_bytes(path.parent, path.name, raw)
 
 
 def write_kubeconfig(path: Path, config: dict[str, Any]) -> Path:

@@ -3,7 +3,6 @@ and the kubeconfig written next to the cluster's state (removed again at exit)."
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +12,9 @@ from knet.api.server import ApiServer, load_token_file
 
 
 def kubeconfig_path(cluster: str) -> Path:
-    from knet.expose.control import state_dir
+    from knet.expose.state import cluster_dir
 
-    return state_dir() / cluster / "kubeconfig"
+    return cluster_dir(cluster) / "kubeconfig"
 
 
 class RunningApi:
@@ -43,7 +42,7 @@ def _service_ip(state: Any) -> str | None:
 
 
 async def start_api(rt: Any, listen: tuple[str, int], *, token_file: str | None = None,
-                    write: bool = True) -> RunningApi:
+                    write: bool = True, name: str | None = None) -> RunningApi:
     state = rt.state
     pki = make_pki(_service_ip(state))
     core = ApiCore(state, rt.now)
@@ -52,8 +51,7 @@ async def start_api(rt: Any, listen: tuple[str, int], *, token_file: str | None 
     await server.start(*listen)
     path = None
     if write:
-        path = kubeconfig_path(state.config.name)
-        write_kubeconfig(path, kubeconfig(state.config.name, server.url, pki.ca.cert_pem,
-                                          client=pki.admin))
-        os.chmod(path.parent, 0o700)
+        name = name or state.config.name
+        path = kubeconfig_path(name)
+        write_kubeconfig(path, kubeconfig(name, server.url, pki.ca.cert_pem, client=pki.admin))
     return RunningApi(server, core, path)

@@ -21,9 +21,21 @@ def cli() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["up"]:  # SIGINT/SIGTERM stop knet up cleanly from its first moment
+        from knet.expose.session import catch_signals_early
+
+        restore = catch_signals_early()
+        try:
+            return _main(args)
+        finally:
+            restore()
+    return _main(args)
+
+
+def _main(args: list[str]) -> int:
     from knet.cli import commands  # noqa: F401  (registers the commands)
 
-    args = list(sys.argv[1:] if argv is None else argv)
     try:
         rv = cli.main(args=args, prog_name="knet", standalone_mode=False)
     except click.UsageError as e:

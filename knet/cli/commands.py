@@ -45,17 +45,22 @@ def server_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--server", default=None, metavar="URL",
         help="A running knet up's control endpoint (default without -f: $KNET_SERVER, else the "
-             "one knet up recorded in $XDG_RUNTIME_DIR/knet/up.json or /tmp/knet-$UID/up.json)."
+             "running knet up recorded in $XDG_RUNTIME_DIR/knet/NAME.json or "
+             "/tmp/knet-$UID/NAME.json)."
     )(fn)
 
 
-def server_for(server: str | None, files: tuple[str, ...]) -> str | None:
-    """The control endpoint to ask: ``--server``, or (without ``-f``) the running knet up."""
+def server_for(server: str | None, files: tuple[str, ...],
+               cluster: str | None = None) -> str | None:
+    """The control endpoint to ask: ``--server``, or (without ``-f``) the running knet up
+    (``--cluster NAME`` when several run)."""
     if server is None and files:
+        if cluster is not None:
+            raise UsageError("--cluster asks a running knet up: drop -f")
         return None
     from knet.expose.control import server_url
 
-    return server_url(server)
+    return server_url(server, cluster)
 
 
 def remote_get(server: str, kind: str, name: str | None, namespace: str | None,
@@ -87,14 +92,16 @@ def validate(files: tuple[str, ...]) -> int:
 @files_option
 @seed_option
 @server_option
+@click.option("--cluster", default=None, metavar="NAME",
+              help="Which running knet up to ask (its --name) when several run.")
 def get(kind: str, name: str | None, namespace: str | None, all_namespaces: bool,
         output: str | None, files: tuple[str, ...], seed: int | None,
-        server: str | None) -> int:
+        server: str | None, cluster: str | None) -> int:
     """Show converged objects the way kubectl does (pods, svc, nodes, endpointslices, …, all);
     without -f, from the running knet up."""
     from knet.cli.get import run_get
 
-    url = server_for(server, files)
+    url = server_for(server, files, cluster)
     if url is not None:
         click.echo(remote_get(url, kind, name, namespace, all_namespaces, output), nl=False)
         return 0

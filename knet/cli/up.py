@@ -5,6 +5,7 @@ Also the client side for commands that talk to a running ``knet up`` (its contro
 
 from __future__ import annotations
 
+from typing import Any
 
 import click
 
@@ -47,22 +48,42 @@ def _listen(value: str | None, what: str) -> tuple[str, int] | None:
 @click.option("--real-boot", is_flag=True,
               help="Boot on real time (default: converge on virtual time, then go real).")
 @click.option("--boot-timeout", type=float, default=600.0, show_default=True,
-              help="Cluster seconds to wait for every pod to be Ready.")
-def up(files: tuple[str, ...], seed: int | None, dns: str | None, ingress: str | None,
-       ingress_tls: str | None, control: str, no_control: bool, ui: str | None,
-       metrics: str | None, api: str, no_api: bool, token_file: str | None, capture: str | None,
-       watch: bool, no_nodeports: bool, real_boot: bool, boot_timeout: float) -> int:
+              help="Cluster seconds to wait for every pod to be Ready (> 0).")
+@click.option("--name", default=None, metavar="NAME",
+              help="The cluster's name (default: the topology's); one state file per name.")
+def up(**kw: Any) -> int:
     """Run the cluster in real time until Ctrl-C, exposed on loopback only.
 
     Node i (name order) serves its NodePorts on 127.0.1.(i+1); LoadBalancer IPs are mapped to
     127.0.2.N; --dns/--ingress/--ingress-tls/--control take 127.0.0.1:PORT (port 0 picks one;
     the bound ports are printed). Anything outside 127.0.0.0/8 and ::1 is refused.
     """
+    from knet.expose.session import catch_signals_early
+
+    restore = catch_signals_early()  # from here on SIGINT/SIGTERM are a clean stop
+    try:
+        return _up(**kw)
+    finally:
+        restore()
+
+
+def _up(files: tuple[str, ...], seed: int | None, dns: str | None, ingress: str | None,
+        ingress_tls: str | None, control: str, no_control: bool, ui: str | None,
+        metrics: str | None, api: str, no_api: bool,
+        token_file: str | None, capture: str | None, watch: bool, no_nodeports: bool,
+        real_boot: bool, boot_timeout: float, name: str | None) -> int:
     from knet.errors import UsageError
-    from knet.expose.session import UpOptions, up as run
+    from knet.expose.session import UpOptions
+    from knet.expose.session import up as run
 
     if not files:
         raise UsageError("no input: give -f PATH (a file, a directory, or - for stdin)")
+    if not boot_timeout > 0 or boot_timeout == float("inf"):
+        raise UsageError(f"--boot-timeout: expected a number of seconds > 0, got {boot_timeout:g}")
+    if name is not None:
+        from knet.expose.state import check_name
+
+        check_name(name)
     opts = UpOptions(
         files=files, seed=seed, dns=_listen(dns, "--dns"), ingress=_listen(ingress, "--ingress"),
         ingress_tls=_listen(ingress_tls, "--ingress-tls"),
@@ -70,7 +91,7 @@ def up(files: tuple[str, ...], seed: int | None, dns: str | None, ingress: str |
         ui=_listen(ui, "--ui"), metrics=_listen(metrics, "--metrics"),
         api=None if no_api else _listen(api, "--api"), token_file=token_file,
         capture=capture, watch=watch, nodeports=not no_nodeports, real_boot=real_boot,
-        boot_timeout=boot_timeout)
+        boot_timeout=boot_timeout, name=name)
     return run(opts)
 
 
@@ -80,13 +101,16 @@ def kubeconfig(name: str | None) -> int:
     """Print the running cluster's kubeconfig (admin client certificate)."""
     from knet.api.up import kubeconfig_path
     from knet.errors import KnetError
-    from knet.expose.control import read_state
+    from knet.expose import state
 
-    st = read_state()
     if name is None:
-        if st is None:
+        live = state.running()
+        if not live:
             raise KnetError("no knet up is running (start one with: knet up -f …)")
-        name = str(st.get("cluster"))
+        if len(live) > 1:
+            raise KnetError(f"{len(live)} clusters are running ({', '.join(live)}): choose one "
+                            f"with --name NAME")
+        name = next(iter(live))
     path = kubeconfig_path(name)
     try:
         click.echo(path.read_text(), nl=False)

@@ -87,6 +87,13 @@ class Store:
     def count(self, kind: str) -> int:
         return len(self._by_kind.get(kind, {}))
 
+    def keyed(self, kind: str, namespace: str | None = None) -> builtins.list[tuple[Key, Any]]:
+        """``((namespace, name), object)`` pairs, unsorted (the API sorts them by key)."""
+        objs = self._by_kind.get(kind, {})
+        if namespace is None:
+            return builtins.list(objs.items())
+        return [(k, objs[k]) for k in self._by_ns.get((kind, namespace), ())]
+
     def kinds(self) -> builtins.list[builtins.str]:
         return [k for k, v in self._by_kind.items() if v]
 

@@ -50,7 +50,9 @@ class LoopbackDns:
                 sock.bind((host, port))
             except OSError as e:
                 sock.close()
-                raise UsageError(f"--dns: cannot listen on {host}:{port}/udp: {e.strerror or e}") from None
+                from knet.expose.control import in_use
+
+                raise UsageError(in_use("--dns", host, port, e)) from None
             bound = sock.getsockname()[1]
             try:
                 tcp = await loop.create_server(lambda: DnsStreamProtocol(self.view), host, bound,

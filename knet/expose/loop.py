@@ -54,7 +54,7 @@ class BootWarpLoop(VirtualTimeLoop):
 
     @property
     def real(self) -> bool:
-        return self.clock.real  # type: ignore[attr-defined]
+        return bool(self.clock.real)  # type: ignore[attr-defined]
 
     def time(self) -> float:
         return self.clock.now()

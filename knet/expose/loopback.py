@@ -19,9 +19,9 @@ import asyncio
 import errno
 import functools
 import sys
+from collections.abc import Callable
 from ipaddress import IPv4Address, ip_address
 from typing import Any
-from collections.abc import Callable
 
 from knet.errors import NetworkError, UsageError
 from knet.expose import plan
@@ -46,10 +46,10 @@ class Listener:
 class Loopback:
     """Expose a running cluster (``RuntimeCluster``) on loopback."""
 
-    def __init__(self, rt: Any, *, nodeports: bool = True, warn: Callable[[str], None] | None = None
-                 ) -> None:
+    def __init__(self, rt: Any, *, nodeports: bool = True, warn: Callable[[str], None] | None = None,
+                 slot: int = 0) -> None:
         self.rt = rt
-        self.book = AddressBook()
+        self.book = AddressBook(slot)
         self.nodeports = nodeports
         self.targets: dict[ListenKey, Target] = {}
         self.listeners: dict[ListenKey, Listener] = {}
@@ -245,7 +245,9 @@ class Loopback:
                 functools.partial(RealTcpRelay, functools.partial(self._open_ingress, service_port),
                                   self.stats), host, port, reuse_address=True)
         except OSError as e:
-            raise UsageError(f"--{name}: cannot listen on {host}:{port}: {e.strerror or e}") from None
+            from knet.expose.control import in_use
+
+            raise UsageError(in_use(f"--{name}", host, port, e)) from None
         bound = server.sockets[0].getsockname()[1]
         self._extra_servers.append(server)
         self.extra[name] = {"address": f"{host}:{bound}", "host": host, "port": bound,

@@ -4,8 +4,11 @@ Invariants:
 - Loopback addresses are stable for the life of one ``knet up``: the nodes present at start get
   127.0.1.2, 127.0.1.3, … in name order (``kubectl get nodes`` order), LoadBalancer IPs get
   127.0.2.1, 127.0.2.2, … in address order; objects appearing later take the next free address
-  and a removed object's address is not reused. The ``AddressBook`` holds that memory; every
-  other function here is a pure function of the objects passed in.
+  and a removed object's address is not reused. Another cluster running at the same time gets
+  another slot (``knet.expose.state``): slot k ≥ 1 uses 127.(2k+1).x.y for nodes and
+  127.(2k+2).x.y for LoadBalancer IPs, so two clusters never share an address. The
+  ``AddressBook`` holds that memory; every other function here is a pure function of the
+  objects passed in.
 - The outside address that stands for a real client is derived from the client's loopback
   source address alone: 127.a.b.d (or ::1) → 203.0.113.d / 2001:db8::d (RFC 5737 / RFC 3849
   documentation ranges), d outside 1..254 → 1. So ``curl --interface 127.0.0.7`` is client
@@ -19,10 +22,10 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
-from collections.abc import Iterable
 
 IPAddress = IPv4Address | IPv6Address
 
@@ -30,19 +33,26 @@ NODE_BASE = IPv4Address("127.0.1.2")
 LB_BASE = IPv4Address("127.0.2.1")
 _FIRST_BLOCK = 254  # 127.0.1.2-127.0.1.255 / 127.0.2.1-127.0.2.254, then 127.1.x.y / 127.2.x.y
 from knet.control.speaker import EXCLUDE_LB_LABEL, announcer, lb_ips  # noqa: E402,F401
+
 OUTSIDE_V4 = IPv4Address("203.0.113.0")
 OUTSIDE_V6 = IPv6Address("2001:db8::")
 
 
-def node_loopback(index: int) -> IPv4Address:
-    """The loopback address of the ``index``-th node (0-based): 127.0.1.2, 127.0.1.3, …"""
+def node_loopback(index: int, slot: int = 0) -> IPv4Address:
+    """The loopback address of the ``index``-th node (0-based): 127.0.1.2, 127.0.1.3, …
+    (slot k ≥ 1, another running cluster: 127.(2k+1).0.2, …)."""
+    if slot:
+        return IPv4Address(f"127.{2 * slot + 1}.0.2") + index
     if index < _FIRST_BLOCK:
         return NODE_BASE + index
     return IPv4Address("127.1.0.1") + (index - _FIRST_BLOCK)
 
 
-def lb_loopback(index: int) -> IPv4Address:
-    """The loopback address of the ``index``-th LoadBalancer IP (0-based): 127.0.2.1, …"""
+def lb_loopback(index: int, slot: int = 0) -> IPv4Address:
+    """The loopback address of the ``index``-th LoadBalancer IP (0-based): 127.0.2.1, …
+    (slot k ≥ 1: 127.(2k+2).0.1, …)."""
+    if slot:
+        return IPv4Address(f"127.{2 * slot + 2}.0.1") + index
     if index < _FIRST_BLOCK:
         return LB_BASE + index
     return IPv4Address("127.2.0.1") + (index - _FIRST_BLOCK)
@@ -103,16 +113,17 @@ def parse_listen(value: str, what: str) -> tuple[str, int]:
 class AddressBook:
     """Stable loopback addresses for nodes and LoadBalancer IPs during one ``knet up``."""
 
-    def __init__(self) -> None:
+    def __init__(self, slot: int = 0) -> None:
+        self.slot = slot
         self.nodes: dict[str, IPv4Address] = {}
         self.lbs: dict[IPAddress, IPv4Address] = {}
 
     def update(self, node_names: Iterable[str], lb_ips: Iterable[IPAddress]) -> None:
         for name in sorted(n for n in node_names if n not in self.nodes):
-            self.nodes[name] = node_loopback(len(self.nodes))
+            self.nodes[name] = node_loopback(len(self.nodes), self.slot)
         for ip in sorted((i for i in set(lb_ips) if i not in self.lbs),
                          key=lambda a: (a.version, a)):
-            self.lbs[ip] = lb_loopback(len(self.lbs))
+            self.lbs[ip] = lb_loopback(len(self.lbs), self.slot)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,8 @@ class UpOptions:
     boot_timeout: float = 600.0
     state_file: bool = True
     watch_interval: float = 0.5
+    name: str | None = None
+    stop: asyncio.Event | None = None  # set it to stop (as SIGINT does); for embedding/tests
     out: Any = field(default=None)
     err: Any = field(default=None)
 
@@ -56,7 +59,8 @@ def _say(stream: Any, text: str) -> None:
 async def run_up(opts: UpOptions) -> int:
     import knet.runtime as runtime
     from knet.control import Cluster
-    from knet.expose.control import ControlServer, remove_state, write_state
+    from knet.expose import state as statefile
+    from knet.expose.control import ControlServer
     from knet.expose.loopback import Loopback
     from knet.expose.watch import Watcher
     from knet.manifests import read
@@ -68,19 +72,36 @@ async def run_up(opts: UpOptions) -> int:
 
     if opts.watch and "-" in opts.files:
         raise UsageError("--watch cannot watch stdin (-f -)")
-    inp = read(list(opts.files), stdin=sys.stdin)
-    for w in inp.warnings:
-        _say(err, f"warning: {w}")
-    state = Cluster.from_input(inp, seed=opts.seed, ready_on_start=False)
-    for obj in runtime.builtin_ingress_controller(state):
-        state.apply(obj)
-
-    stop = asyncio.Event()
+    if not opts.boot_timeout > 0 or opts.boot_timeout == float("inf"):
+        raise UsageError(f"--boot-timeout: expected a number of seconds > 0, got "
+                         f"{opts.boot_timeout:g}")
+    if opts.name is not None:
+        statefile.check_name(opts.name)
+    stop = opts.stop if opts.stop is not None else asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
+    if _early_signals:
+        _early_signals.clear()
+        stop.set()  # a signal arrived before the loop could take it over
+    try:
+        inp = read(list(opts.files), stdin=sys.stdin)
+        for w in inp.warnings:
+            _say(err, f"warning: {w}")
+        state = Cluster.from_input(inp, seed=opts.seed, ready_on_start=False)
+        for obj in runtime.builtin_ingress_controller(state):
+            state.apply(obj)
+        name = opts.name or state.config.name
+        statefile.check_name(name)
+    except BaseException:
+        _remove_signal_handlers(loop)
+        raise
+    token = statefile.new_token()
+    base = {"cluster": state.config.name, "files": list(opts.files), "starting": True}
+    slot = statefile.claim(name, base) if opts.state_file else 0
+    claimed = opts.state_file
 
     rt = runtime.RuntimeCluster(state, seed=opts.seed)
     cap = None
@@ -89,7 +110,6 @@ async def run_up(opts: UpOptions) -> int:
     extras: list[Any] = []  # the page and the metrics endpoint, closed in reverse order
     watcher: Watcher | None = None
     api: Any = None
-    state_written = False
     go_real = getattr(loop, "go_real", None)
     try:
         if opts.capture:
@@ -114,7 +134,8 @@ async def run_up(opts: UpOptions) -> int:
         if cap is not None:
             cap.epoch = time.time() - loop.time()
 
-        gw = Loopback(rt, nodeports=opts.nodeports, warn=lambda m: _say(err, f"warning: {m}"))
+        gw = Loopback(rt, nodeports=opts.nodeports, warn=lambda m: _say(err, f"warning: {m}"),
+                      slot=slot)
         await gw.start()
         if opts.dns is not None:
             await gw.serve_dns(*opts.dns)
@@ -123,10 +144,12 @@ async def run_up(opts: UpOptions) -> int:
         if opts.ingress_tls is not None:
             await gw.serve_ingress("ingress-tls", *opts.ingress_tls, service_port=443)
         if opts.control is not None:
-            ctl = ControlServer(rt, gw, started=t_wall,
-                                on_change=lambda m: _say(out, f"control: {m}"))
+            ctl = ControlServer(rt, gw, started=t_wall, token=token,
+                                on_change=lambda m: _say(out, f"control: {m}"),
+                                err=lambda m: _say(err, m))
             await ctl.start(*opts.control)
-            gw.extra["control"] = {"address": f"{ctl.address[0]}:{ctl.address[1]}",  # type: ignore[index]
+            assert ctl.address is not None
+            gw.extra["control"] = {"address": f"{ctl.address[0]}:{ctl.address[1]}",
                                    "url": ctl.url}
         rt.epoch = time.time() - rt.now()  # metric and flow timestamps in Unix time from here
         if opts.ui is not None:
@@ -145,7 +168,7 @@ async def run_up(opts: UpOptions) -> int:
             from knet.api.up import start_api
 
             api = await start_api(rt, opts.api, token_file=opts.token_file,
-                                  write=opts.state_file)
+                                  write=opts.state_file, name=name)
             gw.extra["api"] = api.table()
         if opts.watch:
             watcher = Watcher(rt, opts.files, inp.objects, interval=opts.watch_interval,
@@ -156,16 +179,17 @@ async def run_up(opts: UpOptions) -> int:
         took = time.monotonic() - t_wall
         how = ("on real time" if opts.real_boot or go_real is None
                else f"{virtual_boot:.1f}s of cluster time on virtual time")
-        _say(out, f'knet up: cluster "{state.config.name}" ready in {took:.2f}s ({how}); '
+        _say(out, f'knet up: cluster "{name}" ready in {took:.2f}s ({how}); '
                   f"{len(state.nodes())} nodes, {len(state.pods())} pods, "
                   f"{len(state.services())} services")
         _say(out, "")
         _say(out, gw.render_table().rstrip("\n"))
         if opts.state_file:
             table = gw.table()
-            write_state({"pid": os.getpid(), "files": list(opts.files),
-                         "cluster": state.config.name, **table})
-            state_written = True
+            if "control" in table:
+                table["control"] = {**table["control"], "token": token}
+            statefile.write(name, {**base, "starting": False, "name": name,
+                                   "pid": os.getpid(), "slot": slot, **table})
         if api is not None and api.kubeconfig is not None:
             _say(out, "")
             _say(out, f"export KUBECONFIG={api.kubeconfig}")
@@ -186,23 +210,56 @@ async def run_up(opts: UpOptions) -> int:
             await ctl.aclose()
         if gw is not None:
             await gw.aclose()
-        if state_written:
-            remove_state()
+        if claimed:
+            statefile.remove(name)
         if cap is not None:
             cap.stop()
         await rt.aclose()
         if cap is not None and opts.capture:
             n = cap.write_pcapng(opts.capture)
             _say(err, f"wrote {n} packets to {opts.capture}")
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.remove_signal_handler(sig)
-            except (NotImplementedError, RuntimeError):
-                pass
+        _remove_signal_handlers(loop)
+
+
+def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.remove_signal_handler(sig)
+        except (NotImplementedError, RuntimeError):
+            pass
+
+
+_early_signals: list[int] = []
+
+
+def catch_signals_early() -> Callable[[], None]:
+    """From the first moment of ``knet up``: remember SIGINT/SIGTERM until the loop takes them
+    over (``run_up`` then stops at once), so a signal at any phase is a clean stop. Returns a
+    function that puts the previous handlers back."""
+    def remember(signum: int, frame: Any) -> None:
+        _early_signals.append(signum)
+
+    old: dict[int, Any] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            old[sig] = signal.signal(sig, remember)
+        except ValueError:  # not the main thread
+            break
+
+    def restore() -> None:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+        _early_signals.clear()
+
+    return restore
 
 
 def up(opts: UpOptions) -> int:
     """Run ``knet up`` on a fresh ``BootWarpLoop`` until SIGINT/SIGTERM."""
     from knet.expose.loop import run_up as run_loop
 
-    return run_loop(run_up(opts))
+    restore = catch_signals_early()
+    try:
+        return run_loop(run_up(opts))
+    finally:
+        restore()

@@ -207,7 +207,7 @@ class RuntimeCluster:
     async def _proxy_loop(self, name: str) -> None:
         p = self.proxies[name]
         ev = self._wake[name]
-        while True:
+        while not self._closed:  # 3.11's wait_for can swallow a cancel that races ev.set()
             # the bounded-frequency runner: a change syncs once minSyncPeriod allows; with
             # no change a sync still runs at the mode's maximum interval (IPVS: syncPeriod)
             now = self.loop.time()
@@ -348,6 +348,10 @@ class RuntimeCluster:
         if cur.terminating:
             self._tasks.append(self.loop.create_task(
                 self._terminate(w, _grace_left(cur, self.now()))))
+
+    def _why_not_ready(self, key: str) -> str:
+        w = self._worker(key)
+        return f"{key} ({w.why_not_ready() if w is not None else 'not started'})"
 
     def _worker(self, key: str) -> PodWorker | None:
         for k in self.kubelets.values():
@@ -492,7 +496,7 @@ class RuntimeCluster:
             left = deadline - self.loop.time()
             if left <= 0:
                 raise NetworkError("pods not ready: " + ", ".join(
-                    p.key for p in self.state.pods() if not p.status.ready
+                    self._why_not_ready(p.key) for p in self.state.pods() if not p.status.ready
                     and p.status.phase not in ("Succeeded", "Failed")))
             self._changed.clear()
             try:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,12 @@ USER_AGENT = "kube-probe/1.32"
 class _Backoff:
     delay: float
     last_update: float
+
+
+def _failing_app(error: Exception) -> Callable[[PodContext], Awaitable[int | None]]:
+    async def app(ctx: PodContext) -> int | None:
+        raise error
+    return app
 
 
 class ContainerRunner:
@@ -99,8 +106,11 @@ class ContainerRunner:
         env = container_env(rt.state, pod, self.spec)
         self.fs = w.volumes.filesystem(self.spec)
         self.ctx = PodContext(pod, self.spec, env, w.netns, self.fs, rt)
-        app = select_app(pod, self.spec, self.index if not self.init else -1,
-                         rt.user_factory(pod) if not self.init else None)
+        try:
+            app = select_app(pod, self.spec, self.index if not self.init else -1,
+                             rt.user_factory(pod) if not self.init else None)
+        except Exception as e:  # noqa: BLE001 - e.g. an app module that does not import
+            app = _failing_app(e)  # the process starts and dies with the error in its log
         self.generation += 1
         self.state, self.reason, self.exit_code = "running", "", None
         self.started = self.spec.startup_probe is None
@@ -203,6 +213,22 @@ class PodWorker:
         self.supervisors: list[asyncio.Task[None]] = []
         self._published: PodStatus | None = None
         self.volumes = PodVolumes(self.runtime, pod)
+
+    def why_not_ready(self) -> str:
+        """What keeps this pod from Ready, container by container, as ``kubectl describe``
+        would show it: state (reason), restarts, and the last log line, where a crashed app's
+        exception lands (e.g. a missing module)."""
+        parts = []
+        for c in self.inits + self.containers:
+            if c.ready or (c.init and not c.sidecar and c.exit_code == 0):
+                continue
+            text = f"{c.name}: {c.state}" + (f" {c.reason}" if c.reason else "")
+            if c.restart_count:
+                text += f", {c.restart_count} restart{'s' if c.restart_count > 1 else ''}"
+            if c.ctx is not None and c.ctx.logs:
+                text += f", last log: {c.ctx.logs[-1]}"
+            parts.append(text)
+        return "; ".join(parts) or self.phase
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
