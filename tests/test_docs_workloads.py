@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "docs" / n for n in ("workloads.md", "tutorial-hpa.md")]
+PAGES = [ROOT / "docs" / n for n in ("workloads.md", "tutorial-hpa.md", "tutorial-rollout.md")]
 SNIPPET = re.compile(r"^```python\n(.*?)^```\n(?:\n```text\n(.*?)^```)?", re.S | re.M)
 
 

@@ -33,6 +33,7 @@ from knet.control.ipam import (
 )
 from knet.control.naming import object_uid, random_suffix
 from knet.control.podtemplate import pod_from_template
+from knet.control.qos import qos_class
 from knet.control.scheduler import Scheduler
 from knet.control.store import Store, evolve
 from knet.control.timers import Deadlines
@@ -656,6 +657,8 @@ class Cluster:
 
     def _admit_pod(self, pod: Pod) -> Pod:
         pod = self._with_default_tolerations(pod)
+        if not pod.status.qos_class:
+            pod = evolve(pod, status=evolve(pod.status, qos_class=qos_class(pod)))
         st = pod.status
         if st.phase != "Pending" or st.conditions or st.pod_ips:
             self._status_given.add(pod.key)

@@ -231,7 +231,7 @@ def _pod_status(s: PodStatus) -> dict[str, Any]:
         out["initContainerStatuses"] = [_container_status(c)
                                         for c in s.init_container_statuses]
     for key, v in (("reason", s.reason), ("message", s.message), ("startTime", s.start_time),
-                   ("nominatedNodeName", s.nominated_node_name)):
+                   ("nominatedNodeName", s.nominated_node_name), ("qosClass", s.qos_class)):
         if v:
             out[key] = v
     return out

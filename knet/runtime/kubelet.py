@@ -152,8 +152,22 @@ class ContainerRunner:
         return code
 
     async def stop(self, grace: float) -> None:
-        """SIGTERM, wait up to ``grace``, then SIGKILL."""
+        """preStop hook, then SIGTERM, wait up to what is left of ``grace``, then SIGKILL.
+
+        The hook runs while the app still serves (kubelet's killContainer: the hook's time
+        counts against the grace period; a hook still running when it ends is cut short)."""
         if self.task is None or self.task.done():
+            return
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        hook = (self.spec.extra.get("lifecycle") or {}).get("preStop")
+        if hook:
+            try:
+                await asyncio.wait_for(self._pre_stop(hook), grace)
+            except (TimeoutError, Exception):  # noqa: BLE001 - a failed hook still stops
+                pass
+        grace = max(0.0, grace - (loop.time() - t0))
+        if self.task.done():
             return
         self.killing = True
         if self.ctx is not None:
@@ -168,6 +182,26 @@ class ContainerRunner:
                 await self.task
             except BaseException:  # noqa: BLE001
                 pass
+
+    async def _pre_stop(self, hook: Any) -> None:
+        """lifecycle.preStop: ``sleep`` (KEP-3960), ``exec`` (the container's shell), or
+        ``httpGet`` (from the node, like a probe)."""
+        if "sleep" in hook:
+            await asyncio.sleep(float((hook.get("sleep") or {}).get("seconds", 0)))
+        elif "exec" in hook:
+            argv = list((hook.get("exec") or {}).get("command") or ())
+            w = self.worker
+            sh = Shell(self.fs, w.pod.spec.hostname or w.pod.name,
+                       env=dict(self.ctx.env) if self.ctx is not None else None,
+                       net=w.runtime.pod(w.key), clock=w.runtime.now)
+            await sh.run_argv(argv)
+        elif "httpGet" in hook:
+            h = hook["httpGet"]
+            w = self.worker
+            host = h.get("host") or str(w.runtime.state_pod_ip(w.key) or "")
+            await http_probe(w.kubelet.netns, host, _port(h.get("port"), self.spec),
+                             h.get("path") or "/", h.get("scheme", "HTTP"),
+                             h.get("httpHeaders") or ())
 
     def kill(self, exit_code: int = KILLED) -> None:
         """The process dies now (a crash, or SIGKILL) with ``exit_code``."""
