@@ -68,7 +68,10 @@ def test_validate_reports_every_problem_located_and_exits_1(capsys) -> None:
     assert "Traceback" not in err
 
 
-def test_usage_errors_exit_2(capsys) -> None:
+def test_usage_errors_exit_2(capsys, monkeypatch, tmp_path) -> None:
+    # no running knet up of this machine (another test or user) may answer "get pods"
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    monkeypatch.delenv("KNET_SERVER", raising=False)
     assert run(capsys, "get")[0] == 2
     assert run(capsys, "get", "pods")[0] == 2  # no -f
     assert run(capsys, "get", "frobs", "-f", DEMO)[0] == 2

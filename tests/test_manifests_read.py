@@ -50,8 +50,9 @@ def test_kubectl_list_with_status_and_unknown_kind():
     assert svc.spec.ports[0].node_port == 30080 and svc.spec.external_traffic_policy == "Cluster"
     assert isinstance(eps, EndpointSlice) and eps.service_name == "web"
     assert eps.endpoints[0].conditions.is_ready and eps.endpoints[0].target_ref.name == "web-0"
-    (warning,) = inp.warnings
+    warning, summary = inp.warnings
     assert "rbac.authorization.k8s.io/v1 Role shop/reader" in warning
+    assert summary.startswith("skipped 1 object of 1 kind knet does not model: Role;")
     assert [o.metadata.creation_index for o in inp.objects] == [0, 1, 2, 3]
     roundtrip(inp.objects)
 
@@ -97,7 +98,7 @@ def test_crd_and_helm_noise_warn_only():
     text = ("apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: m}\n"
             "---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: sa}\n---\n# empty\n")
     inp = read_text(text, "chart.yaml")
-    assert inp.objects == [] and len(inp.warnings) == 2
+    assert inp.objects == [] and len(inp.warnings) == 3  # one per object, then the summary
     assert inp.warnings[0].startswith("chart.yaml:1:1: skipped monitoring.coreos.com/v1 "
                                       "ServiceMonitor m")
 

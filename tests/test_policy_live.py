@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
+
+import pytest
 
 from policy_factory import MODEL
 
@@ -83,6 +86,37 @@ async def test_established_connections_survive_a_new_policy_new_ones_are_denied(
         writer.close()
         await assert_unreachable(za, yb.ip, 80, timeout=2)
         await assert_reachable(c.pod("x/a"), c.pod("y/a").ip, 80)
+        # a cluster-scoped policy applied and deleted at run time (knet up --watch does this)
+        c.apply("""
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: deny-x}
+spec:
+  tier: Admin
+  priority: 1
+  subject: {namespaces: {}}
+  ingress: [{action: Deny, from: [{namespaces: {matchLabels: {ns: x}}}]}]
+""")
+        await assert_unreachable(c.pod("x/a"), c.pod("y/a").ip, 80, timeout=2)
+        c.delete("ClusterNetworkPolicy", "deny-x")
+        await assert_reachable(c.pod("x/a"), c.pod("y/a").ip, 80)
+
+
+@virtual_time
+async def test_strict_mode_cuts_established_connections_a_new_policy_denies() -> None:
+    async with run(MODEL) as c:
+        c.policy.strict = True  # kube-network-policies' opt-in strict mode
+        za, yb = c.pod("z/a"), c.pod("y/b")
+        reader, writer = await za.open_connection(yb.ip, 80)
+        writer.write(b"GET / HTTP/1.1\r\nHost: y\r\n\r\n")
+        assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 200")
+        await reader.readuntil(b"}")
+        c.apply(DENY_Y)
+        await c.settle()
+        writer.write(b"GET / HTTP/1.1\r\nHost: y\r\n\r\n")
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(reader.readline(), 5)
+        writer.transport.abort()
 
 
 @virtual_time
@@ -173,3 +207,19 @@ async def test_external_clients_are_judged_by_their_address_with_local_traffic_p
                 # externalTrafficPolicy: Cluster through another node: masqueraded to that
                 # node's IP, which the ipBlock does not exclude: the client gets in
                 await assert_reachable(bad, str(other), 30080)
+
+
+@virtual_time
+async def test_kubelet_probes_from_the_pods_own_node_pass_a_default_deny() -> None:
+    demo = str(Path(MODEL).parent / "demo.yaml")
+    async with run(demo) as c:
+        c.apply("""
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-all, namespace: default}
+spec: {podSelector: {}, policyTypes: [Ingress, Egress]}
+""")
+        web = c.pods({"app": "web"})
+        await asyncio.sleep(60)  # twelve readiness periods (httpGet from the node's IP)
+        assert all(p.ready for p in web)
+        await assert_unreachable(c.pod("default/client"), web[0].ip, 8080, timeout=2)

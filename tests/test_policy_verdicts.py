@@ -292,8 +292,9 @@ def test_cluster_policy_explanations_name_tier_priority_rule_action_and_pass_cha
     allowed = [n for n in notes("y/b", "x/a") if "ingress" in n]
     assert allowed == [
         "network policy: allowed: ingress of x/a: allowed by NetworkPolicy x/allow-a-from-y "
-        "ingress rule 1, peer 1 (selector, port 1); passed by ClusterNetworkPolicy z-out "
-        "(tier Admin, priority 10) rule 'pass-from-y' (Pass)"]
+        "ingress rule 1, peer 1 (selector, port 1) (also selected by NetworkPolicy "
+        "x/deny-ingress); passed by ClusterNetworkPolicy z-out (tier Admin, priority 10) rule "
+        "'pass-from-y' (Pass)"]
     (base,) = [n for n in notes("y/a", "y/c") if "ingress" in n]
     assert "DENIED by ClusterNetworkPolicy baseline (tier Baseline, priority 1) rule " \
            "'deny-y' (Deny)" in base and "passed by ClusterNetworkPolicy z-out" in base

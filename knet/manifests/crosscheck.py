@@ -109,3 +109,34 @@ def node_ports(entries: list[tuple[Service, F]], config: ClusterConfig) -> None:
                 continue
             taken[port] = svc.metadata.key
             mine.add(port)
+
+
+# Kubernetes' documented limit for one cluster ("Considerations for large clusters": no more
+# than 150,000 total pods); knet's control plane is benchmarked at that size (bench/scale.py).
+MAX_PODS = 150_000
+
+
+def pod_budget(entries: list[tuple[Any, F]], nodes: int) -> None:
+    """Refuse an input whose workloads ask for more than ``MAX_PODS`` pods in total, at the
+    object that crosses the limit (nothing is materialised: no multi-gigabyte hang)."""
+    total = 0
+    for obj, doc in entries:
+        kind = obj.kind
+        if kind in ("Deployment", "ReplicaSet", "StatefulSet"):
+            n, field = obj.replicas, "replicas"
+        elif kind == "Job":
+            n, field = min(obj.parallelism, obj.completions if obj.completions is not None
+                           else obj.parallelism), "parallelism"
+        elif kind == "DaemonSet":
+            n, field = nodes, ""
+        elif kind == "Pod":
+            n, field = 1, ""
+        else:
+            continue
+        total += max(n, 0)
+        if total > MAX_PODS:
+            spec = doc.child("spec")
+            where = (spec.child(field) if spec is not None and field else None) or spec or doc
+            where.error(f"Forbidden: the input asks for {total} pods or more; knet runs at most "
+                        f"{MAX_PODS} (Kubernetes' documented limit for one cluster)")
+            return

@@ -74,6 +74,21 @@ class Ctx:
                                      path))
 
 
+# Integer API fields declared int64 (the rest of the API's integers are int32):
+# metadata.deletionGracePeriodSeconds, PodSpec.terminationGracePeriodSeconds and
+# activeDeadlineSeconds, Toleration.tolerationSeconds, security contexts' IDs, CronJob's
+# startingDeadlineSeconds, projected tokens' expirationSeconds; knet's Topology seed.
+INT64_FIELDS = frozenset({
+    "deletionGracePeriodSeconds", "terminationGracePeriodSeconds", "activeDeadlineSeconds",
+    "tolerationSeconds", "runAsUser", "runAsGroup", "fsGroup", "startingDeadlineSeconds",
+    "expirationSeconds", "generation", "seed",
+})
+
+
+def _field_name(path: str) -> str:
+    return path.rpartition(".")[2].partition("[")[0]
+
+
 @dataclass(slots=True)
 class F:
     """A value at ``path`` inside an object, located at ``loc``."""
@@ -151,6 +166,12 @@ class F:
     def as_int(self) -> int | None:
         v = self.value
         if isinstance(v, int) and not isinstance(v, bool):
+            bits = 64 if _field_name(self.path) in INT64_FIELDS else 32
+            if not -(1 << (bits - 1)) <= v < 1 << (bits - 1):
+                # the API server's JSON decoding into the typed struct (encoding/json)
+                self.error(f"json: cannot unmarshal number {v} into Go struct field "
+                           f"{self.path} of type int{bits}")
+                return None
             return v
         if isinstance(v, str):
             self.error(f"expected integer, got string {quote(v)}")

@@ -21,7 +21,9 @@ from collections.abc import Callable
 from knet.manifests import controllers as _controllers
 from knet.manifests import names
 from knet.manifests.fields import F, plain, quote
-from knet.manifests.pods import PROTOCOLS, int_or_name, parse_pod_spec, parse_pod_status
+from knet.manifests.pods import (
+    PROTOCOLS, _quantities, int_or_name, parse_pod_spec, parse_pod_status,
+)
 from knet.model.apps import DaemonSet, Deployment, Job, ReplicaSet, StatefulSet
 from knet.model.config import ClusterConfig
 from knet.model.core import (
@@ -245,9 +247,8 @@ def parse_node(doc: F, meta: ObjectMeta, scope: Scope) -> Node:
             if a.is_mapping():
                 addresses.append(NodeAddress(type=a.str("type", required=True),
                                              address=a.str("address", required=True)))
-        capacity = {k: str(v) for k, v in plain(status.value.get("capacity") or {}).items()}
-        allocatable = {k: str(v) for k, v in
-                       plain(status.value.get("allocatable") or {}).items()} or dict(capacity)
+        capacity = _quantities(status.child("capacity"))  # a ResourceList: name → quantity
+        allocatable = _quantities(status.child("allocatable")) or dict(capacity)
         for c in status.list("conditions"):
             if c.is_mapping() and c.str("type") == "Ready":
                 ready = c.str("status") == "True"

@@ -9,10 +9,12 @@ HTTP, hostPort = containerPort under hostNetwork). Problems go to the cursor's c
 
 from __future__ import annotations
 
+import re
+
 from typing import Any
 
 from knet.manifests import names
-from knet.manifests.fields import F, plain, quote
+from knet.manifests.fields import F, plain, quote, type_name
 from knet.model.core import (
     Container, ContainerPort, ContainerStatus, NodeSelectorTerm, PodCondition, PodSpec,
     PodStatus, PreferredSchedulingTerm, Probe, Protocol, Toleration,
@@ -133,15 +135,29 @@ def parse_probe(f: F | None) -> Probe | None:
                  termination_grace_period_seconds=f.opt_int("terminationGracePeriodSeconds"))
 
 
+# k8s.io/apimachinery/pkg/api/resource: the text form of a Quantity
+_QUANTITY_RE = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+_QUANTITY = re.compile(r"([+-]?[0-9.]+)(|[numkMGTPE]|[KMGTPE]i|[eE][-+]?[0-9]+)")
+
+
+def _quantity_ok(text: str) -> bool:
+    m = _QUANTITY.fullmatch(text)
+    return not (m is None or m.group(1).count(".") > 1 or m.group(1).strip("+-.") == "")
+
+
 def _quantities(f: F | None) -> dict[str, str]:
     out: dict[str, str] = {}
     if f is None or not f.is_mapping():
         return out
     for k, v in f.entries():
         if isinstance(v.value, bool) or not isinstance(v.value, (int, float, str)):
-            v.error(f"expected a quantity (string or number), got {type(v.value).__name__}")
+            v.error(f"expected a quantity (string or number), got {type_name(v.value)}")
             continue
-        out[k] = str(v.value)
+        text = str(v.value)
+        if not _quantity_ok(text):
+            v.invalid(f"quantities must match the regular expression '{_QUANTITY_RE}'")
+            continue
+        out[k] = text
     return out
 
 
@@ -368,8 +384,9 @@ def parse_pod_spec(f: F) -> PodSpec:
                 if not p.is_mapping():
                     continue
                 w = p.int("weight", required=True)
-                if not 1 <= w <= 100:
-                    p.child("weight").invalid("must be in the range 1-100")  # type: ignore[union-attr]
+                wf = p.child("weight")
+                if wf is not None and not 1 <= w <= 100:
+                    wf.invalid("must be in the range 1-100")
                 pref = p.map("preference")
                 term = _node_selector_term(pref) if pref else NodeSelectorTerm()
                 preferred.append(PreferredSchedulingTerm(weight=w, preference=term))

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from collections.abc import Sequence
 
 from knet.errors import ManifestError, Problem
-from knet.manifests import crosscheck
+from knet.manifests import crosscheck, skipped
 from knet.manifests.config import build_config, is_config_kind
 from knet.manifests.controllers import ALSO_SERVED
 from knet.manifests.endpoints import Endpoints, mirror, mirroring_skip_reason, parse_endpoints
@@ -67,6 +67,10 @@ def _files(paths: Sequence[str], stdin: TextIO | None,
                 problems.append(Problem("no standard input to read", "<stdin>"))
                 continue
             out.append(("<stdin>", stdin.read()))
+        elif os.path.isdir(path) and os.path.isfile(os.path.join(path, "Chart.yaml")):
+            problems.append(Problem(
+                "a Helm chart directory (Chart.yaml), not manifests: render it first: "
+                f"helm template NAME {path} | knet … -f -", path))
         elif os.path.isdir(path):
             names = sorted(n for n in os.listdir(path) if n.endswith(YAML_SUFFIXES))
             for n in names:
@@ -142,6 +146,7 @@ def read_texts(texts: Sequence[tuple[str, str]], *,
     entries: list[tuple[Any, F]] = []
     endpoints: list[tuple[Endpoints, F]] = []
     index = len(objects)
+    skipped_kinds: list[str] = []
     for d in docs:
         if is_config_kind(d.api_version, d.kind):
             continue
@@ -154,8 +159,10 @@ def read_texts(texts: Sequence[tuple[str, str]], *,
                     f'{spec[0] if spec else "a served version"})', d.source.file,
                     d.source.line, d.source.col, d.kind, name, "apiVersion"))
             else:
+                skipped_kinds.append(d.kind)
                 warnings.append(f"{d.source}: skipped {d.api_version} {d.kind}"
-                                f"{' ' + name if name else ''}: knet does not model this kind")
+                                f"{' ' + name if name else ''}: knet does not model this kind "
+                                f"({skipped.consequence(d.kind)})")
             continue
         if spec[0] != d.api_version and (d.api_version, d.kind) not in ALSO_SERVED:
             problems.append(Problem(
@@ -191,11 +198,15 @@ def read_texts(texts: Sequence[tuple[str, str]], *,
     svc_entries = [(o, c) for o, c in entries if isinstance(o, Service)]
     crosscheck.cluster_ips(svc_entries, config)
     crosscheck.node_ports(svc_entries, config)
+    crosscheck.pod_budget(entries, sum(1 for o in objects if getattr(o, "kind", "") == "Node"))
     for d in docs:
         problems += d.cursor.ctx.problems
         warnings += d.cursor.ctx.warnings
     if problems:
         raise ManifestError(_ordered(problems, [f for f, _ in texts]))
+    line = skipped.summary(skipped_kinds)
+    if line is not None:
+        warnings.append(line)
     return Input(objects=objects, config=config, warnings=warnings)
 
 

@@ -417,8 +417,9 @@ class Result(_ResultFields):
 class FlowOutcome(NamedTuple):
     """A conntrack entry's cached outcome for one kind of packet (the per-flow fast path in
     the module docstring): the key's fields, then what the full evaluation decided. Stored on
-    ``CtEntry.flows``/``fast_o``/``fast_r``; ``Netfilter._run`` reads it by position (the
-    numbers below) because it is the hot path."""
+    ``CtEntry.flows``/``fast_o``/``fast_r`` as a plain tuple in this field order
+    (``FlowOutcome._make(entry.fast_o)`` reads one by name); ``Netfilter._run`` reads it by
+    position (the numbers below) because it is the hot path."""
 
     first: bool           # 0: arrived on an interface (PREROUTING) rather than OUTPUT
     seen_reply: bool      # 1
@@ -878,6 +879,10 @@ class Netfilter:
                 a_iif = packet.iif if iif is None else iif
                 seen = entry.seen_reply or direction is _REPLY
                 fp = entry.fast_o if direction is _ORIGINAL else entry.fast_r
+                # fp: a FlowOutcome as a plain tuple (first, seen_reply, iif, oif, mark, flags,
+                # generation, ruleset, verdict, local, reject_with, rules_walked, unknown,
+                # ctstates, ctstate, src, sport, dst, dport, out_mark, direction, trace,
+                # route_dst, route_local, translated)
                 if (fp is None or fp[0] is not first or fp[1] is not seen or fp[2] != a_iif
                         or fp[3] != packet.oif or fp[4] != packet.mark
                         or fp[5] != packet.flags):
@@ -1067,12 +1072,16 @@ class Netfilter:
             if (final.src, final.sport, final.dst, final.dport) != (
                     packet.src, packet.sport, packet.dst, packet.dport):
                 addrs = (final.src, final.sport, final.dst, final.dport)
-            # the key's fields, then the outcome (read by _run by position)
-            fp = tuple.__new__(FlowOutcome, (
-                first, flow_key[2], packet.iif, packet.oif, packet.mark, packet.flags,
-                GENERATION[0], rs, verdict, local, reject_with, w.walked, unknown, w.ctstates,
-                state, final.src, final.sport, final.dst, final.dport, w.mark, dir_s,
-                trace if explain else None, route_dst, route_local, addrs is not None))
+            # stored as a plain tuple in FlowOutcome's field order: _run reads it by position
+            # (a tuple subclass forgoes CPython's exact-tuple indexing: -25% conntrack hits)
+            fp = tuple(FlowOutcome(
+                first=first, seen_reply=flow_key[2], iif=packet.iif, oif=packet.oif,
+                mark=packet.mark, flags=packet.flags, generation=GENERATION[0], ruleset=rs,
+                verdict=verdict, local=local, reject_with=reject_with, rules_walked=w.walked,
+                unknown=unknown, ctstates=w.ctstates, ctstate=state, src=final.src,
+                sport=final.sport, dst=final.dst, dport=final.dport, out_mark=w.mark,
+                direction=dir_s, trace=trace if explain else None, route_dst=route_dst,
+                route_local=route_local, translated=addrs is not None))
             entry.flows[flow_key] = fp
             if direction is _ORIGINAL:
                 entry.fast_o = fp

@@ -1626,6 +1626,8 @@ def parse_rules(text: str, family: int | None = None, *, validate: bool = True) 
                     raise RulesError("bad counters")
                 line = line[end + 1:].strip()
             toks = split_tokens(line)
+            if not toks:
+                raise RulesError("counters without a command")
             cmd = toks[0]
             if cmd in ("-A", "--append", "-I", "--insert", "-D", "--delete"):
                 if len(toks) < 2:
@@ -1678,6 +1680,8 @@ def parse_rules(text: str, family: int | None = None, *, validate: bool = True) 
                 raise RulesError(f"unknown command {cmd!r}")
         except RulesError as e:
             raise RulesError(f"line {getattr(e, 'lineno', lineno)}: {e}") from None
+        except (ValueError, IndexError, KeyError, TypeError) as e:  # foreign input: never escape
+            raise RulesError(f"line {lineno}: cannot parse {line[:60]!r}: {e}") from None
     if table is not None:
         raise RulesError(f"line {lineno}: table {table.name} not committed (missing COMMIT)")
     return rs

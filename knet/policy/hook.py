@@ -5,8 +5,11 @@ NFQUEUE for the first packet of a connection, accepted connections marked in con
 - Judged: a packet that created or continues an unjudged conntrack entry in the original
   direction while the entry is NEW (TCP SYN, SCTP INIT, UDP before any reply), after every
   DNAT (the engine's translated destination) and before SNAT (the source as it arrived).
-- Accepted ⇒ the verdict is recorded on the entry (``CtEntry.policy``): later packets and
-  replies pass without judging, and a policy change leaves established connections alone.
+- Accepted ⇒ the verdict is recorded on the entry (``CtEntry.policy`` = (index generation,
+  decision)): later packets and replies pass without judging, and a policy change leaves
+  established connections alone — unless ``PolicyIndex.strict`` (KNP's opt-in strict mode):
+  then the next original-direction packet after any change is judged again, and a denied
+  connection is cut (every later packet, both directions, dropped).
 - Denied ⇒ the packet is dropped (no ICMP, no RST: a TCP connect times out) and the entry
   removed, as an NFQUEUE drop leaves it unconfirmed; a retransmission is judged again.
 - Each node judges its own pods only: egress when the source pod runs here, ingress when
@@ -17,7 +20,7 @@ NFQUEUE for the first packet of a connection, accepted connections marked in con
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from knet.netfilter.engine import Result, Step
 from knet.netfilter.packet import Packet
@@ -40,18 +43,34 @@ class PolicyHook:
 
     def __call__(self, r: Result, iif: str, now: float, explain: bool) -> Result:
         e = r.entry
-        if (e is None or e.policy is not None or r.direction != "original"
-                or r.ctstate != "NEW" or r.verdict != "ACCEPT"):
+        if e is None or r.verdict != "ACCEPT":
             return r
+        idx = self.index
+        judged = e.policy
+        if judged is not None:
+            # judged already: pass, unless strict mode re-evaluates after a change
+            if not idx.strict:
+                return r
+            gen, d = cast("tuple[int, Decision]", judged)
+            if not d.allowed:
+                return r.with_verdict("DROP", policy_step(d, r.packet, "drop") if explain
+                                      else None)
+            if gen == idx.generation or r.direction != "original":
+                return r
+        elif r.direction != "original" or (r.ctstate != "NEW" and not idx.strict):
+            return r  # (strict mode also judges connections made before any policy)
         arrived, out = r.arrived, r.packet
-        d = self.index.judge(arrived.src, out.dst, out.dport, str(out.proto), node=self.node,
-                             from_node=iif == "")
+        d = idx.judge(arrived.src, out.dst, out.dport, str(out.proto), node=self.node,
+                      from_node=iif == "")
         if d.allowed:
-            e.policy = d
+            e.policy = (idx.generation, d)
             if explain and d.involved:
                 return r.with_verdict(r.verdict, policy_step(d, out, "accept"))
             return r
-        self.conntrack.remove(e)
+        if judged is not None or r.ctstate != "NEW":  # strict: cut it, both directions
+            e.policy = (idx.generation, d)
+        else:  # the NFQUEUE drop: the entry is never confirmed
+            self.conntrack.remove(e)
         return r.with_verdict("DROP", policy_step(d, out, "drop") if explain else None)
 
 

@@ -102,7 +102,9 @@ class DirectionVerdict:
         if not self.by:
             return f"{d} of {self.pod}: allowed (no policy selects it for {d}){passed}"
         verb = "allowed" if self.allowed else "DENIED"
-        return f"{d} of {self.pod}: {verb} by {self.by} {self.rule}{passed}"
+        others = [n for n in self.isolating if n != self.by]
+        selected = f" (also selected by {', '.join(others)})" if others else ""
+        return f"{d} of {self.pod}: {verb} by {self.by} {self.rule}{selected}{passed}"
 
     @property
     def policies(self) -> tuple[str, ...]:
@@ -178,6 +180,9 @@ class PolicyIndex:
         self._ns_pods: dict[str, set[str]] = {}
         self.warnings: list[str] = []
         self.generation = 0
+        # kube-network-policies' strict mode: re-evaluate established connections after a
+        # change (knet.policy.hook); off by default, as in KNP
+        self.strict = False
 
     # --- building ------------------------------------------------------------------------
 
