@@ -24,7 +24,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from typing import Any
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from knet.control import controllers, defaults, workloads
+from knet.control import controllers, defaults, preemption, workloads
 from knet.control.endpointslices import is_managed, reconcile, slice_families, wants_slices
 from knet.control.events import Event
 from knet.control.ipam import (
@@ -656,7 +656,7 @@ class Cluster:
         self.store.apply(obj)
 
     def _admit_pod(self, pod: Pod) -> Pod:
-        pod = self._with_default_tolerations(pod)
+        pod = preemption.admit(self, self._with_default_tolerations(pod))
         if not pod.status.qos_class:
             pod = evolve(pod, status=evolve(pod.status, qos_class=qos_class(pod)))
         st = pod.status
@@ -907,6 +907,7 @@ class Cluster:
                     conds = tuple(c for c in pod.status.conditions if c.type != "PodScheduled")
                     self.store.apply(evolve(pod, status=evolve(
                         pod.status, phase="Pending", conditions=conds + (cond,))))
+                preemption.preempt(self, self._pod(pod.key))  # DefaultPreemption PostFilter
                 continue
             conds = tuple(c for c in pod.status.conditions if c.type != "PodScheduled")
             bound = evolve(
