@@ -285,3 +285,80 @@ def test_malformed_bodies_are_status_errors(core: ApiCore, body: bytes) -> None:
     for path in ("/api/v1/namespaces/default/pods", "/api/v1/namespaces/default/configmaps"):
         r = call(core, "POST", path, body=body)
         assert 400 <= r.status < 500 and r.json()["kind"] == "Status"
+
+
+ALICE = User("alice", ("dev", "system:authenticated"))
+
+
+def test_rbac_roles_bindings_and_escalation(core: ApiCore) -> None:
+    r = call(core, "GET", "/api/v1/namespaces/default/pods", user=ALICE)
+    assert (r.status, r.json()["message"]) == (403, (
+        'pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the '
+        'namespace "default"'))
+    assert call(core, "GET", "/apis", user=ALICE).status == 200  # system:discovery
+    view = call(core, "GET", "/apis/rbac.authorization.k8s.io/v1/clusterroles/view").json()
+    assert {"verbs": ["get", "list", "watch"], "apiGroups": [""]} .items() <= \
+        next(r for r in view["rules"] if "pods" in r.get("resources", [])).items()
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+               "metadata": {"name": "alice-view"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                           "name": "view"},
+               "subjects": [{"kind": "User", "name": "alice"}]}
+    rb = "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings"
+    assert call(core, "POST", rb, body=binding).status == 201
+    assert call(core, "GET", "/api/v1/namespaces/default/pods", user=ALICE).status == 200
+    assert call(core, "GET", "/api/v1/namespaces/kube-system/pods", user=ALICE).status == 403
+    assert call(core, "GET", "/api/v1/namespaces/default/secrets", user=ALICE).status == 403
+    # alice may not grant herself edit (she holds neither its rules nor "bind")
+    mine = {**binding, "metadata": {"name": "alice-edit"},
+            "roleRef": {**binding["roleRef"], "name": "edit"}}
+    r = call(core, "POST", rb, body=mine, user=ALICE)
+    assert r.status == 403  # creating rolebindings is not in view at all
+    admin_role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                  "metadata": {"name": "rb-writer"},
+                  "rules": [{"apiGroups": ["rbac.authorization.k8s.io"],
+                             "resources": ["rolebindings"], "verbs": ["create"]}]}
+    roles = "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles"
+    assert call(core, "POST", roles, body=admin_role).status == 201
+    call(core, "POST", rb, body={**binding, "metadata": {"name": "alice-rb"},
+                                 "roleRef": {**binding["roleRef"], "kind": "Role",
+                                             "name": "rb-writer"}})
+    r = call(core, "POST", rb, body=mine, user=ALICE)
+    assert r.status == 403
+    msg = r.json()["message"]
+    assert msg.startswith('rolebindings.rbac.authorization.k8s.io "alice-edit" is forbidden: user '
+                          '"alice" (groups=["dev" "system:authenticated"]) is attempting to grant '
+                          "RBAC permissions not currently held:\n{APIGroups:[")
+    # a binding to view (which she holds) is fine
+    ok = {**binding, "metadata": {"name": "alice-view-2"}}
+    assert call(core, "POST", rb, body=ok, user=ALICE).status == 201
+    bad = {**binding, "metadata": {"name": "x"}, "roleRef": {"kind": "Role", "name": ""}}
+    r = call(core, "POST", rb, body=bad)
+    assert r.status == 422 and {c["field"] for c in r.json()["details"]["causes"]} == {
+        "roleRef.apiGroup", "roleRef.name"}
+
+
+def test_access_reviews(core: ApiCore) -> None:
+    ssar = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": {"namespace": "default", "verb": "list",
+                                            "resource": "pods"}}}
+    url = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+    r = call(core, "POST", url, body=ssar, user=ALICE)
+    assert r.status == 201 and r.json()["status"] == {"allowed": False}
+    r = call(core, "POST", url, body=ssar)
+    assert r.json()["status"]["allowed"] is True
+    sar = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+           "spec": {"user": "bob", "groups": ["system:masters"],
+                    "nonResourceAttributes": {"path": "/healthz", "verb": "get"}}}
+    r = call(core, "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", body=sar)
+    assert r.json()["status"]["allowed"] is True
+    r = call(core, "POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+             body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+             user=ALICE)
+    assert r.json()["status"]["userInfo"] == {"username": "alice",
+                                              "groups": ["dev", "system:authenticated"]}
+    # ServiceAccount controller: every namespace gets "default"
+    call(core, "POST", "/api/v1/namespaces", body={"apiVersion": "v1", "kind": "Namespace",
+                                                   "metadata": {"name": "shop"}})
+    core.flush()
+    assert call(core, "GET", "/api/v1/namespaces/shop/serviceaccounts/default").status == 200

@@ -229,3 +229,22 @@ def test_python_client_list_watch_create_patch(kubectl: Kubectl) -> None:
     assert e.value.status == 404
     api_client.close()
     assert k8s
+
+
+def test_rbac_with_kubectl_auth_can_i_and_as(kubectl: Kubectl) -> None:
+    assert kubectl("auth", "can-i", "list", "pods") == "yes\n"
+    r = kubectl.run("auth", "can-i", "list", "pods", "--as", "alice", check=False)
+    assert (r.returncode, r.stdout) == (1, "no\n")
+    r = kubectl.run("get", "pods", "--as", "alice", check=False)
+    assert r.returncode == 1 and r.stderr.strip() == (
+        'Error from server (Forbidden): pods is forbidden: User "alice" cannot list resource '
+        '"pods" in API group "" in the namespace "default"')
+    assert kubectl("create", "rolebinding", "alice-view", "--clusterrole=view", "--user=alice") == \
+        "rolebinding.rbac.authorization.k8s.io/alice-view created\n"
+    assert kubectl("auth", "can-i", "list", "pods", "--as", "alice") == "yes\n"
+    r = kubectl.run("auth", "can-i", "get", "secrets", "--as", "alice", check=False)
+    assert r.stdout == "no\n"
+    assert kubectl("get", "pods", "--as", "alice", "-o", "name").startswith("pod/")
+    assert "view" in kubectl("get", "clusterroles", "-o", "name")
+    assert kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}") == \
+        "kubernetes-admin"

@@ -35,9 +35,9 @@ from urllib.parse import parse_qs
 
 import yaml
 
-from knet.api import convert, discovery, tables
+from knet.api import convert, discovery, generic, rbac, tables
 from knet.api import patch as patches
-from knet.api.resources import Resource, lookup
+from knet.api.resources import REVIEWS, Resource, lookup
 from knet.api.selectors import (
     fields_match,
     labels_match,
@@ -65,6 +65,7 @@ from knet.control.events import ObjectAdded, ObjectDeleted
 from knet.control.naming import ALPHABET
 from knet.control.store import evolve
 from knet.errors import KnetError
+from knet.model.meta import ObjectMeta
 
 VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.13",
            "gitCommit": "knet", "gitTreeState": "clean", "buildDate": "2025-01-01T00:00:00Z",
@@ -235,8 +236,45 @@ class ApiCore:
         self.wakeup: Callable[[], None] | None = None
         self._rng = random.Random(cluster.seed if seed is None else seed)
         self._unsubscribe = cluster.subscribe(self._on_event)
-        self._oldest = self.store.resource_version  # history starts here
         self.requests = 0
+        self._aggregate = True
+        self._new_namespaces: set[str] = {n.metadata.name for n in self.store.list("Namespace")}
+        self._bootstrap()
+        self._oldest = self.store.resource_version  # history starts here
+
+    def _bootstrap(self) -> None:
+        """Default ClusterRoles and bindings (kube-apiserver's RBAC bootstrap) and every
+        namespace's ``default`` ServiceAccount, unless the input has them."""
+        now = self.now()
+        for name, body in rbac.default_cluster_roles():
+            if self.store.get("ClusterRole", "", name) is None:
+                labels = body.pop("_labels")
+                meta = ObjectMeta(name=name, labels=labels, annotations=dict(rbac.AUTOUPDATE))
+                self.cluster.apply(generic.GenericObject("ClusterRole", meta, body), now)
+        for name, body in rbac.default_bindings():
+            if self.store.get("ClusterRoleBinding", "", name) is None:
+                meta = ObjectMeta(name=name, labels=dict(rbac.BOOTSTRAP),
+                                  annotations=dict(rbac.AUTOUPDATE))
+                self.cluster.apply(generic.GenericObject("ClusterRoleBinding", meta, body), now)
+        self._controllers()
+
+    def _controllers(self) -> None:
+        """ClusterRole aggregation and the ServiceAccount controller's ``default`` accounts."""
+        now = self.now()
+        while self._aggregate:
+            self._aggregate = False
+            for role in self.store.list("ClusterRole"):
+                if not isinstance(role.body.get("aggregationRule"), dict):
+                    continue
+                rules = rbac.aggregated_rules(self.store, role)
+                if rules != list(role.body.get("rules") or []):
+                    self.cluster.apply(evolve(role, body={**role.body, "rules": rules}), now)
+        while self._new_namespaces:
+            ns = self._new_namespaces.pop()
+            if self.store.get("Namespace", "", ns) is not None and \
+                    self.store.get("ServiceAccount", ns, "default") is None:
+                self.cluster.apply(generic.GenericObject(
+                    "ServiceAccount", ObjectMeta(name="default", namespace=ns)), now)
 
     def close(self) -> None:
         self._unsubscribe()
@@ -267,7 +305,11 @@ class ApiCore:
             self._mark_owner(obj)
             if prev is not None and prev.metadata.owner_references != obj.metadata.owner_references:
                 self._mark_owner(prev)
-        if self._dirty and self.wakeup is not None:
+        if kind == "ClusterRole":
+            self._aggregate = True
+        elif kind == "Namespace" and t == "ADDED":
+            self._new_namespaces.add(obj.metadata.name)
+        if (self._dirty or self._aggregate or self._new_namespaces) and self.wakeup is not None:
             self.wakeup()
 
     def _deliver(self, w: Watch, t: str, obj: Any, prev: Any, rv: int) -> None:
@@ -289,7 +331,10 @@ class ApiCore:
             self._dirty[(ref.kind, obj.metadata.namespace, ref.name)] = None
 
     def flush(self) -> None:
-        """Deliver synthesized status MODIFIED events for workloads whose status changed."""
+        """Run the API's controllers (aggregation, default ServiceAccounts) and deliver
+        synthesized status MODIFIED events for workloads whose status changed."""
+        if self._aggregate or self._new_namespaces:
+            self._controllers()
         while self._dirty:
             key = next(iter(self._dirty))
             del self._dirty[key]
@@ -313,7 +358,7 @@ class ApiCore:
 
     # --- rendering ------------------------------------------------------------------------
     def generation(self, obj: Any) -> int:
-        if obj.kind in _NO_SPEC_GENERATION or obj.kind == "Pod":
+        if obj.kind in _NO_SPEC_GENERATION or obj.kind == "Pod" or obj.kind in generic.KINDS:
             return 1
         uid = obj.metadata.uid
         from knet.manifests.render import to_manifest
@@ -326,6 +371,8 @@ class ApiCore:
         return gen
 
     def doc(self, obj: Any, rv: int | None = None) -> dict[str, Any]:
+        if isinstance(obj, generic.GenericObject):
+            return generic.render(obj)
         out = convert.render(obj, self.store, self.generation(obj))
         if rv is not None and obj.kind in _WORKLOADS and rv > int(obj.metadata.resource_version or 0):
             out["metadata"]["resourceVersion"] = str(rv)
@@ -354,6 +401,8 @@ class ApiCore:
         if len(req.body) > self.max_body:
             raise too_large()
         parts = [p for p in path.split("/") if p]
+        if not self._is_resource(parts):
+            self._authorize_path(req, path)
         if parts[:1] == ["api"] or parts[:1] == ["apis"]:
             return self._api(req, parts)
         if parts[:1] == ["openapi"]:
@@ -364,6 +413,18 @@ class ApiCore:
             return Response(200, _dumps({"paths": paths}))
         raise ApiError(404, "NotFound", "the server could not find the requested resource",
                        {})
+
+    @staticmethod
+    def _is_resource(parts: list[str]) -> bool:
+        return (parts[:1] == ["api"] and len(parts) > 2) or (parts[:1] == ["apis"] and len(parts) > 3)
+
+    def _authorize_path(self, req: Request, path: str) -> None:
+        u = req.user
+        assert u is not None
+        a = rbac.Attributes(u.name, u.groups, req.method.lower(), path=req.path)
+        ok, _ = rbac.authorize(self.store, a)
+        if not ok:
+            raise forbidden("", "", "", rbac.deny_text(a))
 
     # --- discovery ----------------------------------------------------------------------
     def _discovery(self, req: Request, doc: Any, aggregated: Any = None) -> Response:
@@ -455,20 +516,37 @@ class ApiCore:
         return Target(res, ns, name, sub, verb)
 
     # --- resources ------------------------------------------------------------------------
-    def _authorize(self, req: Request, t: Target) -> None:
+    def _attributes(self, req: Request, t: Target) -> rbac.Attributes:
         u = req.user
         assert u is not None
-        if u.admin:
-            return
-        res = t.resource.name + (f"/{t.subresource}" if t.subresource else "")
-        where = (f'in the namespace "{t.namespace}"' if t.namespace else "at the cluster scope")
-        raise forbidden(t.resource.name, t.resource.group, t.name,
-                        f'User "{u.name}" cannot {t.verb} resource "{res}" in API group '
-                        f'"{t.resource.group}" {where}')
+        verb = t.verb
+        name = t.name
+        if verb in ("list", "watch") and not name:
+            # requestinfo.go: a metadata.name field selector names the object
+            try:
+                fields = parse_fields(req.param("fieldSelector"), supported_fields(t.resource.name))
+            except ApiError:
+                fields = ()
+            name = requested_name(fields) or ""
+        if t.subresource in ("exec", "attach", "portforward") and req.method.upper() == "GET":
+            verb = "get"  # v1.32: the WebSocket upgrade is authorized as get (reference §3.1)
+        ns = t.namespace if t.resource.namespaced or t.resource.name == "namespaces" else ""
+        if t.resource.name == "namespaces":
+            ns = t.name
+        return rbac.Attributes(u.name, u.groups, verb, ns, t.resource.group, t.resource.name,
+                               t.subresource, name)
+
+    def _authorize(self, req: Request, t: Target) -> None:
+        a = self._attributes(req, t)
+        ok, _ = rbac.authorize(self.store, a)
+        if not ok:
+            raise forbidden(t.resource.name, t.resource.group, t.name, rbac.deny_text(a))
 
     def _resource(self, req: Request, t: Target) -> Response:
         self._authorize(req, t)
         res = t.resource
+        if res.kind in REVIEWS:
+            return self._review(req, t)
         if res.kind == "Event":
             return self._events(req, t)
         if t.subresource == "scale":
@@ -718,9 +796,16 @@ class ApiCore:
     def _build(self, req: Request, t: Target, doc: dict[str, Any], *, patch: bool = False
                ) -> tuple[Any, list[str]]:
         """Validate ``doc`` like a manifest; (model object, warnings)."""
+        mode = self._validation(req)
+        if t.resource.kind in generic.KINDS:
+            gobj, errs = generic.parse(doc, t.resource.kind)
+            if gobj is None:
+                name = str((doc.get("metadata") or {}).get("name") or "")
+                raise invalid(t.resource.kind, t.resource.group, name, errs)
+            self._check_escalation(req, t, gobj)
+            return gobj, []
         if not convert.served(t.resource.kind):
             raise method_not_allowed(t.verb, t.resource.name, t.resource.group)
-        mode = self._validation(req)
         try:
             obj, problems, unknown = convert.parse(doc, self.cluster.config)
         except (TypeError, ValueError, AttributeError, KeyError) as e:
@@ -797,13 +882,120 @@ class ApiCore:
         if self.store.get(t.resource.kind, obj.metadata.namespace, obj.metadata.name) is not None:
             raise already_exists(t.resource.name, t.resource.group, obj.metadata.name)
         if dry:
-            out = convert.render(obj, self.store)
-            return self._write_response(201, out, warnings)
+            return self._write_response(201, self._render_new(obj), warnings)
         self.cluster.apply(obj, self.now())
         stored = self.store.get(t.resource.kind, obj.metadata.namespace, obj.metadata.name)
         if stored is None:  # e.g. a pod that finished at once
-            return self._write_response(201, convert.render(obj, self.store), warnings)
+            return self._write_response(201, self._render_new(obj), warnings)
         return self._write_response(201, self.doc(stored), warnings)
+
+    def _render_new(self, obj: Any) -> dict[str, Any]:
+        if isinstance(obj, generic.GenericObject):
+            return generic.render(obj)
+        return convert.render(obj, self.store)
+
+    def _check_escalation(self, req: Request, t: Target, obj: generic.GenericObject) -> None:
+        """RBAC storage's escalation checks (reference §3.6) for roles and bindings."""
+        kind = obj.kind
+        if kind not in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"):
+            return
+        u = req.user
+        assert u is not None
+        if u.admin:
+            return
+        ns = t.namespace
+        name = obj.metadata.name
+        held = rbac.rules_for(self.store, u.name, u.groups, ns)
+        if kind in ("Role", "ClusterRole"):
+            a = rbac.Attributes(u.name, u.groups, "escalate", ns, generic.RBAC, t.resource.name,
+                                "", name)
+            if rbac.authorize(self.store, a)[0]:
+                return
+            granted = list(obj.body.get("rules") or [])
+            if kind == "ClusterRole" and isinstance(obj.body.get("aggregationRule"), dict):
+                granted = rbac.aggregated_rules(self.store, obj)
+        else:
+            ref = obj.body.get("roleRef") or {}
+            rkind = ref.get("kind", "")
+            rres = "clusterroles" if rkind == "ClusterRole" else "roles"
+            a = rbac.Attributes(u.name, u.groups, "bind", ns, generic.RBAC, rres, "",
+                                ref.get("name", ""))
+            if rbac.authorize(self.store, a)[0]:
+                return
+            role = self.store.get(rkind, ns if rkind == "Role" else "", ref.get("name", ""))
+            if role is None:
+                raise not_found(rres, generic.RBAC, ref.get("name", ""))
+            granted = (rbac.aggregated_rules(self.store, role) if rkind == "ClusterRole"
+                       else list(role.body.get("rules") or []))
+        missing = rbac.not_covered(held, granted)
+        if missing:
+            groups = " ".join(f'"{g}"' for g in u.groups)
+            text = (f'user "{u.name}" (groups=[{groups}]) is attempting to grant RBAC permissions '
+                    "not currently held:\n" + "\n".join(rbac.compact(r) for r in missing))
+            raise forbidden(t.resource.name, t.resource.group, name, text)
+
+    def _review(self, req: Request, t: Target) -> Response:
+        """Access reviews (never stored): SelfSubjectAccessReview for ``kubectl auth can-i``,
+        SubjectAccessReview, SelfSubjectRulesReview (``can-i --list``), SelfSubjectReview
+        (``kubectl auth whoami``)."""
+        if t.verb != "create":
+            raise method_not_allowed(t.verb, t.resource.name, t.resource.group)
+        body = self._body(req)
+        if not isinstance(body, dict):
+            raise bad_request("request body must be an object")
+        u = req.user
+        assert u is not None
+        spec = body.get("spec") or {}
+        kind = t.resource.kind
+        out = {"kind": kind, "apiVersion": t.resource.api_version,
+               "metadata": {"creationTimestamp": None}, "spec": spec}
+        if kind == "SelfSubjectReview":
+            info: dict[str, Any] = {"username": u.name, "groups": list(u.groups)}
+            if u.uid:
+                info["uid"] = u.uid
+            out["status"] = {"userInfo": info}
+            return Response(201, _dumps(out))
+        if kind == "SelfSubjectRulesReview":
+            ns = str(spec.get("namespace") or "")
+            rules = rbac.rules_for(self.store, u.name, u.groups, ns)
+            out["status"] = {
+                "resourceRules": [{k: r[k] for k in ("verbs", "apiGroups", "resources",
+                                                     "resourceNames") if r.get(k)}
+                                  for r in rules if not r.get("nonResourceURLs")],
+                "nonResourceRules": [{"verbs": r["verbs"], "nonResourceURLs": r["nonResourceURLs"]}
+                                     for r in rules if r.get("nonResourceURLs")],
+                "incomplete": False}
+            return Response(201, _dumps(out))
+        if kind == "SelfSubjectAccessReview":
+            who, groups = u.name, u.groups
+        else:
+            who = str(spec.get("user") or "")
+            groups = tuple(spec.get("groups") or ())
+            if not who and not groups:
+                raise invalid(kind, "authorization.k8s.io", "", [
+                    ("spec.user", "Invalid value: \"\": at least one of user or group must be "
+                                  "specified")])
+        ra, nra = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+        if isinstance(ra, dict):
+            ns = str(ra.get("namespace") or "")
+            if kind == "LocalSubjectAccessReview":
+                ns = t.namespace
+            a = rbac.Attributes(who, groups, str(ra.get("verb") or ""), ns,
+                                str(ra.get("group") or ""), str(ra.get("resource") or ""),
+                                str(ra.get("subresource") or ""), str(ra.get("name") or ""))
+        elif isinstance(nra, dict):
+            a = rbac.Attributes(who, groups, str(nra.get("verb") or ""),
+                                path=str(nra.get("path") or ""))
+        else:
+            raise invalid(kind, "authorization.k8s.io", "", [
+                ("spec.resourceAttributes", "Invalid value: \"null\": exactly one of "
+                 "nonResourceAttributes or resourceAttributes must be specified")])
+        ok, reason = rbac.authorize(self.store, a)
+        st: dict[str, Any] = {"allowed": ok}
+        if reason:
+            st["reason"] = reason
+        out["status"] = st
+        return Response(201, _dumps(out))
 
     def _merge_server_fields(self, t: Target, doc: dict[str, Any], cur: Any) -> dict[str, Any]:
         """Main-resource writes keep status; subresource ``status`` writes keep the rest."""
@@ -918,7 +1110,7 @@ class ApiCore:
         obj = evolve(obj, metadata=evolve(obj.metadata, creation_index=cur.metadata.creation_index,
                                           resource_version=cur.metadata.resource_version))
         if dry:
-            return self._write_response(200, convert.render(obj, self.store), warnings)
+            return self._write_response(200, self._render_new(obj), warnings)
         if obj == cur:  # no-op: same resourceVersion, no event
             return self._write_response(200, self.doc(cur), warnings)
         if cur.kind == "Pod" and obj.spec != cur.spec:

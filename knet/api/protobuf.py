@@ -262,9 +262,32 @@ SCHEMAS: dict[str, dict[int, T]] = {
                 3: ("activeDeadlineSeconds", "int", False), 4: ("selector", "LabelSelector", False),
                 5: ("manualSelector", "bool", False), 6: ("template", "PodTemplateSpec", False),
                 7: ("backoffLimit", "int", False)},
+    "PolicyRule": {1: ("verbs", "string", True), 2: ("apiGroups", "string", True),
+                   3: ("resources", "string", True), 4: ("resourceNames", "string", True),
+                   5: ("nonResourceURLs", "string", True)},
+    "Role": {1: ("metadata", "ObjectMeta", False), 2: ("rules", "PolicyRule", True)},
+    "ClusterRole": {1: ("metadata", "ObjectMeta", False), 2: ("rules", "PolicyRule", True),
+                    3: ("aggregationRule", "AggregationRule", False)},
+    "AggregationRule": {1: ("clusterRoleSelectors", "LabelSelector", True)},
+    "Subject": {1: ("kind", "string", False), 2: ("apiGroup", "string", False),
+                3: ("name", "string", False), 4: ("namespace", "string", False)},
+    "RoleRef": {1: ("apiGroup", "string", False), 2: ("kind", "string", False),
+                3: ("name", "string", False)},
+    "RoleBinding": {1: ("metadata", "ObjectMeta", False), 2: ("subjects", "Subject", True),
+                    3: ("roleRef", "RoleRef", False)},
+    "ClusterRoleBinding": {1: ("metadata", "ObjectMeta", False), 2: ("subjects", "Subject", True),
+                           3: ("roleRef", "RoleRef", False)},
+    "SelfSubjectReview": {1: ("metadata", "ObjectMeta", False)},
+    "SelfSubjectRulesReview": {1: ("metadata", "ObjectMeta", False),
+                               2: ("spec", "SelfSubjectRulesReviewSpec", False)},
+    "SelfSubjectRulesReviewSpec": {1: ("namespace", "string", False)},
+    "ServiceAccount": {1: ("metadata", "ObjectMeta", False),
+                       4: ("automountServiceAccountToken", "bool", False)},
 }
 _API = {"ConfigMap": "v1", "Secret": "v1", "Namespace": "v1", "Pod": "v1", "Service": "v1",
-        "Deployment": "apps/v1", "Job": "batch/v1"}
+        "Deployment": "apps/v1", "Job": "batch/v1", "Role": "", "ClusterRole": "",
+        "RoleBinding": "", "ClusterRoleBinding": "", "ServiceAccount": "v1",
+        "SelfSubjectReview": "", "SelfSubjectRulesReview": ""}
 
 
 def _signed(v: int) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+_RBAC = "rbac.authorization.k8s.io"
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
 
@@ -96,7 +97,26 @@ RESOURCES: tuple[Resource, ...] = (
              subresources=(_status("Ingress"),)),
     Resource("ingressclasses", "ingressclass", "IngressClass", "networking.k8s.io", "v1", False),
     Resource("events", "event", "Event", "events.k8s.io", "v1", True, ("ev",)),
+    Resource("serviceaccounts", "serviceaccount", "ServiceAccount", "", "v1", True, ("sa",)),
+    Resource("limitranges", "limitrange", "LimitRange", "", "v1", True, ("limits",)),
+    Resource("resourcequotas", "resourcequota", "ResourceQuota", "", "v1", True, ("quota",)),
+    Resource("clusterroles", "clusterrole", "ClusterRole", _RBAC, "v1", False),
+    Resource("clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", _RBAC, "v1", False),
+    Resource("roles", "role", "Role", _RBAC, "v1", True),
+    Resource("rolebindings", "rolebinding", "RoleBinding", _RBAC, "v1", True),
+    Resource("selfsubjectaccessreviews", "selfsubjectaccessreview", "SelfSubjectAccessReview",
+             "authorization.k8s.io", "v1", False, verbs=("create",)),
+    Resource("selfsubjectrulesreviews", "selfsubjectrulesreview", "SelfSubjectRulesReview",
+             "authorization.k8s.io", "v1", False, verbs=("create",)),
+    Resource("subjectaccessreviews", "subjectaccessreview", "SubjectAccessReview",
+             "authorization.k8s.io", "v1", False, verbs=("create",)),
+    Resource("localsubjectaccessreviews", "localsubjectaccessreview", "LocalSubjectAccessReview",
+             "authorization.k8s.io", "v1", True, verbs=("create",)),
+    Resource("selfsubjectreviews", "selfsubjectreview", "SelfSubjectReview",
+             "authentication.k8s.io", "v1", False, verbs=("create",)),
 )
+REVIEWS = ("SelfSubjectAccessReview", "SelfSubjectRulesReview", "SubjectAccessReview",
+           "LocalSubjectAccessReview", "SelfSubjectReview")
 
 # group → versions (preferred first), in the order kube-apiserver lists groups
 GROUPS: dict[str, list[str]] = {}
