@@ -530,6 +530,9 @@ class Cluster:
         if prev is None or when < prev or prev <= self.now:
             self._requeue[key] = when
 
+    def cancel_requeue(self, obj: Any) -> None:
+        self._requeue.pop((obj.kind, obj.metadata.namespace, obj.metadata.name), None)
+
     def mark_dirty(self, obj: Any) -> None:
         """Queue ``obj`` for its controller (a change it watches but does not own)."""
         self._dirty[obj.kind][(obj.metadata.namespace, obj.metadata.name)] = None
