@@ -100,9 +100,10 @@ def world(n_policies: int) -> tuple[PolicyIndex, list[Pod]]:
     return idx, pods
 
 
-def bench_verdicts(n_policies: int | None, packets: int, engine_factory) -> float:
+def bench_verdicts(n_policies: int | None, packets: int, engine_factory,
+                   built: tuple[PolicyIndex, list[Pod]] | None = None) -> float:
     """First packets per second through the engine (+ the hook when ``n_policies``)."""
-    idx, pods = world(n_policies or 0)
+    idx, pods = built if built is not None else world(n_policies or 0)
     engine = engine_factory()
     dp = engine if not n_policies else PolicedEngine(engine, PolicyHook(idx, NODE, engine.conntrack))
     probes = [p for p in pods if p.namespace == "ns-0"]
@@ -149,13 +150,23 @@ def main(argv: list[str] | None = None) -> int:
     print("knet reach, 3 ns × 3 pods × 2 ports × 3 protocols (486 cells):")
     print(f"  cold (node tables built) {cold * 1000:7.1f} ms   warm {warm * 1000:7.1f} ms")
     print(f"verdicts on {NODE}'s datapath (iptables), 1,000 pods, first packets:")
-    base = max(bench_verdicts(None, args.packets, engine) for _ in range(args.repeat))
-    print(f"  {'no policy':>16}  {base:10,.0f}/s")
-    rates = {}
-    for n in (10, 1_000, 10_000):
-        rates[n] = max(bench_verdicts(n, args.packets, engine) for _ in range(args.repeat))
-        print(f"  {n:>7,} policies  {rates[n]:10,.0f}/s  ({rates[n] / base:.2f}× no policy, "
-              f"{rates[n] / rates[10]:.2f}× 10 policies)")
+    # the cases interleaved, best of --repeat each: the machine's load drifts between cases
+    worlds = {n: world(n) for n in (0, 10, 1_000, 10_000)}
+    for memo in (True, False):
+        rates: dict[int, float] = {}
+        for _ in range(args.repeat):
+            for n, built in worlds.items():
+                built[0].memoize = memo
+                rates[n] = max(rates.get(n, 0.0),
+                               bench_verdicts(n or None, args.packets, engine, built))
+        base = rates[0]
+        if memo:
+            print(f"  {'no policy':>16}  {base:10,.0f}/s")
+        else:
+            print("  without the verdict memo (every first packet evaluates the rules):")
+        for n in (10, 1_000, 10_000):
+            print(f"  {n:>7,} policies  {rates[n]:10,.0f}/s  ({rates[n] / base:.2f}× no "
+                  f"policy, {rates[n] / rates[10]:.2f}× 10 policies)")
     rc = bench_recompile(args.repeat)
     print(f"incremental recompile after one pod label change at 10,000 policies: "
           f"{rc * 1000:.3f} ms")

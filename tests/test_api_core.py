@@ -362,3 +362,25 @@ def test_access_reviews(core: ApiCore) -> None:
                                                    "metadata": {"name": "shop"}})
     core.flush()
     assert call(core, "GET", "/api/v1/namespaces/shop/serviceaccounts/default").status == 200
+
+
+def test_eviction_honours_pod_disruption_budgets(tmp_path: Path) -> None:
+    pdb = tmp_path / "pdb.yaml"
+    pdb.write_text("apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: echo\n"
+                   "  namespace: default\nspec:\n  minAvailable: 3\n  selector:\n"
+                   "    matchLabels: {app: echo}\n")
+    c = knet.load([str(ROOT / "topologies" / "runtime-basic.yaml"), str(pdb)], seed=7)
+    core = ApiCore(c)
+    pod = next(p for p in c.store.list("Pod", "default") if p.metadata.labels.get("app") == "echo")
+    body = {"apiVersion": "policy/v1", "kind": "Eviction",
+            "metadata": {"name": pod.name, "namespace": "default"}}
+    r = call(core, "POST", f"/api/v1/namespaces/default/pods/{pod.name}/eviction", body=body)
+    assert r.status == 429 and r.json()["reason"] == "TooManyRequests"
+    assert r.json()["message"] == "Cannot evict pod as it would violate the pod's disruption budget."
+    assert r.json()["details"]["causes"] == [{"reason": "DisruptionBudget", "message": (
+        "The disruption budget echo needs 3 healthy pods and has 3 currently")}]
+    assert not c.store.get("Pod", "default", pod.name).terminating
+    other = next(p for p in c.store.list("Pod", "default") if p.metadata.labels.get("app") != "echo")
+    r = call(core, "POST", f"/api/v1/namespaces/default/pods/{other.name}/eviction",
+             body={**body, "metadata": {"name": other.name}})
+    assert r.status == 201 and c.store.get("Pod", "default", other.name).terminating

@@ -248,3 +248,15 @@ def test_rbac_with_kubectl_auth_can_i_and_as(kubectl: Kubectl) -> None:
     assert "view" in kubectl("get", "clusterroles", "-o", "name")
     assert kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}") == \
         "kubernetes-admin"
+
+
+def test_drain_evicts_through_the_eviction_api(kubectl: Kubectl) -> None:
+    out = kubectl.run("drain", "knet-worker2", "--ignore-daemonsets", "--force",
+                      "--grace-period=1", "--timeout=60s")
+    assert "node/knet-worker2 cordoned" in out.stdout and "node/knet-worker2 drained" in out.stdout
+    assert "evicting pod" in out.stderr + out.stdout
+    assert "SchedulingDisabled" in kubectl("get", "node", "knet-worker2")
+    left = kubectl("get", "pods", "-A", "--field-selector", "spec.nodeName=knet-worker2",
+                   "-o", "jsonpath={.items[*].metadata.name}").split()
+    assert left and all(n.startswith(("kindnet-", "kube-proxy-")) for n in left)
+    assert kubectl("uncordon", "knet-worker2") == "node/knet-worker2 uncordoned\n"

@@ -64,3 +64,33 @@ def test_explain_tells_the_story_of_one_cell(capsys) -> None:
 def test_bad_protocol_is_a_usage_error(capsys) -> None:
     rc, _, err = run(capsys, "reach", *F, "--protocol", "ICMP")
     assert rc == 2 and "--protocol must be one of TCP, UDP, SCTP" in err
+
+
+def test_same_priority_cluster_policies_are_ordered_by_age_then_name_and_warned(
+        capsys, tmp_path) -> None:
+    f = tmp_path / "tie.yaml"
+    f.write_text("""
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: b-accept}
+spec:
+  tier: Admin
+  priority: 5
+  subject: {namespaces: {matchLabels: {ns: x}}}
+  ingress: [{name: accept, action: Accept, from: [{namespaces: {}}]}]
+---
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: a-deny}
+spec:
+  tier: Admin
+  priority: 5
+  subject: {namespaces: {matchLabels: {ns: x}}}
+  ingress: [{name: deny, action: Deny, from: [{namespaces: {}}]}]
+""")
+    rc, out, err = run(capsys, "reach", "-f", MODEL, "-f", str(f), "--pods", "x/a",
+                       "--pods", "y/a")
+    assert rc == 0
+    assert err == ("warning: ClusterNetworkPolicy b-accept and ClusterNetworkPolicy a-deny "
+                   "share Admin priority 5: knet evaluates the older first (then by name)\n")
+    assert "y/a\t.\t~" in out  # b-accept is older (input order): its Accept wins

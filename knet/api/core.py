@@ -1367,7 +1367,19 @@ class ApiCore:
         if self._dry_run(req, "CreateOptions"):
             return Response(201, _dumps(success("pods", "", t.name, pod.metadata.uid)))
         grace = (opts or {}).get("gracePeriodSeconds") if isinstance(opts, dict) else None
-        self.cluster.delete_pod(pod.key, self.now(), None if grace is None else float(grace))
+        g = None if grace is None else float(grace)
+        evict = getattr(self.cluster, "evict", None)
+        if evict is None:
+            self.cluster.delete_pod(pod.key, self.now(), g)
+        else:  # PodDisruptionBudgets decide (knet.control.disruption)
+            res = evict(pod.key, self.now(), g)
+            if not res.ok:
+                details: dict[str, Any] = {}
+                if res.code == 429:
+                    details = {"causes": [{"reason": "DisruptionBudget", "message": m}
+                                          for m in res.causes]}
+                    raise ApiError(429, "TooManyRequests", res.message, details)
+                raise ApiError(res.code, res.reason, res.message, details or None)
         return Response(201, _dumps({"kind": "Status", "apiVersion": "v1", "metadata": {},
                                      "status": "Success"}))
 

@@ -48,12 +48,14 @@ def reach(pods: tuple[str, ...], namespaces: tuple[str, ...], ports: tuple[int, 
         if len(ports) != 1 or len(protocols) != 1:
             raise UsageError("--explain takes one --port and one --protocol")
         cluster = load_cluster(files, seed)
+        _warn_ties(cluster)
         click.echo(r.explain_cell(cluster, explain[0], explain[1], ports[0], protocols[0],
                                   via=via, mode=mode, seed=seed), nl=False)
         return 0
     kw = dict(pods=pods, namespaces=namespaces, ports=ports, protocols=protocols, via=via,
               mode=mode, seed=seed)
     cluster = load_cluster(files, seed)
+    _warn_ties(cluster)
     table = r.reachability(cluster, **kw)  # type: ignore[arg-type]
     if diff_files:
         from knet.control import Cluster
@@ -88,3 +90,11 @@ def reach(pods: tuple[str, ...], namespaces: tuple[str, ...], ports: tuple[int, 
                 click.echo(f"  {d}", err=True)
             return 1
     return 0
+
+
+def _warn_ties(cluster: object) -> None:
+    """Cluster policies of one tier sharing a priority: the API leaves their order undefined."""
+    from knet.policy.index import PolicyIndex
+
+    for w in PolicyIndex.from_cluster(cluster).warnings:
+        click.echo(f"warning: {w}", err=True)

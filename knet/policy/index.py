@@ -9,7 +9,8 @@ kube-network-policies' behaviour, kind's policy agent):
   policies are computed on first use and cached until that pod, its namespace or a policy of
   its namespace changes (a ClusterNetworkPolicy change drops every cache). So a verdict costs
   a few dict look-ups plus the rules of the policies that select the two pods, whatever the
-  number of policies in the cluster.
+  number of policies in the cluster; and verdicts are memoised per (source, destination,
+  port, protocol, node) until the index next changes (bounded).
 - Peers are evaluated live against the peer's current labels and its namespace's labels.
   Host-network pods are ignored by every selector (subject and peer): their traffic is node
   traffic. ipBlock/networks match any address, pod or not.
@@ -49,6 +50,7 @@ from knet.netfilter.packet import IPAddress
 
 NAME_LABEL = "kubernetes.io/metadata.name"
 FILTERED = frozenset(("tcp", "udp", "sctp"))
+MEMO_SIZE = 1 << 16
 POLICY_INPUT_KINDS = frozenset(("Pod", "Namespace", "Node", "NetworkPolicy",
                                 *CLUSTER_POLICY_KINDS))
 
@@ -178,6 +180,10 @@ class PolicyIndex:
         self._baseline: list[ClusterNetworkPolicy] = []
         self._cache: dict[str, _Subjects] = {}
         self._ns_pods: dict[str, set[str]] = {}
+        # verdicts of this generation (a pure function of the index and the key); any change
+        # clears it, and it is bounded
+        self._memo: dict[tuple, Decision] = {}
+        self.memoize = True
         self.warnings: list[str] = []
         self.generation = 0
         # kube-network-policies' strict mode: re-evaluate established connections after a
@@ -207,6 +213,7 @@ class PolicyIndex:
     def upsert(self, obj: Any) -> None:
         kind = obj.kind
         self.generation += 1
+        self._memo.clear()
         if kind == "Pod":
             self._remove_pod(obj.key)
             if obj.spec.host_network:
@@ -240,6 +247,7 @@ class PolicyIndex:
     def remove(self, obj: Any) -> None:
         kind = obj.kind
         self.generation += 1
+        self._memo.clear()
         if kind == "Pod":
             self._remove_pod(obj.key)
         elif kind == "Namespace":
@@ -347,6 +355,20 @@ class PolicyIndex:
         before SNAT. ``node``: judge only the ends running there (each node's agent judges
         its own pods; None = both ends). ``from_node``: the packet was sent by ``node``
         itself (node-local traffic is always allowed into the node's pods)."""
+        if not self.memoize:
+            return self._judge(src, dst, dport, proto, node, from_node)
+        key = (src, dst, dport, proto, node, from_node)
+        memo = self._memo
+        d = memo.get(key)
+        if d is not None:
+            return d
+        if len(memo) >= MEMO_SIZE:
+            memo.clear()
+        d = memo[key] = self._judge(src, dst, dport, proto, node, from_node)
+        return d
+
+    def _judge(self, src: IPAddress, dst: IPAddress, dport: int, proto: str,
+               node: str | None, from_node: bool) -> Decision:
         if proto not in FILTERED:
             return Decision(True, note=f"{proto} is not filtered by network policy")
         if src == dst:
