@@ -473,3 +473,10 @@ PRINTERS: dict[str, tuple[Callable[[bool], list[str]], Callable[..., list[str]]]
     "secrets": (_secret_header, _secret_row),
     "namespaces": (_ns_header, _ns_row),
 }
+
+# the controller kinds (knet.manifests.render_controllers): CronJob, RC, PDB, HPA, PriorityClass
+from knet.manifests import render_controllers as _rc  # noqa: E402
+
+KINDS.update(_rc.KINDS)
+ALIASES.update(_rc.ALIASES)
+PRINTERS.update(_rc.PRINTERS)

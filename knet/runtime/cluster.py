@@ -95,6 +95,9 @@ class RuntimeCluster:
 
         self.work = WorkModel(self.now)  # CPU per request, throttling, metrics-server
         state.metrics = self.work
+        from knet.runtime import pressure
+
+        self.work.on_memory = lambda key: pressure.check(self, key)
         self.metrics = ClusterMetrics()
         self.epoch = 0.0  # added to now() for metric timestamps (knet up: the Unix time)
         self._queued: dict[str, list[float]] = {}  # per node: times of changes not yet synced
@@ -345,6 +348,7 @@ class RuntimeCluster:
             return
         w = kubelet.add(cur)
         self.work.pod_started(cur)
+        self.loop.call_soon(self.work.on_memory, cur.key)  # may press its node
         if cur.terminating:
             self._tasks.append(self.loop.create_task(
                 self._terminate(w, _grace_left(cur, self.now()))))

@@ -88,6 +88,7 @@ class ContainerRunner:
         self.probe_tasks: list[asyncio.Task[None]] = []
         self.exited = asyncio.Event()
         self.crash_code: int | None = None
+        self.oom = False  # killed for exceeding its memory limit (knet.runtime.pressure)
 
     @property
     def name(self) -> str:
@@ -119,6 +120,10 @@ class ContainerRunner:
         self.exited = asyncio.Event()
         self.running_since = rt.loop.time()
         self.task = rt.loop.create_task(self._run(app, self.ctx), name=f"{w.key}/{self.name}")
+        if self.spec.limits.get("memory") is not None:
+            from knet.runtime import pressure
+
+            rt.loop.call_soon(pressure.check, rt, w.key)  # over its limit: OOM-killed
 
     async def _run(self, app: Any, ctx: PodContext) -> int | None:
         try:
@@ -145,7 +150,8 @@ class ContainerRunner:
         code = KILLED if code is None else code
         self.exit_code = code
         self.state = "terminated"
-        self.reason = "Completed" if code == 0 else "Error"
+        self.reason = "OOMKilled" if self.oom else "Completed" if code == 0 else "Error"
+        self.oom = False
         self.ready = False
         self.started = False
         self.exited.set()
@@ -544,6 +550,9 @@ class PodWorker:
         sched = old.get("PodScheduled")
         if sched is not None:
             conds.append(sched)
+        target = old.get("DisruptionTarget")  # written by an eviction or a preemption
+        if target is not None:
+            conds.append(target)
         phase = self.phase
         return evolve(current.status, phase=phase, conditions=tuple(conds),
                       container_statuses=cstatuses,

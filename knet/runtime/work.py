@@ -107,6 +107,7 @@ class WorkModel:
     def __init__(self, now: Any) -> None:
         self._now = now
         self.pods: dict[str, PodWork] = {}
+        self.on_memory: Any = None  # the runtime's memory check (knet.runtime.pressure)
 
     def pod_started(self, pod: Pod) -> PodWork:
         lim = cpu_limit(pod)
@@ -118,6 +119,16 @@ class WorkModel:
 
     def pod_gone(self, key: str) -> None:
         self.pods.pop(key, None)
+
+    def set_memory(self, key: str, memory: float | str) -> None:
+        """The pod's working set now (bytes, or a quantity such as ``"300Mi"``): above a
+        container's limit it is OOM-killed; a node short of memory evicts (pressure.py)."""
+        w = self.pods.get(key)
+        if w is None:
+            return
+        w.memory = float(amount("memory", memory)) if isinstance(memory, str) else float(memory)
+        if self.on_memory is not None:
+            self.on_memory(key)
 
     def charge(self, key: str, cost: float | None = None) -> float:
         """Account one request; the delay (seconds) the CFS quota imposes before it runs."""
