@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean bench
+.PHONY: demo test lint perf venv clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,6 +19,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The wall-clock budgets of the tests marked perf (a quiet machine: not part of CI).
+perf: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m perf --perf
 
 # The quality gate (issue 14): ruff with the rule set of pyproject.toml, mypy on knet/.
 lint: $(STAMP)

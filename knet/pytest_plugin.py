@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from knet.errors import UsageError
 from knet.testing import ClusterFactory, Settings, default_loop, loop_factory, start_capture
 
 try:
@@ -177,8 +178,10 @@ async def knet_factory(request: pytest.FixtureRequest,
     ``async with knet_factory("b.yaml") as c:``; reverse-order teardown."""
     _check_loop(request)
     node = request.node
-    bases = [Path(str(node.path)).parent, request.config.rootpath] if hasattr(node, "path") \
-        else [request.config.rootpath]
+    # relative topology paths: next to the test file, then the rootdir, then where pytest ran
+    invoked = request.config.invocation_params.dir
+    bases = ([Path(str(node.path)).parent] if hasattr(node, "path") else []) + [
+        request.config.rootpath, invoked]
     factory = ClusterFactory(knet_settings, base_dirs=bases, name=node.nodeid)
     node.stash.setdefault(_FACTORIES, []).append(factory)
     try:
@@ -215,7 +218,11 @@ async def knet_cluster(request: pytest.FixtureRequest, knet_topology: Any,
     kwargs = dict(marker.kwargs) if marker is not None else {}
     kwargs.pop("topology", None)
     paths = [knet_topology] if isinstance(knet_topology, (str, Path)) else list(knet_topology)
-    return await knet_factory(paths, **kwargs)
+    try:
+        pending = knet_factory(paths, **kwargs)
+    except UsageError as e:  # e.g. a topology not found: one line, no traceback
+        pytest.fail(str(e), pytrace=False)
+    return await pending
 
 
 @pytest.fixture

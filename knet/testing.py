@@ -103,16 +103,22 @@ def _safe(name: str) -> str:
 
 
 def resolve_paths(paths: Iterable[str | Path], base_dirs: Sequence[Path]) -> tuple[str, ...]:
-    """Relative topology paths are looked up next to the test file, then at the rootdir."""
+    """Relative topology paths are looked up in ``base_dirs`` in order (the pytest plugin
+    passes: next to the test file, pytest's rootdir, the directory pytest was started from).
+    A path found nowhere is a one-line UsageError naming every place looked at."""
     out = []
     for p in paths:
         path = Path(p)
-        if not path.is_absolute() and str(p) != "-":
-            for base in base_dirs:
-                if (base / path).exists():
-                    path = base / path
-                    break
-        out.append(str(path))
+        if str(p) == "-":
+            out.append(str(p))
+            continue
+        looked = [path] if path.is_absolute() else (
+            list(dict.fromkeys(base / path for base in base_dirs)) or [path])
+        found = next((c for c in looked if c.exists()), None)
+        if found is None:
+            where = ", ".join(str(c) for c in looked)
+            raise UsageError(f"topology {str(p)!r} not found: looked at {where}")
+        out.append(str(found))
     return tuple(out)
 
 

@@ -1,15 +1,16 @@
-"""Robustness: ≥ 100,000 random and mutated packets through the pure answer function; never raises."""
+"""Robustness: 100,000 random and mutated packets through the pure answer function: it never
+raises, and every reply is a well-formed DNS response to the query it answers."""
 
 from __future__ import annotations
 
 import random
-import time
 
-from dnslib import DNSRecord
+from dnslib import DNSError, DNSRecord
 from hypothesis import given, settings, strategies as st
 
 from dns_factory import shop_objects
 from knet.dns import DnsView, answer, make_query
+from knet.dns.wire import FORMERR, NOERROR, NOTIMP, NXDOMAIN, REFUSED, SERVFAIL
 
 NAMES = ["cart.shop.svc.cluster.local.", "_http._tcp.cart.shop.svc.cluster.local.", "cart-db.shop.svc.cluster.local.",
          "20.7.96.10.in-addr.arpa.", "cluster.local.", "payments.shop.svc.cluster.local.", "x.y.z."]
@@ -22,8 +23,8 @@ def test_100k_random_and_mutated_packets():
     rng = random.Random(1234)
     seeds = [make_query(nm, t, id=i, edns=rng.choice([None, 512, 4096])) for i, (nm, t) in
              enumerate((a, b) for a in NAMES for b in TYPES)]
-    start = time.perf_counter()
-    count = replies = 0
+    replies = checked = 0
+    rcodes: set[int] = set()
     for i in range(100_000):
         kind = i % 4
         if kind == 0:
@@ -42,15 +43,30 @@ def test_100k_random_and_mutated_packets():
                     pkt[2:4] = rng.randbytes(2)  # random flags / opcode
             pkt = bytes(pkt)
         r = answer(v, pkt, ("10.0.0.1", 53), tcp=bool(i & 8))
-        count += 1
-        if r is not None:
-            replies += 1
-            assert r[:2] == pkt[:2]  # reply ID is the query's
-            assert r[2] & 0x80 and len(r) >= 12  # a response header
-            if not i & 8:
-                assert len(r) <= 4096
-    assert count == 100_000 and replies > 10_000
-    assert time.perf_counter() - start < 30  # generous on slow CI; typically ~3 s
+        if r is None:
+            continue
+        replies += 1
+        assert r[:2] == pkt[:2]  # reply ID is the query's
+        assert r[2] & 0x80 and len(r) >= 12  # a response header
+        if not i & 8:
+            assert len(r) <= 4096
+        if i % 10:
+            continue  # the full parse below on every tenth packet (dnslib is slow)
+        rcode = r[3] & 0x0F
+        rcodes.add(rcode)
+        assert rcode in (NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED), r
+        try:
+            query = DNSRecord.parse(pkt)
+        except (DNSError, UnicodeDecodeError):
+            continue  # dnslib refuses it (e.g. a non-UTF-8 label knet echoes back)
+        rec = DNSRecord.parse(r)  # well-formed: every section parses
+        if rcode in (NOERROR, NXDOMAIN) and query.questions:
+            # an answer is about exactly the question asked
+            assert [q.qname for q in rec.questions] == [query.questions[0].qname]
+            assert rec.questions[0].qtype == query.questions[0].qtype
+            checked += 1
+    assert replies > 10_000 and checked > 100
+    assert {NOERROR, FORMERR, NXDOMAIN} <= rcodes  # the mutations reach the answer paths
 
 
 @settings(max_examples=150, deadline=None)

@@ -313,3 +313,35 @@ def test_setup_failure_reports_and_writes_pcap(inner: pytest.Pytester, tmp_path:
                               f"  pcapng: {tmp_path}/*test_never_starts.pcapng"])
     (pcap,) = tmp_path.iterdir()
     assert pcap.stat().st_size > 0
+
+
+def test_relative_topology_not_found_says_where_it_looked(inner: pytest.Pytester) -> None:
+    # issue 12 item 14: the README snippet outside the repository
+    inner.makepyfile(test_outside_repo="""
+        import pytest
+
+        @pytest.mark.knet(topology="topologies/demo.yaml")
+        async def test_it(knet_cluster):
+            pass
+    """)
+    r = inner.runpytest_inprocess()
+    out = r.stdout.str()
+    assert r.parseoutcomes().get("errors") == 1, out
+    assert "Traceback" not in out and "ManifestError" not in out, out
+    where = inner.path / "topologies" / "demo.yaml"
+    assert f"topology 'topologies/demo.yaml' not found: looked at {where}" in out, out
+
+
+def test_relative_topology_found_from_the_invocation_directory(inner: pytest.Pytester) -> None:
+    (inner.path / "topos").mkdir()
+    (inner.path / "topos" / "echo.yaml").write_text(Path(ECHO).read_text())
+    sub = inner.path / "tests"
+    sub.mkdir()
+    (sub / "test_x.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.knet(topology='topos/echo.yaml')\n"
+        "async def test_it(knet_cluster):\n"
+        "    assert knet_cluster.pods()\n")
+    (sub / "pytest.ini").write_text(INI)  # rootdir = tests/, invoked from its parent
+    r = inner.runpytest_inprocess(str(sub))
+    r.assert_outcomes(passed=1)

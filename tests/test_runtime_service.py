@@ -148,8 +148,7 @@ async def test_dns_goes_through_the_coredns_pods() -> None:
 @virtual_time
 async def test_env_from_configmap_and_downward_api() -> None:
     async with run(TOPO) as c:
-        w = c._require_worker("default/client")
-        env = w.containers[0].ctx.env
+        env = c.pod("default/client").env()
         assert env["COLOR"] == "blue" and env["CFG_size"] == "large"
         assert env["GREETING"] == "hello blue"
         assert env["MY_POD_IP"] == c.pod("default/client").ip

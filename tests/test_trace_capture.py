@@ -189,7 +189,7 @@ async def test_filters_like_hubble_observe() -> None:
     await runner.cleanup()
     got = {k: len(c.flows()) for k, c in caps.items()}
     assert got == cases
-    assert fabric._taps == []
+    assert fabric.tap_count == 0
     with pytest.raises(UsageError):
         Capture(fabric, prot="tcp")
     with pytest.raises(UsageError):
@@ -258,16 +258,16 @@ async def test_free_when_off() -> None:
         await _http_get(fabric, f"http://{WEB_VIP}/")
     finally:
         sys.setprofile(None)
-    assert fabric._taps == [] and calls == []
+    assert fabric.tap_count == 0 and calls == []
     async with Capture(fabric) as cap:
-        assert len(fabric._taps) == 1
+        assert fabric.tap_count == 1
         sys.setprofile(profiler)
         try:
             await _http_get(fabric, f"http://{WEB_VIP}/")
         finally:
             sys.setprofile(None)
     # While on, recording is list.append (a C call): no Python code of knet.trace runs.
-    assert calls == [] and fabric._taps == []
+    assert calls == [] and fabric.tap_count == 0
     assert len(cap.events) > 0
     await runner.cleanup()
 

@@ -16,6 +16,8 @@ from knet.errors import KnetError, ManifestError, UsageError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(None, "--version", package_name="knet", prog_name="knet",
+                      message="%(prog)s %(version)s")
 def cli() -> None:
     """knet: Kubernetes networking and service routing, emulated."""
 

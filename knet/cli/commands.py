@@ -99,14 +99,25 @@ def get(kind: str, name: str | None, namespace: str | None, all_namespaces: bool
         server: str | None, cluster: str | None) -> int:
     """Show converged objects the way kubectl does (pods, svc, nodes, endpointslices, …, all);
     without -f, from the running knet up."""
-    from knet.cli.get import run_get
+    from knet.cli.get import NoResources, run_get
+    from knet.errors import KnetError
 
     url = server_for(server, files, cluster)
-    if url is not None:
-        click.echo(remote_get(url, kind, name, namespace, all_namespaces, output), nl=False)
-        return 0
-    cluster = load_cluster(files, seed)
-    click.echo(run_get(cluster, kind, name, namespace, all_namespaces, output), nl=False)
+    try:
+        if url is not None:
+            click.echo(remote_get(url, kind, name, namespace, all_namespaces, output), nl=False)
+            return 0
+        if not files:
+            raise UsageError("no input: give -f PATH (a file, a directory, or - for stdin), or "
+                             "start a cluster with `knet up -f PATH` and run knet get without -f")
+        state = load_cluster(files, seed)
+        click.echo(run_get(state, kind, name, namespace, all_namespaces, output), nl=False)
+    except NoResources as e:  # kubectl: the message on stderr, exit 0
+        click.echo(str(e), err=True)
+    except KnetError as e:
+        if not str(e).startswith("No resources found"):  # the same, from a running knet up
+            raise
+        click.echo(str(e), err=True)
     return 0
 
 

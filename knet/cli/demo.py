@@ -86,12 +86,24 @@ def demo(files: tuple[str, ...], seed: int | None, pcap: str) -> int:
     if not files:
         files = ("topologies/demo.yaml",)
     cluster = load_cluster(files, seed)
+    missing = [what for kind, key, what in (
+        ("Pod", "default/client", "a pod default/client (it sends the request)"),
+        ("Service", "default/web", "a Service default/web (HTTP on port 80)"))
+        if not any(o.metadata.key == key for o in cluster.objects(kind))]
+    if missing:
+        from knet.errors import UsageError
+
+        raise UsageError(
+            f"knet demo needs {' and '.join(missing)}, as topologies/demo.yaml has; "
+            f"{' '.join(files)} does not. For another topology use knet get, trace, dig, route "
+            "or up")
     click.echo(f"$ knet get pods -o wide -f {' -f '.join(files)}")
     click.echo(run_get(cluster, "pods", None, None, False, "wide"))
     for line in run_virtual(_story(files, seed, pcap)):
         click.echo(line)
     f = " ".join(f"-f {x}" for x in files)
-    click.echo(f"""
+    if cluster.ingresses():  # --ingress and route only where an ingress controller answers
+        click.echo(f"""
 ▸ try next (after `source .venv/bin/activate`, or with .venv/bin/knet):
   knet trace {f} --from default/client --url http://web/      # every hop, the deciding rules
   knet rules {f} --node knet-worker                          # the node's kube-proxy rules
@@ -100,4 +112,12 @@ def demo(files: tuple[str, ...], seed: int | None, pcap: str) -> int:
   knet up {f} --dns 127.0.0.1:5353 --ingress 127.0.0.1:8080
       then: dig @127.0.0.1 -p 5353 web.default.svc.cluster.local
             curl -H 'Host: a.example.com' http://127.0.0.1:8080/""")
+    else:
+        click.echo(f"""
+▸ try next (after `source .venv/bin/activate`, or with .venv/bin/knet):
+  knet trace {f} --from default/client --url http://web/      # every hop, the deciding rules
+  knet rules {f} --node knet-worker                          # the node's kube-proxy rules
+  knet dig {f} web --from default/client                     # DNS with the pod's search path
+  knet up {f} --dns 127.0.0.1:5353
+      then: dig @127.0.0.1 -p 5353 web.default.svc.cluster.local""")
     return 0

@@ -80,8 +80,14 @@ def run_get(cluster: Any, kind: str, name: str | None, namespace: str | None,
             loopback: Mapping[str, str] | None = None) -> str:
     """kubectl's output for ``kind``. ``loopback`` (from a running ``knet up``): each node's
     loopback address for real clients, shown as a last ``-o wide`` column of nodes."""
-    k = resolve_kind(kind)
-    kinds = ALL_KINDS if k == "all" else [k]
+    # kubectl get pods,svc: several types, each table's names prefixed with the type
+    kinds: list[str] = []
+    for part in kind.split(","):
+        rk = resolve_kind(part) if part else resolve_kind(kind)
+        for kk in (ALL_KINDS if rk == "all" else [rk]):
+            if kk not in kinds:
+                kinds.append(kk)
+    k = "all" if len(kinds) > 1 else kinds[0]
     ns = None if all_namespaces else (namespace or "default")
     selected: list[tuple[str, list[Any]]] = []
     for kk in kinds:
@@ -126,8 +132,12 @@ def run_get(cluster: Any, kind: str, name: str | None, namespace: str | None,
         out.append(table(cols, rows))
     if not out:
         where = f" in {ns} namespace" if ns is not None else ""
-        raise NotFound(f"No resources found{where}.")
+        raise NoResources(f"No resources found{where}.")
     return "\n".join(out)
+
+
+class NoResources(NotFound):
+    """kubectl prints "No resources found in NS namespace." on stderr and exits 0."""
 
 
 def table(cols: list[str], rows: Iterable[list[str]]) -> str:
@@ -213,15 +223,19 @@ def _pod_status(pod: Pod) -> str:
     st = pod.status
     if st.reason:
         return st.reason
-    for cs in st.init_container_statuses:
+    sidecars = {c.name for c in pod.spec.init_containers if c.restart_policy == "Always"}
+    for i, cs in enumerate(st.init_container_statuses):  # kubectl printPod
+        if cs.state == "terminated" and cs.reason in ("", "Completed") and not cs.exit_code:
+            continue
+        if cs.name in sidecars and cs.started:
+            continue  # a started sidecar does not hold initialisation
         if cs.state == "terminated" and cs.reason not in ("", "Completed"):
             return f"Init:{cs.reason}"
-        if cs.state == "waiting" and cs.reason:
+        if cs.state == "terminated":
+            return f"Init:ExitCode:{cs.exit_code}"
+        if cs.state == "waiting" and cs.reason and cs.reason != "PodInitializing":
             return f"Init:{cs.reason}"
-        if cs.state != "terminated":
-            n = len(pod.spec.init_containers)
-            done = sum(1 for c in st.init_container_statuses if c.state == "terminated")
-            return f"Init:{done}/{n}"
+        return f"Init:{i}/{len(pod.spec.init_containers)}"
     for cs in st.container_statuses:
         if cs.state == "waiting" and cs.reason:
             return cs.reason
@@ -230,11 +244,26 @@ def _pod_status(pod: Pod) -> str:
     return st.phase
 
 
+def _restarts(pod: Pod, status: str) -> int:
+    """kubectl printPod: while the pod initialises, the init containers' restarts; after, the
+    restartable (sidecar) init containers' plus the regular containers'."""
+    st = pod.status
+    if status.startswith("Init:"):
+        return sum(c.restart_count for c in st.init_container_statuses)
+    sidecars = {c.name for c in pod.spec.init_containers if c.restart_policy == "Always"}
+    return (sum(c.restart_count for c in st.init_container_statuses if c.name in sidecars)
+            + sum(c.restart_count for c in st.container_statuses))
+
+
 def _pod_row(cluster: Any, pod: Pod, wide: bool) -> list[str]:
-    n = len(pod.spec.containers)
-    ready = sum(1 for c in pod.status.container_statuses if c.ready)
-    restarts = sum(c.restart_count for c in pod.status.container_statuses)
-    row = [pod.metadata.name, f"{ready}/{n}", _pod_status(pod), str(restarts), age(cluster, pod)]
+    # kubectl counts restartable (sidecar) init containers among the pod's containers
+    sidecars = {c.name for c in pod.spec.init_containers if c.restart_policy == "Always"}
+    n = len(pod.spec.containers) + len(sidecars)
+    ready = sum(1 for c in pod.status.container_statuses if c.ready) + sum(
+        1 for c in pod.status.init_container_statuses if c.name in sidecars and c.ready)
+    status = _pod_status(pod)
+    row = [pod.metadata.name, f"{ready}/{n}", status, str(_restarts(pod, status)),
+           age(cluster, pod)]
     if wide:
         row += [str(pod.ip) if pod.ip else "<none>", pod.spec.node_name or "<none>",
                 pod.status.nominated_node_name or "<none>",
@@ -377,6 +406,18 @@ def _ds_row(cluster: Any, d: DaemonSet, wide: bool) -> list[str]:
     return row + [*_containers(d.template), _selector_str(d.selector)] if wide else row
 
 
+def _job_duration(cluster: Any, st: Any) -> str:
+    """kubectl printJob: empty without status.startTime; completionTime − startTime once
+    finished, else the time since the start."""
+    start = _epoch(st.start_time) if st is not None and st.start_time else None
+    if start is None:
+        return ""
+    end = _epoch(st.completion_time) if st.completion_time else getattr(cluster, "now", None)
+    if end is None or end < start:
+        return ""
+    return human_duration(end - start)
+
+
 def _job_header(wide: bool) -> list[str]:
     h = ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
     return h + ["CONTAINERS", "IMAGES", "SELECTOR"] if wide else h
@@ -384,10 +425,14 @@ def _job_header(wide: bool) -> list[str]:
 
 def _job_row(cluster: Any, j: Job, wide: bool) -> list[str]:
     pods = _owned_pods(cluster, j) if j.selector else []
-    done = sum(1 for p in pods if p.status.phase == "Succeeded")
+    st = j.status
+    done = st.succeeded if st is not None else sum(
+        1 for p in pods if p.status.phase == "Succeeded")
     want = j.completions if j.completions is not None else 1
-    status = "Complete" if done >= want else "Running"
-    row = [j.metadata.name, status, f"{done}/{want}", "<unknown>", age(cluster, j)]
+    status = (getattr(st, "finished", "") or "Running") if st is not None else (
+        "Complete" if done >= want else "Running")
+    row = [j.metadata.name, status, f"{done}/{want}", _job_duration(cluster, st),
+           age(cluster, j)]
     return row + [*_containers(j.template), _selector_str(j.selector)] if wide else row
 
 

@@ -74,8 +74,9 @@ class Store:
     def require(self, kind: str, namespace: str, name: str) -> Any:
         obj = self.get(kind, namespace, name)
         if obj is None:
-            where = f"{namespace}/{name}" if namespace else name
-            raise NotFound(f"{kind} {where} not found")
+            from knet.control.suggest import not_found
+
+            raise NotFound(not_found(kind, namespace, name, self._by_kind.get(kind, {})))
         return obj
 
     def list(self, kind: str, namespace: str | None = None) -> list[Any]:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from knet import heap
 from knet.errors import UsageError
 
 
@@ -58,7 +59,7 @@ def _say(stream: Any, text: str) -> None:
 
 async def run_up(opts: UpOptions) -> int:
     import knet.runtime as runtime
-    from knet.control import Cluster
+    from knet.control import Cluster, ingressnginx
     from knet.expose import state as statefile
     from knet.expose.control import ControlServer
     from knet.expose.loopback import Loopback
@@ -139,6 +140,9 @@ async def run_up(opts: UpOptions) -> int:
         await gw.start()
         if opts.dns is not None:
             await gw.serve_dns(*opts.dns)
+        if (opts.ingress or opts.ingress_tls) and ingressnginx.controller_address(state) is None:
+            raise UsageError("--ingress: the topology has no ingress controller (no Ingress and "
+                             "no ingress-nginx controller): nothing would answer")
         if opts.ingress is not None:
             await gw.serve_ingress("ingress", *opts.ingress, service_port=80)
         if opts.ingress_tls is not None:
@@ -194,6 +198,7 @@ async def run_up(opts: UpOptions) -> int:
             _say(out, "")
             _say(out, f"export KUBECONFIG={api.kubeconfig}")
         _say(out, "")
+        heap.settle()  # the booted cluster is long-lived: out of later collections
         _say(out, "up; Ctrl-C to stop")
 
         await stop.wait()

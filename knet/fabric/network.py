@@ -680,6 +680,11 @@ class Fabric:
         self._taps.append(tap)
         return lambda: self._taps.remove(tap) if tap in self._taps else None
 
+    @property
+    def tap_count(self) -> int:
+        """How many observers are attached (0: the hot path records nothing)."""
+        return len(self._taps)
+
     # ----------------------------------------------------------------- carrying packets
 
     def _cross(self, a: str, b: str, pkt: Packet) -> float | None:

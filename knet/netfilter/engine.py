@@ -13,8 +13,9 @@ Invariants (semantics per the kube-proxy reference §3 and the kernel's netfilte
   through an index on (dst, proto, dport) that only skips rules which cannot match;
   ``rules_walked`` still counts what the kernel walks sequentially.
 - Per-flow fast path: when a packet hits a conntrack entry, its outcome is a function of the
-  entry, the direction, the packet's interfaces/mark/flags and the rule-set generation
-  (``knet.netfilter.rules.GENERATION``, bumped by every table change), unless a stateful
+  entry, the direction, the packet's interfaces/mark/flags and the generation (the
+  ruleset's, bumped by every change to its tables, plus this Netfilter's own, bumped when its
+  local addresses change: ``Netfilter._stamp``), unless a stateful
   match (statistic, recent, ipset, addrtype over a caller-supplied predicate) was evaluated.
   So the first such packet is evaluated fully and its outcome cached on the entry; the next
   ones are one dict lookup + the header rewrite + the conntrack update. The cached outcome
@@ -93,7 +94,6 @@ from knet.netfilter.compiler import (
 from knet.netfilter.ipset import IPSet
 from knet.netfilter.packet import IPAddress, Packet
 from knet.netfilter.rules import (
-    GENERATION,
     AddrTypeMatch,
     Chain,
     ConntrackMatch,
@@ -112,7 +112,6 @@ from knet.netfilter.rules import (
     UnknownTarget,
     Verdict,
     VerdictTarget,
-    bump,
 )
 
 
@@ -427,8 +426,8 @@ class FlowOutcome(NamedTuple):
     oif: str | None       # 3
     mark: int             # 4: the packet's mark on arrival
     flags: str            # 5: TCP flags
-    generation: int       # 6: rules.GENERATION when stored
-    ruleset: object       # 7: the RuleSet evaluated
+    generation: int       # 6: Netfilter._stamp(ruleset) when stored
+    ruleset: RuleSet | None  # 7: the RuleSet evaluated
     verdict: str          # 8
     local: bool           # 9
     reject_with: str      # 10
@@ -814,8 +813,10 @@ class Netfilter:
         # the chain memo (module docstring, kept on the chains' caches); off: every chain is
         # evaluated rule by rule (the tests' reference)
         self._memo = True
-        # hook runs through the memo: [generation, {(hook, tables, family): [ruleset, memo]}]
-        self._hook_memo: list = [-1, {}]
+        # hook runs through the memo: {(hook, tables, family): [ruleset, memo, stamp]}
+        self._hook_memo: dict[tuple, list] = {}
+        # this node's share of the cache stamps (``_stamp``): bumped when what is local changes
+        self._gen = [0]
 
     # -- configuration
     def is_local(self, addr: IPAddress) -> bool:
@@ -829,7 +830,12 @@ class Netfilter:
     def set_local_addresses(self, addrs: Iterable[IPAddress]) -> None:
         self._local_fn = None
         self._local = frozenset((a.version, int(a)) for a in addrs)
-        bump()  # cached flow outcomes depended on what was local
+        self._gen[0] += 1  # cached flow outcomes depended on what was local
+
+    def _stamp(self, rs: RuleSet | None) -> int:
+        """What a cached outcome is valid for: the ruleset's generation plus this node's (both
+        only grow, so any change to either changes the sum)."""
+        return self._gen[0] + (rs._gen[0] if rs is not None else 0)
 
     # -- the Engine protocol
     def forward(self, packet: Packet, iif: str, now: float, *, explain: bool | None = None
@@ -894,8 +900,9 @@ class Netfilter:
                             entry.fast_o = fp
                         else:
                             entry.fast_r = fp
-                if (fp is not None and fp[6] == GENERATION[0]
+                if (fp is not None
                         and fp[7] is self.rulesets.get(src._version)  # type: ignore[union-attr]  # ipaddress int
+                        and fp[6] == self._gen[0] + (fp[7]._gen[0] if fp[7] is not None else 0)
                         and (fp[21] is not None or not explain)
                         and (self._local_fn is None or self.is_local(fp[22]) == fp[23])):
                     # the cached outcome for this packet
@@ -1076,7 +1083,7 @@ class Netfilter:
             # (a tuple subclass forgoes CPython's exact-tuple indexing: -25% conntrack hits)
             fp = tuple(FlowOutcome(
                 first=first, seen_reply=flow_key[2], iif=packet.iif, oif=packet.oif,
-                mark=packet.mark, flags=packet.flags, generation=GENERATION[0], ruleset=rs,
+                mark=packet.mark, flags=packet.flags, generation=self._stamp(rs), ruleset=rs,
                 verdict=verdict, local=local, reject_with=reject_with, rules_walked=w.walked,
                 unknown=unknown, ctstates=w.ctstates, ctstate=state, src=final.src,
                 sport=final.sport, dst=final.dst, dport=final.dport, out_mark=w.mark,
@@ -1154,11 +1161,10 @@ class Netfilter:
         if not w.memo or rs is None:
             return self._hook_tables(w, rs, hook, tables)
         hm = self._hook_memo
-        if hm[0] != GENERATION[0]:
-            hm[0], hm[1] = GENERATION[0], {}
-        slot = hm[1].get((hook, tables, rs.family))
-        if slot is None or slot[0] is not rs:
-            slot = hm[1][(hook, tables, rs.family)] = [rs, [[], 0]]
+        stamp = self._gen[0] + rs._gen[0]
+        slot = hm.get((hook, tables, rs.family))
+        if slot is None or slot[0] is not rs or slot[2] != stamp:
+            slot = hm[(hook, tables, rs.family)] = [rs, [[], 0], stamp]
         m = slot[1]
         nat_done = w.nat_done
         for g, d, _mask in m[0]:
@@ -1230,10 +1236,11 @@ class Netfilter:
             cache = c._index = _ChainCache(c, w.family)
         if not w.memo:
             return self._run_rules(w, t, c, cache, depth)  # type: ignore[arg-type]
-        if cache.memo_nf is not self or cache.memo_gen != GENERATION[0]:  # type: ignore[attr-defined]
+        stamp = self._gen[0] + t._gen[0]
+        if cache.memo_nf is not self or cache.memo_gen != stamp:  # type: ignore[attr-defined]
             cache.memo = None  # type: ignore[attr-defined]
             cache.memo_nf = self  # type: ignore[attr-defined]
-            cache.memo_gen = GENERATION[0]  # type: ignore[attr-defined]
+            cache.memo_gen = stamp  # type: ignore[attr-defined]
             cache.impure = 0  # type: ignore[attr-defined]
             cache.seen = False  # type: ignore[attr-defined]
         m = cache.memo  # type: ignore[attr-defined]
@@ -1402,9 +1409,9 @@ class Netfilter:
                 if kind == T_JUMP:
                     # the target chain, resolved once per rule-set generation
                     subs = cache.subs
-                    if subs is None or cache.subs_gen != GENERATION[0]:
+                    if subs is None or cache.subs_gen != t._gen[0]:
                         subs = cache.subs = {}
-                        cache.subs_gen = GENERATION[0]
+                        cache.subs_gen = t._gen[0]
                     if pos in subs:
                         sub = subs[pos]
                     else:

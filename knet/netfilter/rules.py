@@ -22,6 +22,7 @@ import functools
 import gc
 import heapq
 import re
+from typing import Any
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -1182,58 +1183,68 @@ def _fast_save(args: tuple[str, ...], family: int) -> str | None:
 # --------------------------------------------------------------------------------------------
 # Rule / Chain / Table / RuleSet
 
-GENERATION = [0]
-"""Bumped by every change to any chain, table or ruleset made through their methods (rules
-added/removed/replaced, chains created/deleted, policies set). The evaluator's per-flow
-caches are valid only for the generation they were made in. Mutating ``Chain.rules``
-in place bypasses it: use the Table methods."""
+# Generations. A RuleSet's generation (``RuleSet.generation``) is bumped by every change made
+# through the methods of the RuleSet, its tables and chains (rules added/removed/replaced,
+# chains created/deleted, policies set). The evaluator's per-flow caches are valid only for
+# the generation they were made in. Mutating ``Chain.rules`` in place bypasses it: use the
+# Table methods. The counter is a one-element list shared by the RuleSet, its tables, their
+# chain dicts and chains (``_gen``): a change bumps its own ruleset only, so two clusters in
+# one process never invalidate each other's caches. A chain belongs to the table it was last
+# put in.
+
+Generation = list[int]  # [n]: one mutable cell, shared
 
 
-def bump() -> None:
-    GENERATION[0] += 1
+class ChainDict(dict[str, "Chain"]):
+    """``Table.chains``: a dict that bumps the generation when chains come and go, and puts
+    the chains it receives on its table's generation."""
 
+    __slots__ = ("_gen",)
 
-class ChainDict(dict):
-    """``Table.chains``: a dict that bumps the generation when chains come and go."""
-
-    __slots__ = ()
+    def __init__(self, gen: Generation) -> None:
+        super().__init__()
+        self._gen = gen
 
     def __setitem__(self, key: str, value: Chain) -> None:
         dict.__setitem__(self, key, value)
-        GENERATION[0] += 1
+        value._gen = self._gen
+        self._gen[0] += 1
 
     def __delitem__(self, key: str) -> None:
         dict.__delitem__(self, key)
-        GENERATION[0] += 1
+        self._gen[0] += 1
 
-    def pop(self, *args: object) -> object:
-        GENERATION[0] += 1
+    def pop(self, *args: Any) -> Any:
+        self._gen[0] += 1
         return dict.pop(self, *args)
 
     def clear(self) -> None:
         dict.clear(self)
-        GENERATION[0] += 1
+        self._gen[0] += 1
 
-    def update(self, *args: object, **kw: object) -> None:
+    def update(self, *args: Any, **kw: Any) -> None:
         dict.update(self, *args, **kw)
-        GENERATION[0] += 1
+        for c in self.values():
+            c._gen = self._gen
+        self._gen[0] += 1
 
-    def setdefault(self, key: str, default: object = None) -> object:
-        GENERATION[0] += 1
-        return dict.setdefault(self, key, default)
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        self._gen[0] += 1
+        c = dict.setdefault(self, key, default)
+        if c is not None:
+            c._gen = self._gen
+        return c
 
 
 @contextmanager
-def bulk_build(*, freeze: bool = True) -> Iterator[None]:
+def bulk_build() -> Iterator[None]:
     """Build many Rules (a full kube-proxy sync) without paying for the cyclic GC.
 
     Inside, the collector is disabled: a full build allocates ~10^6 acyclic objects (Rules,
     argument tuples, strings) and generational passes would otherwise triple its cost. On
-    exit the collector is restored and, with ``freeze`` (the default), ``gc.freeze()`` moves
-    everything alive into the permanent generation, so later collections (every packet
-    allocates) no longer re-scan the hundreds of thousands of long-lived rule objects.
-    Nested uses are cheap: only the outermost one freezes. Rules are never part of reference
-    cycles, so freezing them leaks nothing.
+    exit the collector is restored as it was; nested uses restore it once, at the outermost.
+    Moving the long-lived result out of later collections (``gc.freeze()``) is a process-wide
+    choice left to entry points: ``knet.heap.settle``.
     """
     was = gc.isenabled()
     depth = _BULK_DEPTH[0]
@@ -1243,11 +1254,8 @@ def bulk_build(*, freeze: bool = True) -> Iterator[None]:
         yield
     finally:
         _BULK_DEPTH[0] = depth
-        if depth == 0:
-            if freeze:
-                gc.freeze()
-            if was:
-                gc.enable()
+        if depth == 0 and was:
+            gc.enable()
 
 
 _BULK_DEPTH = [0]
@@ -1301,9 +1309,10 @@ class Chain:
     """A chain: name, policy (built-ins only) and rules. Mutate through Table/Chain methods
     so that the evaluator's per-chain index is invalidated (``version`` bumps)."""
 
-    __slots__ = ("name", "_policy", "rules", "seqs", "version", "declared", "_index")
+    __slots__ = ("name", "_policy", "rules", "seqs", "version", "declared", "_index", "_gen")
 
     def __init__(self, name: str, policy: str | None = None, declared: bool = True) -> None:
+        self._gen: Generation = [0]  # its table's, once in one
         self.name = name
         self._policy = policy  # "ACCEPT"/"DROP" for built-ins, None for user chains
         self.rules: list[Rule] = []
@@ -1319,7 +1328,7 @@ class Chain:
     @policy.setter
     def policy(self, value: str | None) -> None:
         self._policy = value
-        bump()
+        self._gen[0] += 1
 
     @property
     def builtin(self) -> bool:
@@ -1328,7 +1337,7 @@ class Chain:
     def _touch(self) -> None:
         self.version += 1
         self._index = None
-        GENERATION[0] += 1
+        self._gen[0] += 1
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -1340,12 +1349,13 @@ class Chain:
 class Table:
     """One table: chains in declaration order (built-ins always present)."""
 
-    __slots__ = ("name", "family", "chains", "_seq", "stale", "version")
+    __slots__ = ("name", "family", "chains", "_seq", "stale", "version", "_gen")
 
-    def __init__(self, name: str, family: int = 4) -> None:
+    def __init__(self, name: str, family: int = 4, gen: Generation | None = None) -> None:
         self.name = name
         self.family = family
-        self.chains: dict[str, Chain] = ChainDict()
+        self._gen: Generation = gen if gen is not None else [0]  # its ruleset's
+        self.chains: dict[str, Chain] = ChainDict(self._gen)
         for b in BUILTIN_CHAINS.get(name, ()):
             self.chains[b] = Chain(b, "ACCEPT", declared=False)
         self._seq = 0
@@ -1462,6 +1472,16 @@ class Table:
     def rule_count(self) -> int:
         return sum(len(c.rules) for c in self.chains.values())
 
+    def _adopt(self, gen: Generation) -> None:
+        """Move this table (its chain dict and chains) onto ``gen``."""
+        self._gen = gen
+        chains = self.chains
+        if isinstance(chains, ChainDict):
+            chains._gen = gen
+        for c in chains.values():
+            c._gen = gen
+        gen[0] += 1
+
     def __repr__(self) -> str:
         return f"<Table {self.name} chains={len(self.chains)} rules={self.rule_count()}>"
 
@@ -1471,12 +1491,26 @@ class RuleSet:
     """A node's tables for one family: ``{"filter": Table, "nat": Table, ...}``."""
     family: int = 4
     tables: dict[str, Table] = field(default_factory=dict)
+    _gen: Generation = field(default_factory=lambda: [0], repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for t in self.tables.values():
+            t._adopt(self._gen)
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every change to this ruleset's tables, chains and rules."""
+        return self._gen[0]
+
+    def bump(self) -> None:
+        """Invalidate what was cached about this ruleset (e.g. the node's addresses changed)."""
+        self._gen[0] += 1
 
     def table(self, name: str) -> Table:
         t = self.tables.get(name)
         if t is None:
-            t = self.tables[name] = Table(name, self.family)
-            bump()
+            t = self.tables[name] = Table(name, self.family, self._gen)
+            self._gen[0] += 1
         return t
 
     def __getitem__(self, name: str) -> Table:

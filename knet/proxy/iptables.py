@@ -659,7 +659,7 @@ def build(
     host: HostOptions | None = None,
 ) -> tuple[RuleSet, RestoreInput]:
     """``build_ruleset`` plus the structured restore input (``.text`` is the restore text)."""
-    with bulk_build():  # one-shot build: freeze the rules out of later GC passes
+    with bulk_build():  # no GC passes during the build (freezing is the entry point's: knet.heap)
         return _build(node, services, slices, proxy_config, cluster_config, family, host)
 
 
@@ -816,7 +816,7 @@ class Proxier:
     def sync(self, now: float) -> SyncResult:
         # No gc.freeze() here: a long-running node syncs often, and freezing everything alive
         # (the runtime's cyclic objects included) at each sync would keep their garbage forever.
-        with bulk_build(freeze=False):
+        with bulk_build():
             return self._sync(now)
 
     def _set_port(self, spn: ServicePortName, pr: PortRules | None) -> None:

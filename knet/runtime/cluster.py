@@ -777,6 +777,11 @@ class PodHandle:
         """The container's virtual filesystem (what exec probes and ``cat`` see)."""
         return self._runner(container).fs
 
+    def env(self, container: str | None = None) -> dict[str, str]:
+        """The container's environment as its process sees it (env, envFrom, downward API)."""
+        r = self._runner(container)
+        return dict(r.ctx.env) if r.ctx is not None else {}
+
     def logs(self, container: str | None = None) -> list[str]:
         r = self._runner(container)
         return list(r.ctx.logs) if r.ctx is not None else []
