@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from knet.cli import main
 from knet.control import Cluster
@@ -211,3 +213,29 @@ def test_v1alpha1_kinds_map_onto_the_same_engine() -> None:
         'metadata.name="default" can be created in the cluster',
         'spec.ingress[0].action: Unsupported value: "Pass": supported values: "Allow", "Deny"',
     ])
+
+
+def _values() -> st.SearchStrategy[Any]:
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 70000),
+                        st.sampled_from(["", "x", "TCP", "Ingress", "Accept", "10.0.0.0/8",
+                                         "bad/99", "serve-80", "Pass", "Admin"]))
+    keys = st.sampled_from(["podSelector", "policyTypes", "ingress", "egress", "from", "to",
+                            "ports", "port", "endPort", "protocol", "ipBlock", "cidr", "except",
+                            "namespaceSelector", "matchLabels", "tier", "priority", "subject",
+                            "namespaces", "pods", "networks", "nodes", "action", "name",
+                            "protocols", "tcp", "destinationPort", "range", "start", "end",
+                            "number", "destinationNamedPort", "portNumber", "portRange"])
+    return st.recursive(scalars, lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(keys, inner, max_size=4)), max_leaves=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_values(), st.sampled_from(
+    ["NetworkPolicy", "ClusterNetworkPolicy", "AdminNetworkPolicy",
+     "BaselineAdminNetworkPolicy"]))
+def test_any_spec_is_parsed_or_rejected_with_located_problems(spec, kind) -> None:
+    doc = netpol(spec) if kind == "NetworkPolicy" else cnp(spec, kind=kind, name="default")
+    try:
+        load(doc)
+    except ManifestError as e:
+        assert e.problems and all(p.line > 0 for p in e.problems)

@@ -16,6 +16,8 @@ _JUMP = re.compile(r" -[jg] (\S+)")
 
 def describe_step(step: Step) -> str:
     """``KUBE-SERVICES rule 3 "default/web:http cluster IP" → KUBE-SVC-…``."""
+    if step.table == "policy":  # the network-policy hook: "network policy: allowed: …"
+        return step.note
     if not step.rule:
         where = f"{step.chain} ({step.table})" if step.table and step.chain else (
             step.chain or step.hook)
