@@ -18,15 +18,7 @@ from typing import Any
 from knet.errors import NotFound, UsageError
 from knet.model import Node, Pod
 from knet.netfilter import Outcomes, Result
-from knet.netfilter.packet import IPAddress, Packet, Proto
-
-WIRE = "eth0"
-
-
-def veth_name(netns: str) -> str:
-    from knet.fabric.network import veth_name as _veth  # one naming rule for the whole project
-
-    return _veth(netns)
+from knet.netfilter.packet import WIRE, IPAddress, Packet, Proto, veth_name
 
 
 @dataclass(slots=True)

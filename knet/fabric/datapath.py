@@ -21,13 +21,9 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Any, Protocol, runtime_checkable
 
 from knet.fabric.transport import addr_key
+from knet.netfilter.packet import LOCAL as LOCAL  # re-exported: entered_from values
+from knet.netfilter.packet import WIRE as WIRE
 from knet.netfilter.packet import Packet
-
-WIRE = "eth0"
-"""``entered_from`` for packets arriving from another node or from outside the cluster."""
-
-LOCAL = ""
-"""``entered_from`` for packets the node itself generates (host-network sockets)."""
 
 
 class Verdict(enum.StrEnum):

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import errno
-import hashlib
 import random
 import socket
 import ssl as ssl_module
@@ -38,7 +37,7 @@ from knet.fabric.datapath import LOCAL, WIRE, Datapath, Hop, PassThroughDatapath
 from knet.fabric.tcp import M32, SYN_RECV, SYN_SENT, TCP, FabricServer, FabricTransport, Listener
 from knet.fabric.transport import addr_key
 from knet.fabric.udp import UDP, FabricDatagramTransport
-from knet.netfilter.packet import Packet, Proto
+from knet.netfilter.packet import Packet, Proto, veth_name
 
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
@@ -132,11 +131,6 @@ def as_hop(hop: Any) -> Hop:
     reject = (reject_kind(hop.reject_with) if verdict is _REJECT
               else RejectWith.ICMP_PORT_UNREACHABLE)
     return Hop(verdict, hop.packet, bool(hop.local), reject, hop)
-
-
-def veth_name(netns: str) -> str:
-    """Host-side veth name as kindnet/ptp CNI names it: ``veth`` + 8 hex digits."""
-    return "veth" + hashlib.sha1(netns.encode()).hexdigest()[:8]
 
 
 def _ip(value: object) -> IPAddress:

@@ -18,12 +18,12 @@ import random
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from email.utils import formatdate
 from collections.abc import Iterable, Mapping
 from urllib.parse import quote
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from knet.ingress.responses import http_date
 from knet.ingress.annotations import Annotations, Canary
 from knet.ingress.routes import (
     BadRequest, ControllerConfig, Location, RoutingTable, Server, Upstream, build_table,
@@ -385,7 +385,7 @@ class Router:
         address = self._round_robin(u, addrs)
         parts = [f"{aff.cookie_name}={cookie_value(u, address)}"]
         if aff.cookie_expires.isdigit():
-            parts.append("Expires=" + formatdate(now + int(aff.cookie_expires), usegmt=True))
+            parts.append("Expires=" + http_date(now + int(aff.cookie_expires)))
         if aff.cookie_max_age.isdigit():
             parts.append(f"Max-Age={aff.cookie_max_age}")
         if aff.cookie_domain:

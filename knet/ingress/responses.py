@@ -6,6 +6,8 @@ ingress-nginx default): the tail shows ``nginx`` without a version.
 
 from __future__ import annotations
 
+import datetime
+
 REASONS: dict[int, str] = {
     200: "OK", 204: "No Content",
     301: "Moved Permanently", 302: "Found", 303: "See Other", 307: "Temporary Redirect",
@@ -32,3 +34,15 @@ def page(status: int) -> bytes:
 
 def reason(status: int) -> str:
     return REASONS.get(status, "Unknown")
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(ts: float) -> str:
+    """RFC 9110 IMF-fixdate of a Unix time (``email.utils.formatdate(ts, usegmt=True)``,
+    without the email package, which imports socket)."""
+    t = datetime.datetime.fromtimestamp(int(ts), datetime.UTC)
+    return (f"{_DAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year} "
+            f"{t.hour:02d}:{t.minute:02d}:{t.second:02d} GMT")

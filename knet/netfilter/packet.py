@@ -9,11 +9,24 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 IPAddress = IPv4Address | IPv6Address
+
+# Interface names every layer shares (the fabric, the datapaths, the path tracer).
+WIRE = "eth0"
+"""``entered_from`` for packets arriving from another node or from outside the cluster."""
+
+LOCAL = ""
+"""``entered_from`` for packets the node itself generates (host-network sockets)."""
+
+
+def veth_name(netns: str) -> str:
+    """Host-side veth name as kindnet/ptp CNI names it: ``veth`` + 8 hex digits."""
+    return "veth" + hashlib.sha1(netns.encode()).hexdigest()[:8]
 
 
 class Proto(enum.StrEnum):

@@ -586,7 +586,7 @@ class Report:
 def default_flows(cluster: Any) -> list[Flow]:
     """Every node × every service port (ClusterIP, NodePort on each node address, LB IPs,
     externalIPs, plus one unused ClusterIP port), from a pod on that node and from outside."""
-    from knet.path import veth_name
+    from knet.netfilter.packet import veth_name
     from knet.proxy.serviceport import build_service_port_map
 
     flows: list[Flow] = []
