@@ -323,6 +323,7 @@ from knet.cli import up as _up  # noqa: E402,F401
 from knet.cli import demo as _demo  # noqa: E402,F401
 from knet.cli import ui as _ui  # noqa: E402,F401
 from knet.cli import reach as _reach  # noqa: E402,F401
+from knet.cli import exec as _exec  # noqa: E402,F401
 
 
 @cli.command("compare-modes")

@@ -262,6 +262,12 @@ def _pod_row(cluster: Any, pod: Pod, wide: bool) -> list[str]:
     ready = sum(1 for c in pod.status.container_statuses if c.ready) + sum(
         1 for c in pod.status.init_container_statuses if c.name in sidecars and c.ready)
     status = _pod_status(pod)
+    if getattr(cluster, "ready_on_start", False):  # the static view: what the runtime will show
+        from knet.control.podstatus import predict
+
+        predicted = predict(cluster, pod)
+        if predicted is not None:
+            status, ready = predicted
     row = [pod.metadata.name, f"{ready}/{n}", status, str(_restarts(pod, status)),
            age(cluster, pod)]
     if wide:
@@ -518,6 +524,17 @@ PRINTERS: dict[str, tuple[Callable[[bool], list[str]], Callable[..., list[str]]]
     "secrets": (_secret_header, _secret_row),
     "namespaces": (_ns_header, _ns_row),
 }
+
+
+def _register_storage() -> None:
+    from knet.cli import getstorage
+
+    KINDS.update(getstorage.KINDS)
+    ALIASES.update(getstorage.ALIASES)
+    PRINTERS.update(getstorage.PRINTERS)  # type: ignore[arg-type]
+
+
+_register_storage()
 
 # the controller kinds (knet.manifests.render_controllers): CronJob, RC, PDB, HPA, PriorityClass
 from knet.manifests import render_controllers as _rc  # noqa: E402

@@ -24,7 +24,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from typing import Any
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from knet.control import controllers, defaults, preemption, workloads
+from knet.control import controllers, defaults, preemption, storage, workloads
 from knet.control.endpointslices import is_managed, reconcile, slice_families, wants_slices
 from knet.control.events import Event
 from knet.control.ipam import (
@@ -34,7 +34,7 @@ from knet.control.ipam import (
 from knet.control.naming import object_uid, random_suffix
 from knet.control.podtemplate import pod_from_template
 from knet.control.qos import qos_class
-from knet.control.scheduler import Scheduler
+from knet.control.scheduler import Decision, Scheduler
 from knet.control.store import Store, evolve
 from knet.control.timers import Deadlines
 from knet.errors import UsageError
@@ -113,6 +113,7 @@ class Cluster:
         # dirty work
         self._dirty: dict[str, dict[tuple[str, str], None]] = {k: {} for k in _WORKLOAD_KINDS}
         self._dirty_services: dict[tuple[str, str], None] = {}
+        self._storage_dirty = False
         self._pending: dict[str, None] = {}
         self._unschedulable: dict[str, None] = {}
         self._to_start: dict[str, None] = {}
@@ -177,6 +178,8 @@ class Cluster:
                            defaults.kube_dns_service(primary.nth(10)),
                            defaults.coredns_deployment(),
                            defaults.kindnet_daemonset(), defaults.kube_proxy_daemonset()]
+            if not any(o.kind == "StorageClass" and o.is_default for o in others):
+                candidates.append(storage.kind_default_class())  # kind's local-path "standard"
             for o in candidates:
                 if (o.kind, o.metadata.namespace, o.metadata.name) not in given:
                     system.append(o)
@@ -735,6 +738,9 @@ class Cluster:
             self._index_service(prev, cur)
             if cur is not None:
                 self._dirty_services[key] = None
+        elif kind in storage.KINDS:
+            self._storage_dirty = True  # knet.control.storage: PV controller, volume binding
+            self._retry_unschedulable()
         elif kind == "Node":
             if cur is None:
                 self.scheduler.remove_node(obj.name)
@@ -862,6 +868,10 @@ class Cluster:
                     obj = self.store.get(kind, ns, name)
                     if obj is not None:
                         sync(self, obj)
+            if self._storage_dirty:
+                progressed = True
+                self._storage_dirty = False
+                storage.sync(self)
             if self._pending:
                 progressed = True
                 self._schedule_pending()
@@ -900,7 +910,18 @@ class Cluster:
                 continue
             if pod.spec.scheduler_name not in ("", "default-scheduler"):
                 continue
-            decision = self.scheduler.schedule(pod)
+            volume_reason, volume_terms = storage.prefilter(self, pod)
+            if volume_reason is not None:
+                decision = Decision(None, storage.prefilter_message(
+                    len(self.scheduler.by_name), volume_reason))
+            elif volume_terms is not None:
+                decision = self.scheduler.schedule(storage.constrain(pod, volume_terms))
+                if decision.node is None and not pod.spec.required_node_affinity:
+                    decision = Decision(None, decision.message.replace(
+                        "node(s) didn't match Pod's node affinity/selector",
+                        storage.R_VOLUME_NODE))
+            else:
+                decision = self.scheduler.schedule(pod)
             if decision.node is None:
                 self._unschedulable[pod.key] = None
                 cond = PodCondition("PodScheduled", "False", "Unschedulable", decision.message,
@@ -918,6 +939,7 @@ class Cluster:
                 status=evolve(pod.status, conditions=conds + (
                     PodCondition("PodScheduled", "True", "", "", timestamp(self.now)),)))
             self.scheduler.assume(bound, decision.node)
+            storage.prebind(self, pod, decision.node)
             self.store.apply(bound)
 
     def _start_pod(self, pod: Pod) -> None:

@@ -13,7 +13,7 @@ import math
 from typing import TYPE_CHECKING, Any
 from collections.abc import Mapping
 
-from knet.control import rollout
+from knet.control import rollout, storage
 from knet.control.store import evolve
 from knet.control.naming import random_suffix, template_hash
 from knet.control.scheduler import affinity_matches, untolerated
@@ -236,6 +236,7 @@ def sync_statefulset(c: Cluster, ss: StatefulSet) -> None:
                 **pod.metadata.labels, **extra}))
             pod = evolve(pod, spec=evolve(
                 pod.spec, hostname=pname, subdomain=ss.service_name or pod.spec.subdomain))
+            pod = storage.statefulset_claims(c, ss, i, pod)  # volumeClaimTemplates
             c.create_pod(pod)
             if not parallel:
                 return  # OrderedReady: one at a time, the next once this one is Ready

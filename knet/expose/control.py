@@ -6,6 +6,8 @@ Routes (all JSON; errors are ``{"error": "..."}`` with 400/401/403/404/409/421):
                                         ``knet get`` of the live state: {"text": …} or the object
   POST /v1/trace   {"from": "ns/pod", "url": U | "dns": NAME[, "timeout": S, "verbose": B]}
                                         a live request from a pod, with its hop-by-hop story
+  POST /v1/exec    {"pod": "ns/name", "command": [ARGV…][, "container": C, "stdin": TEXT]}
+                                        ``knet exec``: {"exitCode", "stdout", "stderr"}
   POST /v1/faults  {"action": "delete-pod", "pod": "ns/name"[, "grace": S]}
                    {"action": "node-ready", "node": N, "ready": false[, "unreachable": true]}
                    {"action": "partition", "a": NODE, "b": NODE|"outside"} / {"action": "heal"}
@@ -52,6 +54,7 @@ MAX_JSON_DEPTH = 8
 MAX_REPLICAS = 5000  # one scale through the control endpoint (the reply waits for nothing)
 MAX_TRACE_TIMEOUT = 60.0
 MAX_TRACES = 8
+MAX_EXEC_SECONDS = 300.0
 MAX_URL = 8192
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
@@ -91,6 +94,7 @@ class ControlServer:
         app.router.add_get("/v1/get/{kind}/{name}", self.get)
         app.router.add_post("/v1/trace", self.trace)
         app.router.add_post("/v1/faults", self.fault)
+        app.router.add_post("/v1/exec", self.exec_)
         return app
 
     async def start(self, host: str, port: int) -> int:
@@ -280,6 +284,31 @@ class ControlServer:
         if self.on_change is not None:
             self.on_change(done)
         return web.json_response({"ok": True, "done": done})
+
+
+    async def exec_(self, request: web.Request) -> web.Response:
+        """``knet exec``: a command in a running container (knet.runtime.exec.exec_in)."""
+        from knet.runtime.exec import exec_in
+
+        body = await _json(request)
+        _only(body, ("pod", "command", "container", "stdin"))
+        key = _pod_key(body, "pod")
+        argv = body.get("command")
+        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+            raise Invalid('"command": expected a non-empty list of strings')
+        container = body.get("container") or None
+        stdin = body.get("stdin") or ""
+        if not isinstance(stdin, str) or (container is not None and not isinstance(container, str)):
+            raise Invalid('"stdin" and "container" must be strings')
+        if self.rt.state.store.get("Pod", *key.split("/", 1)) is None:
+            raise NotFound(f'pods "{key.split("/", 1)[1]}" not found')
+        try:
+            r = await asyncio.wait_for(exec_in(self.rt.pod(key), argv, container, stdin=stdin),
+                                       MAX_EXEC_SECONDS)
+        except TimeoutError:
+            raise Invalid(f"command did not finish within {MAX_EXEC_SECONDS:.0f} s") from None
+        return web.json_response({"exitCode": r.exit_code, "stdout": r.stdout,
+                                  "stderr": r.stderr})
 
 
 # -- input bounds ------------------------------------------------------------------------------

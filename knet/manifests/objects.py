@@ -1091,9 +1091,11 @@ def parse_statefulset(doc: F, meta: ObjectMeta, scope: Scope) -> StatefulSet:
     ustype = us.str("type", "RollingUpdate") if us is not None else "RollingUpdate"
     if ustype not in ("OnDelete", "RollingUpdate"):
         us.child("type").unsupported(["OnDelete", "RollingUpdate"])  # type: ignore[union-attr]
+    vcts = tuple(plain(t.value) for t in spec.list("volumeClaimTemplates"))
     return StatefulSet(metadata=meta, selector=sel, template=template, service_name=svc,
                        replicas=_replicas(spec), pod_management_policy=pmp,
-                       ordinals_start=start, update_strategy_type=ustype)
+                       ordinals_start=start, update_strategy_type=ustype,
+                       volume_claim_templates=vcts)
 
 
 def parse_daemonset(doc: F, meta: ObjectMeta, scope: Scope) -> DaemonSet:
@@ -1169,3 +1171,13 @@ def _register_policy_kinds() -> None:
 
 
 _register_policy_kinds()
+
+
+def _register_storage_kinds() -> None:
+    from knet.manifests import storage
+
+    KINDS.update(storage.KINDS)
+    PARSERS.update(storage.PARSERS)
+
+
+_register_storage_kinds()

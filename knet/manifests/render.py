@@ -429,7 +429,12 @@ def to_manifest(obj: Any) -> dict[str, Any]:
             out["data"] = {k: base64.b64encode(v).decode() for k, v in obj.data.items()}
     elif hasattr(obj, "manifest_spec"):  # network policies: the defaulted spec as stored
         out["apiVersion"] = obj.api_version
-        out["spec"] = dict(obj.manifest_spec)
+        if hasattr(obj, "manifest_fields"):  # StorageClass: top-level fields, no spec
+            out.update(obj.manifest_fields())
+        else:
+            out["spec"] = dict(obj.manifest_spec)
+        if hasattr(obj, "manifest_status"):  # PersistentVolume(Claim) phase
+            out["status"] = dict(obj.manifest_status)
     elif isinstance(obj, Ingress):
         out["spec"] = _ingress(obj)
         out["status"] = _lb_status(obj.load_balancer_ingress)
@@ -461,6 +466,8 @@ def to_manifest(obj: Any) -> dict[str, Any]:
             spec["serviceName"] = obj.service_name
         if obj.ordinals_start:
             spec["ordinals"] = {"start": obj.ordinals_start}
+        if obj.volume_claim_templates:
+            spec["volumeClaimTemplates"] = [dict(t) for t in obj.volume_claim_templates]
         out["spec"] = spec
     elif isinstance(obj, DaemonSet):
         out["spec"] = {"selector": _selector(obj.selector), "template": dict(obj.template)}

@@ -13,10 +13,6 @@ from collections import Counter
 # kind → the consequence of skipping it, as one clause
 SKIPPED: dict[str, str] = {
     "VerticalPodAutoscaler": "no resource recommendations: requests stay as written",
-    "PersistentVolumeClaim": "never bound; pods that mount it start anyway (volumes are not "
-                             "modelled)",
-    "PersistentVolume": "volumes are not modelled",
-    "StorageClass": "volumes are not modelled",
     "GatewayClass": "the Gateway API is not served: only Ingress routes HTTP",
     "Gateway": "the Gateway API is not served: only Ingress routes HTTP",
     "HTTPRoute": "the Gateway API is not served: only Ingress routes HTTP",

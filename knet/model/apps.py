@@ -51,6 +51,7 @@ class StatefulSet:
     ordinals_start: int = 0
     update_strategy_type: str = "RollingUpdate"
     partition: int = 0  # updateStrategy.rollingUpdate.partition
+    volume_claim_templates: tuple[Mapping[str, Any], ...] = field(default=(), hash=False)
     kind = "StatefulSet"
 
 

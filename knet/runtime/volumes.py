@@ -217,7 +217,7 @@ class PodVolumes:
             return store.setdefault(key, Dir(mode=0o777))
         if "persistentVolumeClaim" in v:
             claim = str((v["persistentVolumeClaim"] or {}).get("claimName", ""))
-            return volume_data(self.rt, pod.namespace, claim)
+            return volume_data(self.rt, pod.namespace, claim, pod.spec.node_name)
         return Dir()  # other volume types (csi, ephemeral, image…): an empty directory
 
     def _keyed(self, pod: Pod, vol: str, v: Any, into: Dir) -> Dir:
@@ -335,13 +335,25 @@ def _walk(d: Dir, rel: str) -> File | Dir | None:
     return node
 
 
-def volume_data(rt: Any, namespace: str, claim: str) -> Dir:
-    """The data of the PersistentVolume bound to ``namespace/claim`` (kept across pods)."""
-    store: dict[str, Dir] = rt.__dict__.setdefault("_pv_data", {})
+def volume_data(rt: Any, namespace: str, claim: str, node: str = "") -> Dir:
+    """The data of the PersistentVolume bound to ``namespace/claim``, kept across pods: a
+    hostPath/local volume (kind's local-path ones included) is the node's directory, an nfs
+    one the export shared cluster-wide, any other kind one tree per volume."""
     pvc = rt.state.store.get("PersistentVolumeClaim", namespace, claim)
-    pv = getattr(getattr(pvc, "spec", None), "volume_name", "") if pvc is not None else ""
-    key = pv or f"claim:{namespace}/{claim}"
-    return store.setdefault(key, Dir(mode=0o777))
+    name = getattr(pvc, "volume_name", "") if pvc is not None else ""
+    pv = rt.state.store.get("PersistentVolume", "", name) if name else None
+    source = dict(getattr(pv, "source", {}) or {})
+    if "hostPath" in source or "local" in source:
+        path = str((source.get("hostPath") or source.get("local") or {}).get("path", "/"))
+        hosts: dict[tuple[str, str], Dir] = rt.__dict__.setdefault("_host_paths", {})
+        return hosts.setdefault((node, path), Dir(mode=0o777))
+    if "nfs" in source:
+        n = source["nfs"] or {}
+        exports: dict[tuple[str, str], Dir] = rt.__dict__.setdefault("_nfs_exports", {})
+        return exports.setdefault((str(n.get("server", "")), str(n.get("path", "/"))),
+                                  Dir(mode=0o777))
+    store: dict[str, Dir] = rt.__dict__.setdefault("_pv_data", {})
+    return store.setdefault(name or f"claim:{namespace}/{claim}", Dir(mode=0o777))
 
 
 __all__ = ["PodVolumes", "MountError", "TokenRequest", "set_token_source", "SA_MOUNT",
