@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/modes.py --sizes 100 --packets 100 --plot=
 	$(BIN)/python bench/netfilter.py --services 100 --samples 200
 	$(BIN)/python bench/scale.py --case small
+	$(BIN)/python bench/yaml_load.py --services 300 --rounds 1
 	$(BIN)/python bench/fabric_http.py --requests 200 --rounds 1
 	$(BIN)/python bench/runtime_http.py --requests 100 --rounds 1 --no-ready
 	PYTHON=$(BIN)/python DURATION=2s bench/ingress.sh || [ $$? -eq 2 ]

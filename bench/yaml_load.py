@@ -4,6 +4,12 @@
     python bench/yaml_load.py [--services 3000] [--rounds 3]
 
 Prints the best of ``rounds`` for each stage (seconds) and documents/second.
+
+Measured on the shared 2-core machine (3,000 Services, 1.1 MB, best of 3), before and after
+the loader moved from PyYAML's pure-Python parser to libyaml's ``CParser`` (issue 14):
+
+    load_documents   8.23 s  →  1.55 s   (5.3×)
+    read_text        7.75 s  →  2.60 s   (3.0×; validation and defaulting are the rest)
 """
 
 from __future__ import annotations

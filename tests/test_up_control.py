@@ -300,6 +300,34 @@ def test_a_slow_trace_does_not_hold_the_others(xdg: Path) -> None:
 
 # --- options and stopping (12.2) ------------------------------------------------------------------
 
+def test_a_deadline_a_hair_away_is_reached_not_spun_on() -> None:
+    """Virtual time summed from float timers stops 1e-13 s short of a boot deadline; waiting
+    for that remainder fired at once without moving time, forever, at full CPU."""
+    import threading
+
+    import knet
+    from knet.errors import NetworkError
+    from knet.fabric.clock import run_virtual
+
+    async def main() -> str:
+        async with knet.run(TOPO) as c:
+            loop = asyncio.get_running_loop()
+            task = asyncio.ensure_future(c.wait_for(lambda: False, timeout=4e-13))
+            watchdog = threading.Timer(5.0, lambda: loop.call_soon_threadsafe(task.cancel))
+            watchdog.start()
+            try:
+                await task
+            except NetworkError as e:
+                return str(e)
+            except asyncio.CancelledError:
+                return "spun for 5 s of real time"
+            finally:
+                watchdog.cancel()
+            return "returned"
+
+    assert run_virtual(main()) == "condition not met before timeout"
+
+
 @pytest.mark.parametrize("value", ["0", "-5", "nan", "inf"])
 def test_boot_timeout_must_be_positive(value: str, xdg: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
@@ -370,3 +398,75 @@ def test_named_clusters_have_their_own_state_and_addresses(xdg: Path) -> None:
     assert seen["dup"].returncode == 2
     assert 'a cluster named "knet" is already running' in seen["dup"].stderr
     assert not (xdg / "knet.json").exists() and not (xdg / "other.json").exists()
+
+
+# --- broken pods do not stop knet up (12.1) -------------------------------------------------------
+
+BROKEN = """
+apiVersion: v1
+kind: Pod
+metadata: {name: pending}
+spec:
+  nodeSelector: {disk: nowhere}
+  containers: [{name: app, image: knet/echo:1}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: crashing
+  annotations: {knet.dev/app: "knet_no_such_module:app"}
+spec:
+  containers: [{name: app, image: example.com/crashing:1}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: unready}
+spec:
+  containers:
+    - name: app
+      image: knet/echo:1
+      readinessProbe: {httpGet: {path: /healthz, port: 9999}, periodSeconds: 2}
+"""
+
+
+def test_pods_that_never_get_ready_are_listed_and_the_cluster_serves(xdg: Path,
+                                                                     tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(BROKEN)
+    seen: dict[str, Any] = {}
+
+    async def body(s: Session) -> None:
+        seen["status"] = await in_thread(call, s.url + "/v1/status", token=s.token)
+
+    out, err = io.StringIO(), io.StringIO()
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        opts = UpOptions(files=(TOPO, str(broken)), out=out, err=err, stop=stop,
+                         nodeports=False, boot_timeout=40)
+        task = asyncio.ensure_future(run_up(opts))
+        while "up; Ctrl-C to stop" not in out.getvalue():
+            if task.done():
+                return await task
+            await asyncio.sleep(0.02)
+        try:
+            await body(Session(out, err, "knet"))
+        finally:
+            stop.set()
+        return await task
+
+    assert run_loop(main()) == 0, err.getvalue()
+    text = out.getvalue()
+    assert seen["status"][0] == 200
+    assert "; 3 pods not Ready" in text.splitlines()[0] and " up in " in text.splitlines()[0]
+    rows = {ln.split()[1]: ln for ln in text.splitlines()
+            if ln.startswith("default ")}
+    assert any(ln.startswith("NOT READY: 3 of ") for ln in text.splitlines())
+    assert rows["pending"].split()[2:4] == ["<none>", "Pending"]
+    assert "0/3 nodes are available" in rows["pending"] and "node affinity/selector" in rows["pending"]
+    assert "CrashLoopBackOff" in rows["crashing"]
+    assert "No module named 'knet_no_such_module'" in rows["crashing"]
+    assert ('Readiness probe failed: Get "http://' in rows["unready"]
+            and ':9999/healthz": dial tcp ' in rows["unready"]
+            and "connect: connection refused" in rows["unready"]), rows["unready"]
+    assert "Traceback" not in err.getvalue()

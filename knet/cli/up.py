@@ -49,6 +49,10 @@ def _listen(value: str | None, what: str) -> tuple[str, int] | None:
               help="Boot on real time (default: converge on virtual time, then go real).")
 @click.option("--boot-timeout", type=float, default=600.0, show_default=True,
               help="Cluster seconds to wait for every pod to be Ready (> 0).")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Wait (up to --boot-timeout) for every pod to be Ready before printing the "
+                   "table; pods still not Ready are listed with why, and the cluster serves "
+                   "anyway.")
 @click.option("--name", default=None, metavar="NAME",
               help="The cluster's name (default: the topology's); one state file per name.")
 def up(**kw: Any) -> int:
@@ -71,7 +75,7 @@ def _up(files: tuple[str, ...], seed: int | None, dns: str | None, ingress: str 
         ingress_tls: str | None, control: str, no_control: bool, ui: str | None,
         metrics: str | None, api: str, no_api: bool,
         token_file: str | None, capture: str | None, watch: bool, no_nodeports: bool,
-        real_boot: bool, boot_timeout: float, name: str | None) -> int:
+        real_boot: bool, boot_timeout: float, wait: bool, name: str | None) -> int:
     from knet.errors import UsageError
     from knet.expose.session import UpOptions
     from knet.expose.session import up as run
@@ -91,7 +95,7 @@ def _up(files: tuple[str, ...], seed: int | None, dns: str | None, ingress: str 
         ui=_listen(ui, "--ui"), metrics=_listen(metrics, "--metrics"),
         api=None if no_api else _listen(api, "--api"), token_file=token_file,
         capture=capture, watch=watch, nodeports=not no_nodeports, real_boot=real_boot,
-        boot_timeout=boot_timeout, name=name)
+        boot_timeout=boot_timeout, wait=wait, name=name)
     return run(opts)
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from knet import heap
-from knet.errors import UsageError
+from knet.errors import NetworkError, UsageError
 
 
 @dataclass
@@ -44,6 +44,7 @@ class UpOptions:
     nodeports: bool = True
     real_boot: bool = False
     boot_timeout: float = 600.0
+    wait: bool = True
     state_file: bool = True
     watch_interval: float = 0.5
     name: str | None = None
@@ -120,7 +121,9 @@ async def run_up(opts: UpOptions) -> int:
         if opts.real_boot and go_real is not None:
             go_real()
         await rt.start()
-        boot = loop.create_task(rt.wait_ready(opts.boot_timeout))
+        # --wait only bounds how long we wait before serving: pods that never get Ready are
+        # listed with their reasons, and the cluster serves anyway (as a real one does)
+        boot = loop.create_task(rt.wait_ready(opts.boot_timeout if opts.wait else 0.0))
         stopper = loop.create_task(stop.wait())
         await asyncio.wait({boot, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if stop.is_set():
@@ -128,7 +131,9 @@ async def run_up(opts: UpOptions) -> int:
             _say(err, "interrupted during boot")
             return 0
         stopper.cancel()
-        boot.result()  # NetworkError if pods never got Ready
+        all_ready = not isinstance(boot.exception(), NetworkError)
+        if boot.exception() is not None and all_ready:
+            boot.result()  # not a readiness timeout: a real error
         virtual_boot = rt.now()
         if go_real is not None:
             go_real()
@@ -183,11 +188,18 @@ async def run_up(opts: UpOptions) -> int:
         took = time.monotonic() - t_wall
         how = ("on real time" if opts.real_boot or go_real is None
                else f"{virtual_boot:.1f}s of cluster time on virtual time")
-        _say(out, f'knet up: cluster "{name}" ready in {took:.2f}s ({how}); '
-                  f"{len(state.nodes())} nodes, {len(state.pods())} pods, "
-                  f"{len(state.services())} services")
+        from knet.expose import notready
+
+        unready = [] if all_ready else notready.not_ready(rt)
+        _say(out, f'knet up: cluster "{name}" {"ready" if not unready else "up"} in {took:.2f}s '
+                  f"({how}); {len(state.nodes())} nodes, {len(state.pods())} pods, "
+                  f"{len(state.services())} services"
+                  + (f"; {len(unready)} pods not Ready" if unready else ""))
         _say(out, "")
         _say(out, gw.render_table().rstrip("\n"))
+        if unready:
+            _say(out, "")
+            _say(out, notready.render(unready, len(state.pods())).rstrip("\n"))
         if opts.state_file:
             table = gw.table()
             if "control" in table:

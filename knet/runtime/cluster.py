@@ -41,6 +41,10 @@ from knet.runtime.dns import PodDns, ResolvConf, pod_resolv_conf
 from knet.runtime.kubelet import Kubelet, PodWorker
 from knet.runtime.nodeproxy import NodeProxy, make_node_proxy
 
+# Deadlines closer than this count as reached: on the virtual clock, time summed from float
+# timers can stop 1e-13 s short of a deadline, and a wait for that remainder fires at once
+# without moving time (asyncio runs timers within its clock resolution), forever.
+_RESOLUTION = 1e-6
 _DNS_KINDS = frozenset({"Service", "EndpointSlice", "Pod", "Namespace", "ConfigMap"})
 _WATCHED = frozenset({"Service", "EndpointSlice", "Ingress", "IngressClass", "Secret",
                       "ConfigMap", "Namespace"})
@@ -498,7 +502,7 @@ class RuntimeCluster:
         deadline = self.loop.time() + timeout
         while not self._all_ready():
             left = deadline - self.loop.time()
-            if left <= 0:
+            if left <= _RESOLUTION:  # float time can stop a hair short of the deadline
                 raise NetworkError("pods not ready: " + ", ".join(
                     self._why_not_ready(p.key) for p in self.state.pods() if not p.status.ready
                     and p.status.phase not in ("Succeeded", "Failed")))
@@ -516,7 +520,7 @@ class RuntimeCluster:
         deadline = self.loop.time() + timeout
         while not predicate():
             left = deadline - self.loop.time()
-            if left <= 0:
+            if left <= _RESOLUTION:
                 raise NetworkError("condition not met before timeout")
             self._changed.clear()
             try:

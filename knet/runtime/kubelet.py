@@ -21,6 +21,7 @@ Invariants (pkg/kubelet, v1.32):
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -89,6 +90,7 @@ class ContainerRunner:
         self.exited = asyncio.Event()
         self.crash_code: int | None = None
         self.oom = False  # killed for exceeding its memory limit (knet.runtime.pressure)
+        self.probe_errors: dict[str, str] = {}  # kind → the last failure, as kubelet words it
 
     @property
     def name(self) -> str:
@@ -267,6 +269,9 @@ class PodWorker:
                 text += f", {c.restart_count} restart{'s' if c.restart_count > 1 else ''}"
             if c.ctx is not None and c.ctx.logs:
                 text += f", last log: {c.ctx.logs[-1]}"
+            for kind in ("startup", "liveness", "readiness"):
+                if kind in c.probe_errors:
+                    text += f", {kind.capitalize()} probe failed: {c.probe_errors[kind]}"
             parts.append(text)
         return "; ".join(parts) or self.phase
 
@@ -444,7 +449,7 @@ class PodWorker:
             if kind != "startup" and not c.started:
                 due = False
             if due and not self.kubelet.paused:
-                ok = await self._probe(c, probe)
+                ok = await self._probe(c, probe, kind)
                 if c.generation != gen or c.state != "running" or c.killing:
                     return
                 run = run + 1 if ok == last else 1
@@ -480,14 +485,31 @@ class PodWorker:
         self.publish()
         self.runtime.loop.create_task(c.stop(float(grace)))
 
-    async def _probe(self, c: ContainerRunner, probe: Probe) -> bool:
+    async def _probe(self, c: ContainerRunner, probe: Probe, kind: str = "") -> bool:
+        """One probe; a failure's message (kubelet's wording, pkg/probe) is kept per kind."""
         timeout = max(1, probe.timeout_seconds)
+        why: list[str] = []
         try:
-            return await asyncio.wait_for(self._probe_once(c, probe), timeout)
-        except (TimeoutError, OSError, ConnectionError, ValueError):
-            return False
+            ok = await asyncio.wait_for(self._probe_once(c, probe, why), timeout)
+        except TimeoutError:
+            ok = False
+            why.append(f"{_probe_target(probe, self, c.spec)}: context deadline exceeded"
+                       + (" (Client.Timeout exceeded while awaiting headers)"
+                          if probe.http_get is not None else ""))
+        except (OSError, ConnectionError, ValueError) as e:
+            ok = False
+            text = (os.strerror(e.errno) if isinstance(e, OSError) and e.errno
+                    else getattr(e, "strerror", None) or str(e))
+            why.append(f"{_probe_target(probe, self, c.spec, dial=True)}: connect: "
+                       f"{text.lower()}")
+        if ok:
+            c.probe_errors.pop(kind, None)
+        else:
+            c.probe_errors[kind] = why[-1] if why else "probe failed"
+        return ok
 
-    async def _probe_once(self, c: ContainerRunner, probe: Probe) -> bool:
+    async def _probe_once(self, c: ContainerRunner, probe: Probe,
+                          why: list[str] | None = None) -> bool:
         node_ns = self.kubelet.netns
         pod_ip = str(self.runtime.state_pod_ip(self.key) or "")
         if probe.exec is not None:
@@ -495,7 +517,10 @@ class PodWorker:
             sh = Shell(c.fs, self.pod.spec.hostname or self.pod.name,
                        env=dict(c.ctx.env) if c.ctx is not None else None,
                        net=self.runtime.pod(self.key), clock=self.runtime.now)
-            return await sh.run_argv(argv) == 0
+            code = await sh.run_argv(argv)
+            if code != 0 and why is not None:
+                why.append(f"command {' '.join(argv)!r} exited with {code}")
+            return code == 0
         h = probe.http_get or probe.tcp_socket or probe.grpc
         if h is None:
             return True
@@ -504,8 +529,12 @@ class PodWorker:
         if self.pod.spec.host_network:
             host = h.get("host") or str(self.kubelet.node_ip)
         if probe.http_get is not None:
-            return await http_probe(node_ns, host, port, h.get("path") or "/",
-                                    h.get("scheme", "HTTP"), h.get("httpHeaders") or ())
+            status = await http_probe_status(node_ns, host, port, h.get("path") or "/",
+                                             h.get("scheme", "HTTP"), h.get("httpHeaders") or ())
+            if not 200 <= status < 400 and why is not None:
+                why.append(f"HTTP probe failed with statuscode: {status}" if status else
+                           "HTTP probe failed: malformed HTTP response")
+            return 200 <= status < 400
         reader, writer = await node_ns.open_connection(host, port)
         writer.close()
         return True
@@ -560,9 +589,30 @@ class PodWorker:
                       start_time=current.status.start_time or t)
 
 
+def _probe_target(probe: Probe, w: PodWorker, spec: Container, dial: bool = False) -> str:
+    """``Get "http://IP:PORT/path"`` / ``dial tcp IP:PORT`` as kubelet's probe errors say."""
+    h = probe.http_get or probe.tcp_socket or probe.grpc or {}
+    host = h.get("host") or str(w.runtime.state_pod_ip(w.key) or "")
+    try:
+        port: Any = _port(h.get("port"), spec)
+    except ValueError:
+        port = h.get("port")
+    hp = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if probe.http_get is not None:
+        url = f'Get "{str(h.get("scheme", "HTTP")).lower()}://{hp}{h.get("path") or "/"}"'
+        return f"{url}: dial tcp {hp}" if dial else url
+    return f"dial tcp {hp}"
+
+
 async def http_probe(ns: Any, host: str, port: int, path: str, scheme: str = "HTTP",
                      headers: Any = ()) -> bool:
     """kubelet's HTTP prober: GET, success iff 200 ≤ status < 400 (pkg/probe/http)."""
+    return 200 <= await http_probe_status(ns, host, port, path, scheme, headers) < 400
+
+
+async def http_probe_status(ns: Any, host: str, port: int, path: str, scheme: str = "HTTP",
+                            headers: Any = ()) -> int:
+    """The status code of kubelet's probe GET (0 for a malformed response)."""
     import ssl
 
     ctx = None
@@ -580,9 +630,9 @@ async def http_probe(ns: Any, host: str, port: int, path: str, scheme: str = "HT
         writer.write(req.encode())
         line = await reader.readline()
         parts = line.split()
-        if len(parts) < 2:
-            return False
-        return 200 <= int(parts[1]) < 400
+        if len(parts) < 2 or not parts[1].isdigit():
+            return 0
+        return int(parts[1])
     finally:
         writer.close()
 
