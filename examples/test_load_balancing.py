@@ -26,6 +26,8 @@ async def test_requests_spread_over_three_pods(knet_cluster):
     assert all(15 <= n <= 45 for n in counts.values()), counts
 
 
+@pytest.mark.knet_emulator("one connection held across requests (on a real cluster pod.http "
+                           "runs each request as its own curl in the pod)")
 async def test_keepalive_connection_stays_on_one_pod(knet_cluster):
     client = knet_cluster.pod("default/client")
     answered = set()
@@ -41,6 +43,7 @@ async def test_session_affinity_pins_the_client(knet_cluster):
     assert len(counts) == 1 and sum(counts.values()) == 30
 
 
+@pytest.mark.knet_emulator("seeded endpoint choices (a real kernel draws its own)")
 async def test_same_seed_same_choices(knet_factory):
     async def spread(seed: int):
         cluster = await knet_factory("topologies/echo.yaml", seed=seed)

@@ -33,6 +33,7 @@ async def test_unready_pod_stops_receiving_traffic(knet_cluster):
     assert set(await distribution(client, "http://web/", n=20)) == {sick_name, healthy_name}
 
 
+@pytest.mark.knet_emulator("timing to the second (virtual time)")
 async def test_failover_takes_the_probe_period_times_the_threshold(knet_cluster):
     sick = knet_cluster.pods({"app": "web"})[0]
     t0 = knet_cluster.now()

@@ -6,7 +6,9 @@
     ├── RulesError         rules text that cannot be parsed (iptables-save/restore input)
     ├── NetworkError       virtual-network failures surfaced to callers
     │   ├── ConnectionRefusedError-compatible errors are raised as the builtin types
-    └── UsageError         a command or API used wrongly (bad flag combination, bad address)
+    ├── UsageError         a command or API used wrongly (bad flag combination, bad address)
+    └── NotOnRealCluster   a handle method only the emulator can honour (virtual time, faults,
+                           capture) called on the kubeconfig backend; the pytest plugin skips
 
 Network *outcomes* (DROP, REJECT, NXDOMAIN, 404) are values, never exceptions.
 """
@@ -65,3 +67,8 @@ class NetworkError(KnetError):
 
 class UsageError(KnetError):
     pass
+
+
+class NotOnRealCluster(KnetError):
+    """What only the emulator can do (virtual time, a capture of every hop, partitions, link
+    faults), asked of a real cluster (``knet.real``): the pytest plugin reports a skip."""

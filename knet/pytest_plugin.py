@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from knet.errors import UsageError
+from knet.errors import NotOnRealCluster, UsageError
 from knet.testing import ClusterFactory, Settings, default_loop, loop_factory, start_capture
 
 try:
@@ -52,6 +52,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--knet-real-time", dest="knet_real_time", action="store_true",
                     default=None, help="run knet tests on a real event loop instead of "
                                        "virtual time. ini: knet_real_time")
+    group.addoption("--knet-kubeconfig", dest="knet_kubeconfig", default=None, metavar="PATH",
+                    help="run knet tests against the cluster of this kubeconfig (kind, a "
+                         "real cluster, or knet up --api) instead of the emulator; env "
+                         "KNET_KUBECONFIG")
+    group.addoption("--knet-context", dest="knet_context", default=None, metavar="NAME",
+                    help="the kubeconfig context to use (default: its current context)")
     parser.addini("knet_seed", "default seed for knet clusters (see --knet-seed)", default="")
     parser.addini("knet_pcap_dir", "directory for failing tests' pcapng files, relative to "
                   "the rootdir (see --knet-pcap-dir)", default="")
@@ -79,16 +85,38 @@ def _settings(config: pytest.Config) -> Settings:
     real = config.getoption("knet_real_time")
     if real is None:
         real = bool(config.getini("knet_real_time"))
-    return Settings(seed=seed, pcap_dir=pcap_dir, real_time=bool(real))
+    import os
+
+    kubeconfig = config.getoption("knet_kubeconfig") or os.environ.get("KNET_KUBECONFIG") or None
+    if kubeconfig and pcap_dir is not None:
+        raise pytest.UsageError("--knet-pcap-dir needs the emulator: a real cluster's every hop "
+                                "cannot be captured")
+    return Settings(seed=seed, pcap_dir=pcap_dir, real_time=bool(real),
+                    kubeconfig=str(Path(kubeconfig).resolve()) if kubeconfig else None,
+                    context=config.getoption("knet_context"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", _MARKER)
+    config.addinivalue_line("markers", "knet_emulator(reason): the test's claim needs the "
+                            "emulator (seeded choices, virtual-time precision, one connection "
+                            "held across requests); skipped under --knet-kubeconfig")
     config.stash[_SETTINGS] = _settings(config)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     return config.stash[_SETTINGS].header()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.stash[_SETTINGS].kubeconfig:
+        return
+    for item in items:
+        mark = item.get_closest_marker("knet_emulator")
+        if mark is not None:
+            reason = mark.args[0] if mark.args else mark.kwargs.get("reason", "")
+            item.add_marker(pytest.mark.skip(
+                reason=f"needs the emulator: {reason}" if reason else "needs the emulator"))
 
 
 # --- which tests are knet tests, and their loop --------------------------------------------------
@@ -128,6 +156,12 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report: pytest.TestReport = yield
+    if call.excinfo is not None and call.excinfo.errisinstance(NotOnRealCluster):
+        # what only the emulator can do, asked of a real cluster: a skip that says so
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), (item.location[1] or 0) + 1,
+                           f"Skipped: {call.excinfo.value}")
+        return report
     factories = item.stash.get(_FACTORIES, [])
     if report.failed and call.when in ("setup", "call") and factories:
         item.stash[_FAILED] = True

@@ -53,6 +53,8 @@ class Settings:
     seed: int | None = None
     pcap_dir: Path | None = None
     real_time: bool = False
+    kubeconfig: str | None = None  # the kubeconfig backend: run against a real cluster
+    context: str | None = None
 
     @property
     def capture(self) -> bool:
@@ -60,6 +62,10 @@ class Settings:
         return self.pcap_dir is not None
 
     def header(self) -> str:
+        if self.kubeconfig:
+            ctx = f", context {self.context}" if self.context else ""
+            return (f"knet: kubeconfig backend ({self.kubeconfig}{ctx}): tests run against "
+                    "that cluster; what needs the emulator is skipped")
         seed = "topology's" if self.seed is None else str(self.seed)
         time = "real" if self.real_time else "virtual"
         pcap = f"{self.pcap_dir} (failing tests)" if self.pcap_dir is not None else "off"
@@ -67,8 +73,9 @@ class Settings:
 
 
 def loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop]:
-    """The event loop knet tests run on: virtual time unless ``real_time``."""
-    if settings.real_time:
+    """The event loop knet tests run on: virtual time unless ``real_time`` (always real
+    against a real cluster)."""
+    if settings.real_time or settings.kubeconfig:
         return default_loop
     from knet.fabric.clock import VirtualTimeLoop
 
@@ -163,6 +170,17 @@ class ClusterFactory:
         wait = kw.pop("wait", True)
         timeout = kw.pop("timeout", 600.0)
         stack = contextlib.AsyncExitStack()
+        if self.settings.kubeconfig:
+            from knet.real import connect
+
+            try:
+                rec.cluster = await stack.enter_async_context(connect(
+                    pending.paths, kubeconfig=self.settings.kubeconfig,
+                    context=self.settings.context, label=label))
+            except BaseException:
+                await stack.aclose()
+                raise
+            return rec, stack
         try:
             cluster = await stack.enter_async_context(
                 knet.run(list(pending.paths), seed=pending.seed, wait=False, **kw))
@@ -252,6 +270,8 @@ class PendingCluster:
 def _endpoint(src: Any) -> tuple[str, Any]:
     """(name, fabric) of a pod or external handle."""
     name = getattr(src, "key", None) or f"external {src.ip}"
+    if hasattr(src, "probe_tcp"):
+        return name, None
     rt = getattr(src, "rt", None)
     if rt is None:
         raise UsageError(f"{src!r} is not a knet pod or external handle")
@@ -279,6 +299,10 @@ def _fmt(host: str, port: int) -> str:
 async def _attempt(src: Any, dst: Any, port: int, timeout: float
                    ) -> tuple[bool, str, str]:
     """Try a TCP connection from ``src``; (connected, what happened, packet story)."""
+    probe = getattr(src, "probe_tcp", None)
+    if probe is not None:  # a pod of a real cluster (knet.real): nc in the pod, no capture
+        ok, what = await probe(_target(dst), port, timeout)
+        return ok, what, "(no packet capture on a real cluster)"
     _, rt = _endpoint(src)
     host = _target(dst)
     cap = rt.capture(ip=src.ip).start()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from knet.cli import main
-from knet.cli.get import _job_duration
+from knet.printers import _job_duration
 from knet.model.controllers import JobStatus
 
 ROOT = Path(__file__).resolve().parents[1]

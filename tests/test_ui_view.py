@@ -145,3 +145,33 @@ def test_story_html_is_self_contained(tmp_path: Path) -> None:
     assert any("KUBE-SEP-" in line for h in hops for line in h["lines"])
     assert "knetDrawStory" in page and "</script>" in page
     assert story_html("t", [], "x").count("<script>") == 2
+
+
+def test_service_map_draws_policies_and_the_pods_they_isolate() -> None:
+    cluster = knet.load([str(ROOT / "topologies" / "netpol-model.yaml"),
+                         str(ROOT / "topologies" / "policies" / "deny-ingress-x.yaml")])
+    m = service_map(cluster)
+    pols = [r for r in m["routes"] if r["kind"] == "NetworkPolicy"]
+    assert len(pols) == 1 and pols[0]["namespace"] == "x"
+    isolated = {e["target"] for e in m["edges"] if e["kind"] == "isolates"}
+    assert isolated == {f"pod:x/{p.name}" for p in cluster.pods("x")}
+
+
+def test_events_are_the_controllers_core_events(tmp_path: Path) -> None:
+    job = tmp_path / "job.yaml"
+    job.write_text("""apiVersion: batch/v1
+kind: Job
+metadata: {name: once}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: busybox, command: [sh, -c, "true"]}]
+""")
+    from knet.ui.view import events
+
+    evs = events(knet.load([DEMO, str(job)]))
+    created = [e for e in evs if e["reason"] == "SuccessfulCreate" and e["object"] == "job/once"]
+    assert created and created[0]["type"] == "Normal" and created[0]["message"].startswith(
+        "Created pod: once-")
+    assert [e["time"] for e in evs] == sorted(e["time"] for e in evs)

@@ -1266,7 +1266,7 @@ class ApiCore:
 
     # --- subresources ---------------------------------------------------------------------
     def _scale_doc(self, obj: Any) -> dict[str, Any]:
-        from knet.cli.get import _selector_str
+        from knet.printers import _selector_str
 
         doc = self.doc(obj)
         m = doc["metadata"]

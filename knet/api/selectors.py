@@ -106,6 +106,8 @@ def parse_fields(text: str, supported: Mapping[str, Callable[[Any], str]]) -> tu
         return ()
     for part in text.split(","):
         p = part.strip()
+        if not p:
+            continue  # apimachinery's fields.ParseSelector skips empty terms ("a=b,")
         for op in ("!=", "==", "="):
             if op in p:
                 f, v = p.split(op, 1)

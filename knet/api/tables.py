@@ -43,7 +43,7 @@ def _title(h: str) -> str:
 
 
 def columns(resource: str) -> list[dict[str, Any]]:
-    from knet.cli.get import PRINTERS
+    from knet.printers import PRINTERS
 
     p = PRINTERS.get(resource)
     if p is None:
@@ -62,7 +62,7 @@ def columns(resource: str) -> list[dict[str, Any]]:
 
 
 def cells(resource: str, view: ClusterView, obj: Any) -> list[Any]:
-    from knet.cli.get import PRINTERS
+    from knet.printers import PRINTERS
 
     p = PRINTERS.get(resource)
     if p is None:

@@ -1,12 +1,15 @@
 """The ``knet`` command line: data on stdout, diagnostics on stderr; exit 0 ok, 1 problems
 found, 2 usage error. ``main(argv)`` is callable from tests.
 
-Each command lives in its own module and registers on ``cli``; imports of heavy layers happen
+Commands are plain ``click.command``s listed in their module's ``COMMANDS``; ``register()``
+adds those of ``COMMAND_MODULES`` to the ``cli`` group (``main`` does it; importing a module
+registers nothing). Shared options live in knet.cli.options. Imports of heavy layers happen
 inside the commands so that ``knet --help`` stays fast.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
 
@@ -20,6 +23,19 @@ from knet.errors import KnetError, ManifestError, UsageError
                       message="%(prog)s %(version)s")
 def cli() -> None:
     """knet: Kubernetes networking and service routing, emulated."""
+
+
+# A new command module: add it here, list its commands in its COMMANDS.
+COMMAND_MODULES = ("knet.cli.commands", "knet.cli.up", "knet.cli.demo", "knet.cli.ui",
+                   "knet.cli.reach", "knet.cli.exec", "knet.cli.diff")
+
+
+def register() -> click.Group:
+    """Add every command of ``COMMAND_MODULES`` to ``cli`` (idempotent)."""
+    for name in COMMAND_MODULES:
+        for command in getattr(importlib.import_module(name), "COMMANDS", ()):
+            cli.add_command(command)
+    return cli
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: list[str]) -> int:
-    from knet.cli import commands  # noqa: F401  (registers the commands)
+    register()
 
     try:
         rv = cli.main(args=args, prog_name="knet", standalone_mode=False)

@@ -1,81 +1,23 @@
-"""Command registrations. Shared options: ``-f`` (repeatable), ``--seed``, ``-o``."""
+"""The core commands (validate, get, rules, trace, …). Each module of commands lists them in
+``COMMANDS``; ``knet.cli.register`` adds them to the group. Shared options: knet.cli.options."""
 
 from __future__ import annotations
 
-import json
-import sys
-from typing import Any
-from collections.abc import Callable
 
 import click
 
-from knet.cli import cli
+from knet.cli.options import emit_json as emit_json
+from knet.cli.options import files_option as files_option
+from knet.cli.options import load_cluster as load_cluster
+from knet.cli.options import read_input as read_input
+from knet.cli.options import remote_get as remote_get
+from knet.cli.options import seed_option as seed_option
+from knet.cli.options import server_for as server_for
+from knet.cli.options import server_option as server_option
 from knet.errors import UsageError
 
 
-def files_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "-f", "--filename", "files", multiple=True, metavar="PATH",
-        help="YAML file, directory, or - for stdin (repeatable).")(fn)
-
-
-def seed_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--seed", type=int, default=None,
-                        help="Seed for every random choice (default: the topology's, else 0).")(fn)
-
-
-def read_input(files: tuple[str, ...]):
-    from knet.manifests import read
-
-    if not files:
-        raise UsageError("no input: give -f PATH (a file, a directory, or - for stdin)")
-    inp = read(list(files), stdin=sys.stdin)
-    for w in inp.warnings:
-        click.echo(f"warning: {w}", err=True)
-    return inp
-
-
-def load_cluster(files: tuple[str, ...], seed: int | None):
-    from knet.control import Cluster
-
-    return Cluster.from_input(read_input(files), seed=seed)
-
-
-def server_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--server", default=None, metavar="URL",
-        help="A running knet up's control endpoint (default without -f: $KNET_SERVER, else the "
-             "running knet up recorded in $XDG_RUNTIME_DIR/knet/NAME.json or "
-             "/tmp/knet-$UID/NAME.json)."
-    )(fn)
-
-
-def server_for(server: str | None, files: tuple[str, ...],
-               cluster: str | None = None) -> str | None:
-    """The control endpoint to ask: ``--server``, or (without ``-f``) the running knet up
-    (``--cluster NAME`` when several run)."""
-    if server is None and files:
-        if cluster is not None:
-            raise UsageError("--cluster asks a running knet up: drop -f")
-        return None
-    from knet.expose.control import server_url
-
-    return server_url(server, cluster)
-
-
-def remote_get(server: str, kind: str, name: str | None, namespace: str | None,
-               all_namespaces: bool, output: str | None) -> str:
-    """``knet get`` of a running ``knet up``: the same text as the local form."""
-    from knet.expose.control import remote_get as _get
-
-    return _get(server, kind, name, namespace, all_namespaces, output)
-
-
-def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=False))
-
-
-@cli.command()
+@click.command()
 @files_option
 def validate(files: tuple[str, ...]) -> int:
     """Check manifests like the API server would; print located errors, exit 1 if any."""
@@ -83,7 +25,7 @@ def validate(files: tuple[str, ...]) -> int:
     return 0
 
 
-@cli.command()
+@click.command()
 @click.argument("kind")
 @click.argument("name", required=False)
 @click.option("-n", "--namespace", default=None, help="Namespace (default: default).")
@@ -99,7 +41,7 @@ def get(kind: str, name: str | None, namespace: str | None, all_namespaces: bool
         server: str | None, cluster: str | None) -> int:
     """Show converged objects the way kubectl does (pods, svc, nodes, endpointslices, …, all);
     without -f, from the running knet up."""
-    from knet.cli.get import NoResources, run_get
+    from knet.printers import NoResources, run_get
     from knet.errors import KnetError
 
     url = server_for(server, files, cluster)
@@ -121,7 +63,7 @@ def get(kind: str, name: str | None, namespace: str | None, all_namespaces: bool
     return 0
 
 
-@cli.command()
+@click.command()
 @click.option("--host", default=None,
               help="Host header (and SNI for https); default: the controller's address, as "
                    "`curl http://ADDRESS/` sends it.")
@@ -172,7 +114,7 @@ def route(host: str | None, path: str, method: str, headers: tuple[str, ...], sc
 MODES = click.Choice(["iptables", "ipvs", "nftables"])
 
 
-@cli.command()
+@click.command()
 @click.option("--node", required=True, help="The node whose tables to print.")
 @click.option("--mode", type=MODES, default=None, help="kube-proxy mode (default: the topology's).")
 @click.option("--table", type=click.Choice(["nat", "filter"]), default=None)
@@ -203,7 +145,7 @@ def rules(node: str, mode: str | None, table: str | None, family: str | None, fm
     return 0
 
 
-@cli.command()
+@click.command()
 @click.option("--from", "src", default=None, help="ns/pod, a node name, or an IP.")
 @click.option("--to", "dst", default=None, help="DESTINATION:PORT.")
 @click.option("--proto", type=click.Choice(["tcp", "udp", "sctp"]), default="tcp")
@@ -276,7 +218,7 @@ def dns_view(cluster):
                    config_maps=cluster.config_maps(), cluster=cluster.config, seed=cluster.seed)
 
 
-@cli.command()
+@click.command()
 @click.argument("name")
 @click.argument("qtype", default="A", metavar="[TYPE]")
 @click.option("--from", "src", default=None,
@@ -318,15 +260,10 @@ def dig(name: str, qtype: str, src: str | None, tcp: bool, output: str,
     return 0
 
 
-# Commands that live in their own modules register themselves on import.
-from knet.cli import up as _up  # noqa: E402,F401
-from knet.cli import demo as _demo  # noqa: E402,F401
-from knet.cli import ui as _ui  # noqa: E402,F401
-from knet.cli import reach as _reach  # noqa: E402,F401
-from knet.cli import exec as _exec  # noqa: E402,F401
+# Commands in their own modules: listed in knet.cli.COMMAND_MODULES.
 
 
-@cli.command("compare-modes")
+@click.command("compare-modes")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
 @files_option
 @seed_option
@@ -343,3 +280,6 @@ def compare_modes(output: str, files: tuple[str, ...],
     else:
         click.echo(modes.render_text(report), nl=False)
     return 0
+
+
+COMMANDS = [validate, get, route, rules, trace, dig, compare_modes]

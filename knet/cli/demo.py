@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from knet.cli.commands import cli, files_option, seed_option
+from knet.cli.options import files_option, seed_option
 
 
 def _first_packet_rules(flow: Any) -> list[str]:
@@ -73,14 +73,14 @@ async def _story(files: tuple[str, ...], seed: int | None, pcap: str) -> list[st
     return lines
 
 
-@cli.command()
+@click.command()
 @files_option
 @seed_option
 @click.option("--pcap", default="knet-demo.pcapng", show_default=True)
 def demo(files: tuple[str, ...], seed: int | None, pcap: str) -> int:
     """Tell the story of a cluster in one screen (what `make demo` runs)."""
-    from knet.cli.commands import load_cluster
-    from knet.cli.get import run_get
+    from knet.cli.options import load_cluster
+    from knet.printers import run_get
     from knet.fabric.clock import run_virtual
 
     if not files:
@@ -121,3 +121,6 @@ def demo(files: tuple[str, ...], seed: int | None, pcap: str) -> int:
   knet up {f} --dns 127.0.0.1:5353
       then: dig @127.0.0.1 -p 5353 web.default.svc.cluster.local""")
     return 0
+
+
+COMMANDS = [demo]

@@ -14,8 +14,7 @@ from typing import Any
 
 import click
 
-from knet.cli import cli
-from knet.cli.commands import files_option, seed_option, server_for, server_option
+from knet.cli.options import files_option, seed_option, server_for, server_option
 from knet.errors import UsageError
 
 
@@ -74,7 +73,7 @@ async def _repl(pod: Any, container: str | None) -> Any:
     return ExecResult(code if session.closed else 0)
 
 
-@cli.command("exec", context_settings={"ignore_unknown_options": True})
+@click.command("exec", context_settings={"ignore_unknown_options": True})
 @click.option("-i", "--stdin", "stdin_flag", is_flag=True, help="Pass stdin to the command.")
 @click.option("-t", "--tty", is_flag=True, help="Interactive terminal (with -i and a shell).")
 @click.option("-c", "--container", default=None, help="Container name (default: the first).")
@@ -120,3 +119,6 @@ def exec_(stdin_flag: bool, tty: bool, container: str | None, namespace: str | N
     if code:
         sys.stderr.write(f"command terminated with exit code {code}\n")
     return code
+
+
+COMMANDS = [exec_]

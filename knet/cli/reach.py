@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import click
 
-from knet.cli import cli
-from knet.cli.commands import emit_json, files_option, load_cluster, read_input, seed_option
+from knet.cli.options import emit_json, files_option, load_cluster, read_input, seed_option
 from knet.errors import UsageError
 
 
-@cli.command()
+@click.command()
 @click.option("--pods", "pods", multiple=True, metavar="NS/POD",
               help="A pod of the table (repeatable; default: every pod that is not "
                    "host-network, outside kube-system).")
@@ -98,3 +97,6 @@ def _warn_ties(cluster: object) -> None:
 
     for w in PolicyIndex.from_cluster(cluster).warnings:
         click.echo(f"warning: {w}", err=True)
+
+
+COMMANDS = [reach]

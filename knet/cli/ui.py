@@ -9,11 +9,10 @@ import sys
 
 import click
 
-from knet.cli import cli
-from knet.cli.commands import files_option, load_cluster, seed_option
+from knet.cli.options import files_option, load_cluster, seed_option
 
 
-@cli.command()
+@click.command()
 @click.option("--listen", default="127.0.0.1:0", show_default=True, metavar="127.0.0.1:P",
               help="Where to serve the page (loopback only; port 0 picks one).")
 @files_option
@@ -44,7 +43,7 @@ def ui(listen: str, files: tuple[str, ...], seed: int | None) -> int:
     return 0
 
 
-@cli.command(name="map")
+@click.command(name="map")
 @click.option("-o", "--output", type=click.Choice(["dot", "svg", "png"]), default="svg",
               show_default=True)
 @click.option("--out", "out", default=None, metavar="FILE", help="Write here instead of stdout.")
@@ -63,3 +62,6 @@ def map_(output: str, out: str | None, files: tuple[str, ...], seed: int | None)
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
     return 0
+
+
+COMMANDS = [ui, map_]

@@ -9,8 +9,7 @@ from typing import Any
 
 import click
 
-from knet.cli import cli
-from knet.cli.commands import files_option, seed_option
+from knet.cli.options import files_option, seed_option
 
 
 def _listen(value: str | None, what: str) -> tuple[str, int] | None:
@@ -19,7 +18,7 @@ def _listen(value: str | None, what: str) -> tuple[str, int] | None:
     return None if value is None else parse_listen(value, what)
 
 
-@cli.command()
+@click.command()
 @files_option
 @seed_option
 @click.option("--dns", default=None, metavar="127.0.0.1:P",
@@ -99,7 +98,7 @@ def _up(files: tuple[str, ...], seed: int | None, dns: str | None, ingress: str 
     return run(opts)
 
 
-@cli.command()
+@click.command()
 @click.option("--name", default=None, help="The cluster (default: the running knet up's).")
 def kubeconfig(name: str | None) -> int:
     """Print the running cluster's kubeconfig (admin client certificate)."""
@@ -122,3 +121,6 @@ def kubeconfig(name: str | None) -> int:
         raise KnetError(f'no kubeconfig for cluster "{name}": is knet up running with the API '
                         "(not --no-api)?") from None
     return 0
+
+
+COMMANDS = [up, kubeconfig]

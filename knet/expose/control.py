@@ -174,7 +174,7 @@ class ControlServer:
         return web.json_response(t)
 
     async def get(self, request: web.Request) -> web.Response:
-        from knet.cli.get import run_get
+        from knet.printers import run_get
 
         q = request.query
         output = q.get("output") or q.get("o") or None

@@ -18,7 +18,7 @@ from typing import Any
 
 def not_ready(rt: Any) -> list[dict[str, str]]:
     """One entry per pod that is not Ready (and not Succeeded/Failed/terminating)."""
-    from knet.cli.get import _pod_status
+    from knet.printers import _pod_status
 
     out = []
     for p in sorted(rt.state.pods(), key=lambda p: (p.namespace, p.name)):

@@ -232,5 +232,26 @@ def read(paths: Sequence[str], stdin: TextIO | None = None) -> Input:
     return read_texts(texts, problems=problems)
 
 
+def raw_documents(paths: Sequence[str], stdin: TextIO | None = None) -> list[dict[str, Any]]:
+    """The input's documents as plain dicts, as ``kubectl apply -f`` would send them (YAML
+    1.1 like kubectl's decoder; ``kind: List`` flattened; empty documents dropped). Used to
+    apply a topology to a real cluster verbatim, after ``read`` has validated it."""
+    import yaml
+
+    problems: list[Problem] = []
+    out: list[dict[str, Any]] = []
+    for _name, text in _files(paths, stdin, problems):
+        for doc in yaml.safe_load_all(text):
+            if not isinstance(doc, dict):
+                continue
+            if doc.get("kind") == "List" and isinstance(doc.get("items"), list):
+                out.extend(d for d in doc["items"] if isinstance(d, dict))
+            else:
+                out.append(doc)
+    if problems:
+        raise ManifestError(problems)
+    return out
+
+
 def read_text(text: str, filename: str = "<stdin>") -> Input:
     return read_texts([(filename, text)])

@@ -88,7 +88,7 @@ class UiServer:
 
     def _on_change(self, ev: Any) -> None:
         cur = ev.current if ev.current is not None else ev.previous
-        if cur is None:
+        if cur is None or ev.kind == "Event":  # Events have their own table
             return
         what = "Deleted" if ev.current is None else ("Added" if ev.previous is None else "Modified")
         ns = getattr(cur, "namespace", "") or ""
@@ -253,7 +253,11 @@ class UiServer:
         return web.json_response({"node": node, "lines": lines})
 
     async def _events_view(self, request: web.Request) -> web.Response:
-        return web.json_response({"events": list(self._events)})
+        from knet.ui.view import events
+
+        kubelet = getattr(self.rt, "events", []) if self.rt is not None else []
+        return web.json_response({"events": events(self.state, kubelet),
+                                  "changes": list(self._events)})
 
     async def _logs(self, request: web.Request) -> web.Response:
         if self.rt is None:

@@ -62,20 +62,29 @@ def service_map(state: Any, traffic: Mapping[tuple[str, str], int] | None = None
         routes.append({"id": iid, "name": ing.name, "namespace": ing.namespace, "kind": "Ingress"})
         for svc in sorted(_ingress_backends(ing)):
             edges.append({"source": iid, "target": f"svc:{ing.namespace}/{svc}", "kind": "routes"})
-    for kind, getter in (("Gateway", "gateways"), ("HTTPRoute", "http_routes"),
-                         ("NetworkPolicy", "network_policies")):
-        fn = getattr(state, getter, None)
-        if fn is None:
-            continue
-        for o in fn():
-            routes.append({"id": f"{kind.lower()}:{o.namespace}/{o.name}", "name": o.name,
-                           "namespace": o.namespace, "kind": kind})
+    for kind in ("NetworkPolicy", "ClusterNetworkPolicy", "Gateway", "HTTPRoute", "GRPCRoute"):
+        for o in _objects(state, kind):
+            oid = f"{kind.lower()}:{o.namespace}/{o.name}" if o.namespace else f"{kind.lower()}:{o.name}"
+            routes.append({"id": oid, "name": o.name, "namespace": o.namespace, "kind": kind})
+            if kind == "NetworkPolicy":  # the pods it isolates
+                for p in by_ns.get(o.namespace, ()):
+                    if o.pod_selector.matches(p.metadata.labels):
+                        edges.append({"source": oid, "target": f"pod:{p.namespace}/{p.name}",
+                                      "kind": "isolates"})
     for (src, dst), n in sorted((traffic or {}).items()):
         if src.startswith("node:"):
             continue  # kubelet's probes from each node to its own pods: not drawn
         edges.append({"source": src, "target": dst, "kind": "traffic", "count": n})
     return {"nodes": nodes, "pods": pods, "services": services, "routes": routes,
             "edges": edges}
+
+
+def _objects(state: Any, kind: str) -> list[Any]:
+    """The store's objects of ``kind`` (none for kinds this knet does not model)."""
+    try:
+        return list(state.objects(kind))
+    except Exception:  # noqa: BLE001 - an unknown kind is simply absent from the map
+        return []
 
 
 def _pod_ready(p: Any) -> bool:
@@ -92,6 +101,27 @@ def _ingress_backends(ing: Any) -> set[str]:
             if path.backend.service_name:
                 out.add(path.backend.service_name)
     return out
+
+
+# -- events ------------------------------------------------------------------------------------
+def events(state: Any, kubelet: Iterable[Any] = ()) -> list[dict[str, Any]]:
+    """``kubectl get events``: the controllers' core/v1 Events (with their counts) and the
+    kubelet's pod events, oldest first."""
+    from knet.control.cluster import timestamp
+
+    out = []
+    for e in state.objects("Event"):
+        ref = e.involved_object
+        out.append({"time": e.last_timestamp or e.first_timestamp, "type": e.type,
+                    "reason": e.reason, "object": f"{ref.kind.lower()}/{ref.name}",
+                    "namespace": ref.namespace, "message": e.message, "count": e.count,
+                    "source": e.source})
+    for e in kubelet:
+        ns, _, name = e.object.partition("/")
+        out.append({"time": timestamp(e.time), "type": e.type, "reason": e.reason,
+                    "object": f"pod/{name}", "namespace": ns, "message": e.message, "count": 1,
+                    "source": e.source})
+    return sorted(out, key=lambda x: x["time"])
 
 
 # -- flows -------------------------------------------------------------------------------------

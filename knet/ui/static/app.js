@@ -19,7 +19,7 @@ const api = async (path, opts) => {
 };
 const fmtTime = (t) => new Date(t * 1000).toISOString().substring(11, 23);
 
-const state = { cluster: null, cy: null, rows: 0, maxRows: 500, flows: new Map() };
+const state = { cluster: null, cy: null, rows: 0, maxRows: 500, sigs: new Map() };
 
 // -- views ------------------------------------------------------------------------------------
 function show(view) {
@@ -84,8 +84,9 @@ const mapStyle = [
   { selector: 'node[kind = "Pod"][phase = "Pending"]', style: { "background-color": "#e0a526" } },
   { selector: 'node[kind = "Pod"][phase = "Failed"]', style: { "background-color": "#c0262d" } },
   { selector: 'node[kind = "Service"]', style: { shape: "diamond", width: 28, height: 28, "background-color": "#4a7bd0" } },
-  { selector: 'node[kind = "Ingress"], node[kind = "Gateway"], node[kind = "HTTPRoute"]', style: { shape: "hexagon", width: 28, height: 28, "background-color": "#8a4fd0" } },
-  { selector: 'node[kind = "NetworkPolicy"]', style: { shape: "tag", width: 24, height: 24, "background-color": "#d05f4a" } },
+  { selector: 'node[kind = "Ingress"], node[kind = "Gateway"], node[kind = "HTTPRoute"], node[kind = "GRPCRoute"]', style: { shape: "hexagon", width: 28, height: 28, "background-color": "#8a4fd0" } },
+  { selector: 'edge[kind = "isolates"]', style: { "line-style": "dotted", "line-color": "#d05f4a", "target-arrow-color": "#d05f4a" } },
+  { selector: 'node[kind = "NetworkPolicy"], node[kind = "ClusterNetworkPolicy"]', style: { shape: "tag", width: 24, height: 24, "background-color": "#d05f4a" } },
   { selector: 'node[kind = "External"]', style: { shape: "ellipse", "background-color": "#777" } },
   { selector: "edge", style: { width: 1, "line-color": "#c7ccd6", "curve-style": "bezier", "target-arrow-shape": "triangle", "target-arrow-color": "#c7ccd6", "arrow-scale": 0.6 } },
   { selector: 'edge[kind = "traffic"]', style: { width: "mapData(count, 1, 200, 1.5, 8)", "line-color": "#f08c2e", "target-arrow-color": "#f08c2e", label: "data(label)", "font-size": 9, color: "#b05a00" } },
@@ -97,19 +98,25 @@ async function loadMap() {
   const m = await api("/api/map");
   const t0 = performance.now();
   if (!state.cy) {
-    state.cy = cytoscape({ container: $("#map"), elements: mapElements(m), style: mapStyle,
+    const els = mapElements(m);
+    for (const e of els) state.sigs.set(e.data.id, JSON.stringify(e.data));
+    state.cy = cytoscape({ container: $("#map"), elements: els, style: mapStyle,
                            layout: { name: "preset" }, textureOnViewport: true,
                            hideEdgesOnViewport: m.pods.length > 300 });
     state.cy.fit(undefined, 30);
     state.cy.on("tap", "node", (ev) => detail(ev.target.data()));
   } else {
-    // update in place: readiness and traffic counts change, the rest rarely does
+    // update in place: readiness and traffic counts change, the rest rarely does; only
+    // elements whose data changed are touched (a restyle of 2,000 elements costs frames)
     const cy = state.cy;
     const fresh = mapElements(m);
     cy.batch(() => {
       const want = new Set(fresh.map((e) => e.data.id));
-      cy.elements().forEach((e) => { if (!want.has(e.id())) cy.remove(e); });
+      cy.elements().forEach((e) => { if (!want.has(e.id())) { cy.remove(e); state.sigs.delete(e.id()); } });
       for (const e of fresh) {
+        const sig = JSON.stringify(e.data);
+        if (state.sigs.get(e.data.id) === sig) continue;
+        state.sigs.set(e.data.id, sig);
         const have = cy.getElementById(e.data.id);
         if (have.empty()) cy.add(e); else have.data(e.data);
       }
@@ -225,11 +232,17 @@ async function loadRules() {
 $("#rules-form").addEventListener("input", loadRules);
 
 async function loadEvents() {
-  const { events } = await api("/api/events");
+  const { events, changes } = await api("/api/events");
   const frag = document.createDocumentFragment();
   for (const e of events.slice(-500).reverse())
-    frag.append(el("tr", {}, el("td", { text: fmtTime(e.time) }), el("td", { text: e.type }), el("td", { text: e.kind }), el("td", { text: e.object }), el("td", { text: e.message || "" })));
+    frag.append(el("tr", {}, el("td", { text: e.time }), el("td", { class: e.type === "Warning" ? "verdict-DROPPED" : "", text: e.type }),
+                   el("td", { text: e.reason }), el("td", { text: (e.namespace ? e.namespace + "/" : "") + e.object }),
+                   el("td", { text: e.message + (e.count > 1 ? ` (x${e.count})` : "") })));
   $("#events tbody").replaceChildren(frag);
+  const ch = document.createDocumentFragment();
+  for (const e of changes.slice(-500).reverse())
+    ch.append(el("tr", {}, el("td", { text: fmtTime(e.time) }), el("td", { text: e.type }), el("td", { text: e.kind }), el("td", { text: e.object }), el("td", { text: e.message || "" })));
+  $("#changes tbody").replaceChildren(ch);
 }
 async function loadLogs() {
   try {

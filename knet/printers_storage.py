@@ -15,7 +15,7 @@ def _modes(modes: tuple[str, ...]) -> str:
 
 
 def _age(cluster: Any, obj: Any) -> str:
-    from knet.cli.get import age
+    from knet.printers import age
 
     return age(cluster, obj)
 

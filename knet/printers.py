@@ -1,5 +1,7 @@
-"""``knet get``: kubectl's table columns (pkg/printers/internalversion/printers.go), plus
-``-o yaml|json|name`` of the converged objects as manifests knet can load again."""
+"""kubectl's printers: the table columns of ``knet get`` (pkg/printers/internalversion/
+printers.go), plus ``-o yaml|json|name`` of the converged objects as manifests knet can load
+again. Below the CLI, the control endpoint of ``knet up`` and the API server, which all show
+the same tables."""
 
 from __future__ import annotations
 
@@ -527,7 +529,7 @@ PRINTERS: dict[str, tuple[Callable[[bool], list[str]], Callable[..., list[str]]]
 
 
 def _register_storage() -> None:
-    from knet.cli import getstorage
+    from knet import printers_storage as getstorage
 
     KINDS.update(getstorage.KINDS)
     ALIASES.update(getstorage.ALIASES)

@@ -1,0 +1,205 @@
+"""The kubeconfig backend and ``knet diff`` against a Kubernetes API: here ``knet up``'s own
+(these machines cannot run a real cluster; it speaks the same protocol, and kr8s, the client
+the backend uses, talks to it as to any cluster)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from knet.cli import main
+from knet.errors import NotOnRealCluster
+
+pytest.importorskip("kr8s", reason="the kubeconfig backend needs kr8s (pip install knet[real])")
+
+ROOT = Path(__file__).resolve().parents[1]
+KNET = str(Path(sys.executable).with_name("knet"))
+DEMO = str(ROOT / "topologies" / "demo.yaml")
+
+pytestmark = pytest.mark.slow
+
+
+class Up:
+    def __init__(self, files: list[str], env_dir: Path) -> None:
+        env = {**os.environ, "XDG_RUNTIME_DIR": str(env_dir)}
+        self.proc = subprocess.Popen([KNET, "up", *sum((["-f", f] for f in files), [])],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     env=env, cwd=ROOT)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.out: list[str] = []
+        self._reader = threading.Thread(target=self._pump, daemon=True)
+        self._reader.start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def kubeconfig(self, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.5)
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"knet up exited: {self.out}") from None
+                continue
+            self.out.append(line)
+            if line.startswith("export KUBECONFIG="):
+                return line.split("=", 1)[1]
+        raise AssertionError(f"no kubeconfig line: {self.out}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        finally:
+            self._reader.join(timeout=5)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    up = Up([DEMO], tmp_path_factory.mktemp("real-xdg"))
+    try:
+        yield up.kubeconfig()
+    finally:
+        up.stop()
+
+
+def test_handles_run_inside_the_pods_of_a_fresh_namespace(kubeconfig: str) -> None:
+    from knet.real import connect
+
+    async def scenario() -> str:
+        async with connect([DEMO], kubeconfig=kubeconfig, label="handles") as c:
+            ns = c.namespace
+            assert ns.startswith("knet-handles-")
+            client = c.pod("default/client")  # the test's names; the pod lives in ns
+            assert client.ready and client.ip.startswith("10.244.")
+            assert sorted(p.key for p in c.pods({"app": "web"})) == \
+                sorted(f"default/{p.name}" for p in c.state.pods(ns) if p.metadata.labels.get("app") == "web")
+            r = await client.http.get("http://web/hello?x=1")
+            body = await r.json()
+            assert r.status == 200 and body["path"] == "/hello" and body["namespace"] == ns
+            assert body["clientIP"] == client.ip  # the request left from the client pod
+            svc = c.state.service("default/web")
+            assert await client.resolve("web") == [str(svc.spec.cluster_ip)]
+            assert (await client.probe_tcp("web", 80, 2))[0]
+            assert not (await client.probe_tcp("web", 81, 1))[0]
+            res = await client.exec(["sh", "-c", "echo out; echo err >&2; exit 3"])
+            assert (int(res), res.stdout, res.stderr) == (3, "out\n", "err\n")
+            with pytest.raises(NotOnRealCluster, match="virtual time"):
+                await c.advance(10)
+            with pytest.raises(NotOnRealCluster, match="partition"):
+                c.partition("a", "b")
+            return ns
+
+    ns = asyncio.run(scenario())
+
+    async def gone() -> bool:
+        import kr8s.asyncio
+
+        from knet.real.state import close_api
+
+        api = await kr8s.asyncio.api(kubeconfig=kubeconfig)
+        try:
+            for _ in range(50):
+                names = [n.name async for n in api.get("namespaces")]
+                if ns not in names:
+                    return True
+                await asyncio.sleep(0.2)
+            return False
+        finally:
+            await close_api(api)
+
+    assert asyncio.run(gone()), f"namespace {ns} was not deleted"
+
+
+def test_examples_run_through_the_kubeconfig_backend(kubeconfig: str, tmp_path: Path) -> None:
+    """The example suites, unchanged, against the API: each passes or is skipped for a
+    stated reason (what needs the emulator)."""
+    examples = ["examples/test_dns.py", "examples/test_load_balancing.py",
+                "examples/test_ingress_routing.py", "examples/test_fault_injection.py",
+                "examples/test_pcap_on_failure.py"]
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+                        "--knet-kubeconfig", kubeconfig, *examples],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    tail = r.stdout[-3000:]
+    assert r.returncode == 0, tail
+    assert " failed" not in tail and " error" not in tail, tail
+    skipped = [line for line in r.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert skipped and all("needs the emulator" in line for line in skipped), skipped
+    assert "passed" in tail
+
+
+def test_knet_diff_agrees_with_the_cluster_it_describes(kubeconfig: str,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["diff", "-f", DEMO, "--kubeconfig", kubeconfig, "-o", "json"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    import json
+
+    data = json.loads(out)
+    checks = {row["check"] for row in data["rows"]}
+    assert checks == {"object", "scheduling", "endpoints", "dns"}
+    assert data["differences"] == [] and data["agreements"] == len(data["rows"])
+
+
+def test_knet_diff_names_exactly_the_differences(kubeconfig: str, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    changed = tmp_path / "changed.yaml"
+    text = Path(DEMO).read_text()
+    # web's Service selects app-a's pods instead, and a policy the cluster never got
+    changed.write_text(text.replace("  name: web\nspec:\n  selector: {app: web}",
+                                    "  name: web\nspec:\n  selector: {app: app-a}") + """---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-all}
+spec:
+  podSelector: {}
+""")
+    assert "selector: {app: app-a}" in changed.read_text()
+    rc = main(["diff", "-f", str(changed), "--kubeconfig", kubeconfig])
+    out = capsys.readouterr().out
+    assert rc == 1
+    rows = [line.split() for line in out.splitlines() if line.endswith("DIFFER")]
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("object", "NetworkPolicy", "default/deny-all"),
+        ("endpoints", "Service", "default/web")], out
+
+
+def test_rules_from_a_node_dump(kubeconfig: str, tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A node's iptables-save (here knet's own, as a real node's would be given) against
+    knet's kube-proxy over the live Services and endpoints."""
+    dump = tmp_path / "worker.rules"
+    assert main(["rules", "-f", DEMO, "--node", "knet-worker", "--format", "iptables-save"]) == 0
+    dump.write_text(capsys.readouterr().out)
+    rc = main(["diff", "-f", DEMO, "--kubeconfig", kubeconfig, "--rules-from",
+               f"knet-worker={dump}", "-o", "json"])
+    import json
+
+    data = json.loads(capsys.readouterr().out)
+    rules = [r for r in data["rows"] if r["check"] == "rules"]
+    assert len(rules) > 10
+    # the static dump has no ingress-nginx (knet up adds the controller); everything else agrees
+    differ = [r for r in rules if r["knet"] != r["cluster"]]
+    assert differ and all("ingress-nginx/" in r["object"] and r["cluster"] == "missing"
+                          for r in differ), differ
+    assert all(r["knet"] == r["cluster"] for r in rules if "default/" in r["object"])
+    assert rc == 1
