@@ -184,7 +184,7 @@ def deployment_status(st: Any) -> dict[str, Any]:
 # --- kubectl get rows -----------------------------------------------------------------------
 
 def _age(cluster: Any, obj: Any) -> str:
-    from knet.cli.get import age
+    from knet.printers import age
 
     return age(cluster, obj)
 
@@ -195,7 +195,7 @@ def cronjob_header(wide: bool) -> list[str]:
 
 
 def cronjob_row(cluster: Any, cj: CronJob, wide: bool) -> list[str]:
-    from knet.cli.get import human_duration
+    from knet.printers import human_duration
 
     last = "<none>"
     if cj.status.last_schedule_time:
