@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,27 @@ def test_exec_logs_describe_and_watch(kubectl: Kubectl) -> None:
         p.communicate(timeout=10)
 
 
+def test_port_forward_reaches_the_pod_through_the_fabric(kubectl: Kubectl) -> None:
+    import socket
+
+    pod = kubectl("get", "pods", "-l", "app=echo", "-o", "name").split()[0]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.Popen(["kubectl", "port-forward", pod, f"{port}:8080"], env=kubectl.env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout is not None
+        assert p.stdout.readline().strip() == f"Forwarding from 127.0.0.1:{port} -> 8080"
+        for path in ("/one", "/two"):  # two connections, one SPDY session
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+                body = json.loads(r.read())
+            assert body["pod"] == pod.split("/", 1)[1] and body["path"] == path
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=10)
+
+
 def test_delete_pod_goes_terminating(kubectl: Kubectl) -> None:
     kubectl("run", "t-solo", "--image=knet/echo:1")
     kubectl("wait", "--for=condition=Ready", "pod/t-solo", "--timeout=30s")
@@ -203,32 +225,52 @@ def test_delete_pod_goes_terminating(kubectl: Kubectl) -> None:
     assert row == "" or "Terminating" in row
 
 
-def test_python_client_list_watch_create_patch(kubectl: Kubectl) -> None:
-    k8s = pytest.importorskip("kubernetes")
-    from kubernetes import client, config, watch
+PY_CLIENT = r"""
+import json, sys
+from kubernetes import client, config, watch
+from kubernetes.stream import portforward
 
-    api_client = config.new_client_from_config(config_file=kubectl.kubeconfig)
-    v1 = client.CoreV1Api(api_client)
-    pods = v1.list_namespaced_pod("default", label_selector="app=echo")
-    assert len(pods.items) == 3 and all(p.status.phase == "Running" for p in pods.items)
-    cm = v1.create_namespaced_config_map("default", client.V1ConfigMap(
-        metadata=client.V1ObjectMeta(name="t-py"), data={"a": "1"}))
-    assert cm.metadata.resource_version
-    v1.patch_namespaced_config_map("t-py", "default", {"data": {"b": "2"}})
-    got = v1.read_namespaced_config_map("t-py", "default")
-    assert got.data == {"a": "1", "b": "2"}
-    w = watch.Watch()
-    seen = []
-    for ev in w.stream(v1.list_namespaced_config_map, "default", timeout_seconds=2,
-                       field_selector="metadata.name=t-py"):
-        seen.append((ev["type"], ev["object"].metadata.name))
-        w.stop()
-    assert seen == [("ADDED", "t-py")]
-    with pytest.raises(client.ApiException) as e:
-        v1.read_namespaced_config_map("nope", "default")
-    assert e.value.status == 404
-    api_client.close()
-    assert k8s
+api_client = config.new_client_from_config(config_file=sys.argv[1])
+v1 = client.CoreV1Api(api_client)
+out = {}
+pods = v1.list_namespaced_pod("default", label_selector="app=echo")
+out["pods"] = sorted(p.status.phase for p in pods.items)
+cm = v1.create_namespaced_config_map("default", client.V1ConfigMap(
+    metadata=client.V1ObjectMeta(name="t-py"), data={"a": "1"}))
+out["rv"] = bool(cm.metadata.resource_version)
+v1.patch_namespaced_config_map("t-py", "default", {"data": {"b": "2"}})
+out["data"] = v1.read_namespaced_config_map("t-py", "default").data
+w = watch.Watch()
+out["watch"] = []
+for ev in w.stream(v1.list_namespaced_config_map, "default", timeout_seconds=2,
+                   field_selector="metadata.name=t-py"):
+    out["watch"].append([ev["type"], ev["object"].metadata.name])
+    w.stop()
+pf = portforward(v1.connect_get_namespaced_pod_portforward, pods.items[0].metadata.name,
+                 "default", ports="8080")
+sock = pf.socket(8080)
+sock.sendall(b"GET /py HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+reply = b""
+while chunk := sock.recv(4096):
+    reply += chunk
+out["portforward"] = reply.split(b"\r\n", 1)[0].decode() + (" /py" if b'"path": "/py"' in reply else "")
+try:
+    v1.read_namespaced_config_map("nope", "default")
+except client.ApiException as e:
+    out["missing"] = e.status
+print(json.dumps(out))
+"""
+
+
+def test_python_client_list_watch_create_patch_portforward(kubectl: Kubectl) -> None:
+    # a subprocess: the client's helper threads leave TLS sockets to the garbage collector
+    pytest.importorskip("kubernetes")
+    p = subprocess.run([sys.executable, "-c", PY_CLIENT, kubectl.kubeconfig],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == {
+        "pods": ["Running"] * 3, "rv": True, "data": {"a": "1", "b": "2"},
+        "watch": [["ADDED", "t-py"]], "portforward": "HTTP/1.1 200 OK /py", "missing": 404}
 
 
 def test_rbac_with_kubectl_auth_can_i_and_as(kubectl: Kubectl) -> None:

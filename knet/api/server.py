@@ -25,6 +25,7 @@ from knet.api.pki import ClusterPKI
 from knet.api.status import ApiError, unauthorized
 from knet.errors import KnetError, UsageError
 
+PORTFORWARD_SPDY = "SPDY/3.1+portforward.k8s.io"
 CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io",
                      "v2.channel.k8s.io", "channel.k8s.io")
 
@@ -260,6 +261,14 @@ class ApiServer:
             return await self._log(request, info)
         if info["kind"] == "exec":
             return await self._exec(request, info)
+        if info["kind"] == "portforward":
+            protos = request.headers.get("Sec-WebSocket-Protocol", "")
+            if request.headers.get("Upgrade", "").lower() == "websocket":
+                if PORTFORWARD_SPDY in protos:
+                    return await self._portforward_spdy(request, info)
+                return await self._portforward_channels(request, info)
+            raise ApiError(400, "BadRequest", "knet serves port-forward over WebSocket "
+                           f"({PORTFORWARD_SPDY}, or v4.channel.k8s.io) only")
         raise ApiError(400, "BadRequest", f"{info['kind']} is not supported by knet yet "
                        "(see docs/api.md)")
 
@@ -397,6 +406,158 @@ class ApiServer:
             await ws.close()
         return ws
 
+    async def _connect(self, pod: Any, port: int) -> Any:
+        """A connection to ``port`` inside the pod's network namespace (kubelet's port-forward
+        enters the pod's netns): through the fabric, from the pod to its own address."""
+        return await pod.open_connection(str(pod.ip), port)
+
+    async def _portforward_spdy(self, request: web.Request, info: dict[str, Any]) -> web.StreamResponse:
+        """kubectl 1.32: SPDY/3.1 tunnelled in WebSocket binary messages; per local connection
+        two streams (``streamtype: error`` / ``data``) sharing a ``requestid``."""
+        from knet.api import spdy
+
+        ws = web.WebSocketResponse(protocols=(PORTFORWARD_SPDY,), heartbeat=None)
+        await ws.prepare(request)
+        sess = spdy.Session()
+        out = _Sender(ws)
+        pod = self.rt.pod(info["pod"])
+        name = info["pod"].split("/", 1)[1]
+        pairs: dict[str, dict[str, Any]] = {}
+        by_stream: dict[int, dict[str, Any]] = {}
+        tasks: set[asyncio.Task[Any]] = set()
+
+        async def serve(pair: dict[str, Any]) -> None:
+            err, data, port = pair["error"], pair["data"], pair["port"]
+            try:
+                reader, writer = await self._connect(pod, port)
+            except (KnetError, OSError, ValueError) as e:
+                msg = (f"error forwarding port {port} to pod {name}, uid : failed to connect to "
+                       f"localhost:{port} inside namespace: {e}")
+                out.send(sess.data(err, msg.encode(), fin=True))
+                out.send(sess.data(data, b"", fin=True))
+                return
+            pair["writer"] = writer
+            for chunk in pair.pop("early", []):
+                writer.write(chunk)
+            try:
+                await _pump(reader, lambda b: out.send(sess.data(data, b)))
+            except (ConnectionError, KnetError, OSError):
+                pass
+            out.send(sess.data(data, b"", fin=True))
+            out.send(sess.data(err, b"", fin=True))
+
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.BINARY:
+                    if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.ERROR):
+                        break
+                    continue
+                try:
+                    events = sess.feed(msg.data)
+                except spdy.ProtocolError:
+                    break
+                for ev in events:
+                    if isinstance(ev, spdy.StreamOpened):
+                        out.send(sess.syn_reply(ev.stream_id))
+                        rid = ev.headers.get("requestid", str(ev.stream_id))
+                        pair = pairs.setdefault(rid, {})
+                        kind = ev.headers.get("streamtype", "")
+                        pair[kind] = ev.stream_id
+                        by_stream[ev.stream_id] = pair
+                        try:
+                            pair["port"] = int(ev.headers.get("port", "0"))
+                        except ValueError:
+                            pair["port"] = 0
+                        if "error" in pair and "data" in pair and "task" not in pair:
+                            pair["task"] = t = asyncio.ensure_future(serve(pair))
+                            tasks.add(t)
+                            t.add_done_callback(tasks.discard)
+                    elif isinstance(ev, spdy.DataReceived):
+                        pair = by_stream.get(ev.stream_id, {})
+                        if pair.get("data") != ev.stream_id:
+                            continue
+                        w = pair.get("writer")
+                        if w is None:
+                            pair.setdefault("early", []).append(ev.data)
+                        elif ev.data:
+                            w.write(ev.data)
+                        if ev.fin and w is not None and w.can_write_eof():
+                            w.write_eof()
+                    elif isinstance(ev, spdy.PingReceived):
+                        out.send(sess.ping(ev.ping_id))
+                    elif isinstance(ev, spdy.StreamReset):
+                        pair = by_stream.get(ev.stream_id, {})
+                        w = pair.get("writer")
+                        if w is not None:
+                            w.close()
+                    elif isinstance(ev, spdy.GoAway):
+                        break
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            for t in list(tasks):
+                t.cancel()
+            for pair in pairs.values():
+                w = pair.get("writer")
+                if w is not None:
+                    w.close()
+            await out.aclose()
+            await ws.close()
+        return ws
+
+    async def _portforward_channels(self, request: web.Request,
+                                    info: dict[str, Any]) -> web.StreamResponse:
+        """The Python client's port-forward: channel 2i = data, 2i+1 = error of the i-th port;
+        the first message on each channel is the port, 2 bytes little-endian."""
+        ws = web.WebSocketResponse(protocols=CHANNEL_PROTOCOLS, heartbeat=None)
+        await ws.prepare(request)
+        out = _Sender(ws)
+        pod = self.rt.pod(info["pod"])
+        ports = [int(p) for p in info.get("ports", []) if str(p).isdigit()]
+        writers: dict[int, Any] = {}
+        tasks: list[asyncio.Task[Any]] = []
+        for i, port in enumerate(ports):
+            for ch in (2 * i, 2 * i + 1):
+                out.send(bytes([ch]) + port.to_bytes(2, "little"))
+            try:
+                reader, writer = await self._connect(pod, port)
+            except (KnetError, OSError, ValueError) as e:
+                out.send(bytes([2 * i + 1]) + f"error forwarding port {port}: {e}".encode())
+                continue
+            writers[2 * i] = writer
+            prefix = bytes([2 * i])
+            tasks.append(asyncio.ensure_future(
+                _pump(reader, lambda b, p=prefix: out.send(p + b))))
+
+        async def hang_up() -> None:
+            # kubelet: one connection per port for the life of the WebSocket; when every pod
+            # side has closed, so does the stream (the client sees EOF on its socket)
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await out.aclose()
+            await ws.close()
+
+        closer = asyncio.ensure_future(hang_up())
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.BINARY or not msg.data:
+                    if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.ERROR):
+                        break
+                    continue
+                w = writers.get(msg.data[0])
+                if w is not None:
+                    w.write(msg.data[1:])
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            for t in tasks:
+                t.cancel()
+            for w in writers.values():
+                w.close()
+            closer.cancel()
+            await out.aclose()
+            await ws.close()
+        return ws
+
     @staticmethod
     async def _read_stdin(ws: web.WebSocketResponse) -> str:
         """Channel 0 until the client closes it (v5 ``[255, 0]``) or the socket."""
@@ -446,6 +607,41 @@ class ApiServer:
             if "\x04" in buf:
                 break
         return code
+
+
+class _Sender:
+    """One task writes to the WebSocket, in order (frames from many streams interleave)."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.q: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        try:
+            while (item := await self.q.get()) is not None:
+                await self.ws.send_bytes(item)
+        except (ConnectionError, RuntimeError):
+            pass
+
+    def send(self, data: bytes) -> None:
+        self.q.put_nowait(data)
+
+    async def aclose(self) -> None:
+        self.q.put_nowait(None)
+        try:
+            await asyncio.wait_for(self.task, 5)
+        except (TimeoutError, ConnectionError):
+            self.task.cancel()
+
+
+async def _pump(reader: Any, out: Any) -> None:
+    """Bytes from the pod's socket to ``out(data)`` until EOF."""
+    while True:
+        data = await reader.read(65536)
+        if not data:
+            return
+        out(data)
 
 
 def _status(e: ApiError) -> web.Response:
