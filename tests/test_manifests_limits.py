@@ -135,10 +135,25 @@ def test_int32_and_int64_fields_range_checked_like_the_api_server() -> None:
         "cluster)"]
     assert problems(DEPLOY.replace("REPLICAS", "2147483648").replace("GRACE", "9223372036854775808")) == [
         "t.yaml:5:13: Deployment default/web: spec.replicas: json: cannot unmarshal number "
-        "2147483648 into Go struct field spec.replicas of type int32",
+        "2147483648 into Go struct field DeploymentSpec.spec.replicas of type int32",
         "t.yaml:10:38: Deployment default/web: spec.template.spec.terminationGracePeriodSeconds: "
         "json: cannot unmarshal number 9223372036854775808 into Go struct field "
-        "spec.template.spec.terminationGracePeriodSeconds of type int64"]
+        "PodSpec.spec.template.spec.terminationGracePeriodSeconds of type int64"]
+
+
+def test_int32_message_names_the_go_struct_for_ports_and_probes() -> None:
+    svc = ("apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  selector: {a: b}\n"
+           "  ports: [{port: 4294967296}]\n")
+    assert any("Go struct field ServicePort.spec.ports.port of type int32" in p
+               for p in problems(svc))
+    pod = ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n"
+           "    image: i\n    ports: [{containerPort: 4294967296}]\n"
+           "    readinessProbe: {tcpSocket: {port: 80}, periodSeconds: 2147483648}\n")
+    msgs = problems(pod)
+    assert any("Go struct field ContainerPort.spec.containers.ports.containerPort of type "
+               "int32" in m for m in msgs), msgs
+    assert any("Go struct field Probe.spec.containers.readinessProbe.periodSeconds of type "
+               "int32" in m for m in msgs), msgs
 
 
 def test_pod_budget_counts_every_workload(capsys) -> None:

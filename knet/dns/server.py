@@ -7,6 +7,12 @@ framing). They are plain asyncio protocol classes, so they run unchanged on a re
 same ``create_datagram_endpoint`` / ``create_server`` interface.
 TCP: 2-byte length framing, many queries per connection, answered in order, connection closed
 after ``idle_timeout`` seconds without a query (CoreDNS's default idle timeout is 10 s).
+Deadlines, not idle timers (issue 13.8): a message must arrive whole within ``read_timeout``
+seconds of its first byte (miekg/dns's readTimeout, 2 s), so a client trickling one byte at a
+time is closed; more chunks of the same message never extend it. Flow control (issue 13.7):
+while the transport's write buffer is above its high-water mark (``pause_writing``) the server
+stops reading and answering; buffered queries are answered on ``resume_writing``, and a
+client that does not read for ``read_timeout`` seconds is closed (miekg/dns's writeTimeout).
 """
 
 from __future__ import annotations
@@ -60,27 +66,30 @@ class DnsStreamProtocol(asyncio.Protocol):
 
     MAX_BUFFER = 1 << 20
 
-    def __init__(self, view: DnsView | Answerer, idle_timeout: float = 10.0) -> None:
+    def __init__(self, view: DnsView | Answerer, idle_timeout: float = 10.0,
+                 read_timeout: float = 2.0) -> None:
         self._answer = _answerer(view)
         self._idle_timeout = idle_timeout
+        self._read_timeout = read_timeout
         self._buf = bytearray()
         self._timer: asyncio.TimerHandle | None = None
+        self._paused = False
         self.transport: asyncio.Transport | None = None
         self.peer: Any = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.peer = transport.get_extra_info("peername")
-        self._arm()
+        self._arm(self._idle_timeout)
 
-    def _arm(self) -> None:
+    def _arm(self, delay: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        self._timer = loop.call_later(self._idle_timeout, self._idle)
+        self._timer = loop.call_later(delay, self._idle)
 
     def _idle(self) -> None:
         if self.transport is not None:
@@ -91,22 +100,52 @@ class DnsStreamProtocol(asyncio.Protocol):
         if len(self._buf) > self.MAX_BUFFER:
             self.transport.close()  # type: ignore[union-attr]
             return
-        while len(self._buf) >= 2:
+        if not self._paused:
+            self._drain(started=len(self._buf) == len(data))
+
+    def _drain(self, started: bool) -> None:
+        """Answer every whole message buffered, then set the deadline: the idle timeout once
+        the buffer is empty, the read timeout when a new message has begun (``started``: the
+        buffer held no partial message before this call, or a message completed)."""
+        t = self.transport
+        while len(self._buf) >= 2 and t is not None and not self._paused:
             (n,) = struct.unpack_from("!H", self._buf, 0)
             if len(self._buf) < 2 + n:
                 break
             msg = bytes(self._buf[2:2 + n])
             del self._buf[:2 + n]
+            started = True
             try:
                 reply = self._answer(msg, self.peer, True)
             except Exception:
                 reply = None
             if reply is None:
                 # miekg/dns closes a TCP connection after a message it will not answer.
-                self.transport.close()  # type: ignore[union-attr]
+                t.close()
                 return
-            self.transport.write(struct.pack("!H", len(reply)) + reply)  # type: ignore[union-attr]
-        self._arm()
+            t.write(struct.pack("!H", len(reply)) + reply)  # may call pause_writing
+        if self._paused or t is None:
+            return
+        if not self._buf:
+            if started:
+                self._arm(self._idle_timeout)
+        elif started:
+            self._arm(self._read_timeout)
+
+    def pause_writing(self) -> None:
+        # The client is not reading its answers: stop reading its queries (RFC 7766 §6.2.2
+        # lets a server apply back-pressure); nothing is answered until the buffer drains.
+        self._paused = True
+        self._arm(self._read_timeout)  # and a client that never reads is closed (writeTimeout)
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self.transport is None:
+            return
+        self.transport.resume_reading()
+        self._drain(started=True)
 
     def eof_received(self) -> bool | None:
         return None  # close our side too

@@ -8,7 +8,13 @@ Invariants:
   DROP) resets the real connection (the client sees "connection reset"), as the accept had
   already happened on loopback.
 - Back-pressure: when the real socket's write buffer is above its high-water mark, reading of
-  the virtual side pauses (and vice versa the fabric never buffers, so nothing else is needed).
+  the virtual side pauses. While the virtual connection is still being dialled (a SYN that is
+  dropped retries for two minutes), the relay keeps at most ``PENDING_LIMIT`` bytes of the
+  client's data and pauses reading the real socket past it, so a client cannot make the relay
+  buffer without bound (issue 13.6); reading resumes once the bytes are handed on.
+- UDP is bounded too: at most ``PENDING_DATAGRAMS`` datagrams wait for a flow's virtual socket,
+  and the flow table holds at most ``MAX_UDP_FLOWS`` flows; past either, datagrams are dropped
+  and counted (``stats["udp_dropped"]``), as conntrack drops new flows when its table is full.
 - UDP: per real client address, one virtual UDP socket in the outside host (a NAT-like flow);
   flows idle for ``UDP_IDLE`` seconds are closed (conntrack's nf_conntrack_udp_timeout_stream
   is 120 s).
@@ -23,6 +29,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 UDP_IDLE = 120.0
+PENDING_LIMIT = 64 * 1024
+PENDING_DATAGRAMS = 64
+MAX_UDP_FLOWS = 4096
 
 # (real client (host, port)) -> (fabric namespace, source address, dst ip, dst port) or None
 Connect = Callable[[tuple[str, int]], Any]
@@ -58,6 +67,8 @@ class RealTcpRelay(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.virtual: asyncio.Transport | None = None
         self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._reading_paused = False
         self._pending_eof = False
         self._real_eof = False
         self._virtual_eof = False
@@ -89,12 +100,25 @@ class RealTcpRelay(asyncio.Protocol):
         for chunk in self._pending:
             vt.write(chunk)
         self._pending.clear()
+        self._pending_size = 0
         if self._pending_eof:
             vt.write_eof()
+        if self._reading_paused and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._pending_size
 
     def data_received(self, data: bytes) -> None:
         if self.virtual is None:
             self._pending.append(data)
+            self._pending_size += len(data)
+            if (self._pending_size > PENDING_LIMIT and not self._reading_paused
+                    and self.transport is not None):
+                self._reading_paused = True
+                self.transport.pause_reading()  # the kernel's buffers push back on the client
         else:
             self.virtual.write(data)
 
@@ -201,24 +225,36 @@ class _UdpFlow:
 class RealUdpRelay(asyncio.DatagramProtocol):
     """Protocol of a real loopback UDP socket; one virtual flow per client address."""
 
-    def __init__(self, open_virtual: Callable[..., Any], idle: float = UDP_IDLE) -> None:
+    def __init__(self, open_virtual: Callable[..., Any], idle: float = UDP_IDLE, *,
+                 max_flows: int = MAX_UDP_FLOWS, stats: dict[str, int] | None = None) -> None:
         self._open = open_virtual
         self.idle = idle
+        self.max_flows = max_flows
+        self.stats = stats if stats is not None else {}
         self.transport: asyncio.DatagramTransport | None = None
         self.flows: dict[tuple[str, int], _UdpFlow] = {}
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
+    def _drop(self) -> None:
+        self.stats["udp_dropped"] = self.stats.get("udp_dropped", 0) + 1
+
     def datagram_received(self, data: bytes, addr: Any) -> None:
         client = (addr[0], addr[1])
         loop = asyncio.get_running_loop()
         flow = self.flows.get(client)
         if flow is None:
+            if len(self.flows) >= self.max_flows:
+                self._drop()  # table full: conntrack drops new flows the same way
+                return
             flow = self.flows[client] = _UdpFlow(self, client)
             flow.pending.append(data)
             loop.create_task(self._start(flow))
         elif flow.virtual is None:
+            if len(flow.pending) >= PENDING_DATAGRAMS:
+                self._drop()
+                return
             flow.pending.append(data)
         else:
             flow.virtual.sendto(data)

@@ -85,6 +85,30 @@ INT64_FIELDS = frozenset({
 })
 
 
+# The Go struct that holds an integer field, for encoding/json's "Go struct field
+# DeploymentSpec.spec.replicas" (the common cases; others are named by their path alone).
+_SPEC_STRUCT = {"Deployment": "DeploymentSpec", "ReplicaSet": "ReplicaSetSpec",
+                "StatefulSet": "StatefulSetSpec", "DaemonSet": "DaemonSetSpec", "Job": "JobSpec",
+                "ReplicationController": "ReplicationControllerSpec", "Pod": "PodSpec",
+                "Service": "ServiceSpec"}
+_PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
+_INDEX = re.compile(r"\[[^\]]*\]")  # Go's field path has no list indexes
+
+
+def _go_struct(kind: str, path: str) -> str:
+    parts = [p.partition("[")[0] for p in path.split(".")]
+    parent = parts[-2] if len(parts) > 1 else ""
+    if parent in _PROBES:
+        return "Probe."
+    if parent == "ports":
+        return "ServicePort." if kind == "Service" and len(parts) == 3 else "ContainerPort."
+    if parent == "spec" and len(parts) > 2 and parts[-3] == "template":
+        return "PodSpec."
+    if parent == "spec" and len(parts) == 2 and kind in _SPEC_STRUCT:
+        return _SPEC_STRUCT[kind] + "."
+    return ""
+
+
 def _field_name(path: str) -> str:
     return path.rpartition(".")[2].partition("[")[0]
 
@@ -170,7 +194,8 @@ class F:
             if not -(1 << (bits - 1)) <= v < 1 << (bits - 1):
                 # the API server's JSON decoding into the typed struct (encoding/json)
                 self.error(f"json: cannot unmarshal number {v} into Go struct field "
-                           f"{self.path} of type int{bits}")
+                           f"{_go_struct(self.ctx.kind, self.path)}"
+                           f"{_INDEX.sub('', self.path)} of type int{bits}")
                 return None
             return v
         if isinstance(v, str):

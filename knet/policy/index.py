@@ -33,7 +33,6 @@ from knet.model.policy import (
     ACCEPT,
     ADMIN,
     CLUSTER_POLICY_KINDS,
-    DENY,
     EGRESS,
     INGRESS,
     PASS,
@@ -134,9 +133,6 @@ class Decision:
             parts.append(self.note)
         verdict = "allowed" if self.allowed else "DENIED"
         return f"network policy: {verdict}" + (": " + "; ".join(parts) if parts else "")
-
-
-ALLOW_UNJUDGED = Decision(True, note="no network policy applies")
 
 
 def _pol_name(p: Any) -> str:
@@ -539,5 +535,5 @@ def _np_rule(r: NetworkPolicyRule, ns: str, ip: IPAddress, peer: PodInfo | None,
     return None
 
 
-__all__ = ["ALLOW_UNJUDGED", "Decision", "DirectionVerdict", "PodInfo", "PolicyIndex",
-           "DENY"]
+__all__ = ["MEMO_SIZE", "POLICY_INPUT_KINDS", "Decision", "DirectionVerdict", "PodInfo",
+           "PolicyIndex"]
