@@ -82,6 +82,11 @@ def run_get(cluster: Any, kind: str, name: str | None, namespace: str | None,
             loopback: Mapping[str, str] | None = None) -> str:
     """kubectl's output for ``kind``. ``loopback`` (from a running ``knet up``): each node's
     loopback address for real clients, shown as a last ``-o wide`` column of nodes."""
+    from knet.gateway import view as gateway_view
+
+    gw = gateway_view.resolve_resource(kind)
+    if gw is not None:  # Gateway API kinds: printer columns and status from knet.gateway
+        return gateway_view.run_get(cluster, gw, name, namespace, all_namespaces, output)
     # kubectl get pods,svc: several types, each table's names prefixed with the type
     kinds: list[str] = []
     for part in kind.split(","):

@@ -332,6 +332,11 @@ def test_rbac_roles_bindings_and_escalation(core: ApiCore) -> None:
     # a binding to view (which she holds) is fine
     ok = {**binding, "metadata": {"name": "alice-view-2"}}
     assert call(core, "POST", rb, body=ok, user=ALICE).status == 201
+    t = call(core, "GET", rb + "/alice-view-2", accept=TABLE).json()
+    assert [c["name"] for c in t["columnDefinitions"]] == [
+        "Name", "Role", "Age", "Users", "Groups", "Serviceaccounts"]
+    assert t["rows"][0]["cells"][:2] == ["alice-view-2", "ClusterRole/view"]
+    assert t["rows"][0]["cells"][3] == "alice"
     bad = {**binding, "metadata": {"name": "x"}, "roleRef": {"kind": "Role", "name": ""}}
     r = call(core, "POST", rb, body=bad)
     assert r.status == 422 and {c["field"] for c in r.json()["details"]["causes"]} == {

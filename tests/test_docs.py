@@ -22,7 +22,8 @@ from knet.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = {name: ROOT / "docs" / name for name in ("cli.md", "tutorial.md", "traces.md",
-                                                 "policy.md", "storage.md", "exec.md")}
+                                                 "policy.md", "storage.md", "exec.md",
+                                                 "gateway.md")}
 FENCE = re.compile(r"^```(console|shell-session)\n(.*?)^```", re.S | re.M)
 SNIPPET = re.compile(r"^```python\n(.*?)^```\n(?:\n```text\n(.*?)^```)?", re.S | re.M)
 

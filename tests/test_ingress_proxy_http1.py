@@ -510,32 +510,44 @@ async def test_half_closed_partial_head_closes_at_once(env):
     writer.close()
 
 
-@pytest.mark.asyncio
-async def test_header_timeout_covers_the_whole_head():
+@virtual_time
+async def test_header_timeout_covers_the_whole_head() -> None:
+    """client_header_timeout is a deadline for the whole head (nginx), on the virtual clock."""
+    fabric = Fabric(seed=0)
+    fabric.add_node("node-a", ["172.18.0.2"], ["10.244.0.0/24"])
+    fabric.add_pod("default/client", "node-a", ["10.244.0.5"])
+    fabric.add_pod("ingress-nginx/controller", "node-a", ["10.244.0.6"])
+    fabric.add_pod("default/web", "node-a", ["10.244.0.7"])
     up = Upstream()
-    await up.start()
-    async with IngressProxy(Router(routing(up.port)), client_header_timeout=0.4) as proxy:
-        _, port = await proxy.listen()
-        reader, writer = await connect(port)
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        trickle = b"GET / HTTP/1.1\r\nHost: web.test\r\nX-Slow: " + b"a" * 40
-        for byte in trickle:  # slowloris: one byte every 50 ms never re-arms the deadline
-            if reader.at_eof() or writer.is_closing():
-                break
-            writer.write(bytes([byte]))
-            await asyncio.sleep(0.05)
-            if loop.time() - start > 1.5:
-                break
-        assert await asyncio.wait_for(reader.read(), 2) == b""
-        assert loop.time() - start < 1.2
-        writer.close()
-        # a keep-alive connection: the next head's deadline starts with its first byte
-        reader, writer = await connect(port)
-        writer.write(get("/one"))
-        assert (await read_response(reader))[0] == 200
-        await asyncio.sleep(0.5)  # idle longer than client_header_timeout: keepalive_timeout
-        writer.write(get("/two"))
-        assert (await read_response(reader))[0] == 200
-        writer.close()
+    await up.start(fabric.namespace("default/web"))
+    ns = fabric.namespace("ingress-nginx/controller")
+    proxy = IngressProxy(Router(routing(8080, "10.244.0.7")), connect=ns.create_connection,
+                         client_header_timeout=0.4)
+    server = await ns.create_server(proxy.protocol_factory("http"), None, 80)
+    client = fabric.namespace("default/client")
+    loop = asyncio.get_running_loop()
+    reader, writer = await client.open_connection("10.244.0.6", 80)
+    start = loop.time()
+    trickle = b"GET / HTTP/1.1\r\nHost: web.test\r\nX-Slow: " + b"a" * 40
+    for byte in trickle:  # slowloris: one byte every 50 ms never re-arms the deadline
+        if reader.at_eof() or reader.exception() is not None:
+            break
+        writer.write(bytes([byte]))
+        await asyncio.sleep(0.05)
+    try:
+        closed = await asyncio.wait_for(reader.read(), 2) == b""
+    except ConnectionResetError:  # our next byte met the closed socket
+        closed = True
+    assert closed and 0.4 <= loop.time() - start <= 0.6
+    writer.close()
+    # a keep-alive connection: the next head's deadline starts with its first byte
+    reader, writer = await client.open_connection("10.244.0.6", 80)
+    writer.write(get("/one"))
+    assert (await read_response(reader))[0] == 200
+    await asyncio.sleep(0.5)  # idle longer than client_header_timeout: keepalive_timeout
+    writer.write(get("/two"))
+    assert (await read_response(reader))[0] == 200
+    writer.close()
+    server.close()
+    await proxy.aclose()
     await up.aclose()

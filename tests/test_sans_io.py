@@ -16,7 +16,10 @@ CORE_PACKAGES = ["model", "manifests", "control", "proxy", "netfilter", "policy"
 # Pure modules inside packages that also hold adapters.
 CORE_MODULES = ["errors.py", "dns/answer.py", "dns/stub.py", "dns/corefile.py", "dns/view.py",
                 "dns/wire.py", "ingress/routes.py", "ingress/decision.py", "ingress/annotations.py",
-                "ingress/routecache.py", "ingress/responses.py", "path.py"]
+                "ingress/routecache.py", "ingress/responses.py", "path.py",
+                "gateway/model.py", "gateway/schema.py", "gateway/objects.py", "gateway/routes.py",
+                "gateway/decision.py", "gateway/status.py", "gateway/controller.py",
+                "gateway/convert.py", "gateway/l7.py"]
 FORBIDDEN = {"asyncio", "socket", "selectors", "ssl", "aiohttp", "threading", "subprocess", "time"}
 
 

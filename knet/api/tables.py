@@ -42,10 +42,52 @@ def _title(h: str) -> str:
     return " ".join(_word(w) for w in h.split(" "))
 
 
-def columns(resource: str) -> list[dict[str, Any]]:
+def _binding_header(wide: bool) -> list[str]:
+    h = ["NAME", "ROLE", "AGE"]
+    return h + ["USERS", "GROUPS", "SERVICEACCOUNTS"] if wide else h
+
+
+def _binding_row(view: Any, b: Any, wide: bool) -> list[str]:
+    from knet.printers import age
+
+    ref = b.body.get("roleRef") or {}
+    row = [b.metadata.name, f"{ref.get('kind', '')}/{ref.get('name', '')}", age(view, b)]
+    if wide:
+        subs = [s for s in b.body.get("subjects") or [] if isinstance(s, dict)]
+        users = ", ".join(s["name"] for s in subs if s.get("kind") == "User")
+        groups = ", ".join(s["name"] for s in subs if s.get("kind") == "Group")
+        sas = ", ".join(f"{s.get('namespace') or b.metadata.namespace}/{s['name']}"
+                        for s in subs if s.get("kind") == "ServiceAccount")
+        row += [users, groups, sas]
+    return row
+
+
+def _sa_header(wide: bool) -> list[str]:
+    return ["NAME", "SECRETS", "AGE"]
+
+
+def _sa_row(view: Any, sa: Any, wide: bool) -> list[str]:
+    from knet.printers import age
+
+    return [sa.metadata.name, str(len(sa.body.get("secrets") or [])), age(view, sa)]
+
+
+# printers.go column sets of the kinds the API stores as generic objects
+EXTRA_PRINTERS: dict[str, tuple[Any, Any]] = {
+    "rolebindings": (_binding_header, _binding_row),
+    "clusterrolebindings": (_binding_header, _binding_row),
+    "serviceaccounts": (_sa_header, _sa_row),
+}
+
+
+def _printer(resource: str) -> tuple[Any, Any] | None:
     from knet.printers import PRINTERS
 
-    p = PRINTERS.get(resource)
+    return PRINTERS.get(resource) or EXTRA_PRINTERS.get(resource)
+
+
+def columns(resource: str) -> list[dict[str, Any]]:
+    p = _printer(resource)
     if p is None:
         return [{"name": "Name", "type": "string", "format": "name",
                  "description": _DESCRIPTIONS["NAME"], "priority": 0},
@@ -62,9 +104,7 @@ def columns(resource: str) -> list[dict[str, Any]]:
 
 
 def cells(resource: str, view: ClusterView, obj: Any) -> list[Any]:
-    from knet.printers import PRINTERS
-
-    p = PRINTERS.get(resource)
+    p = _printer(resource)
     if p is None:
         return [obj.metadata.name, obj.metadata.creation_timestamp or None]
     row: list[Any] = list(p[1](view, obj, True))

@@ -27,7 +27,7 @@ def cli() -> None:
 
 # A new command module: add it here, list its commands in its COMMANDS.
 COMMAND_MODULES = ("knet.cli.commands", "knet.cli.up", "knet.cli.demo", "knet.cli.ui",
-                   "knet.cli.reach", "knet.cli.exec", "knet.cli.diff")
+                   "knet.cli.reach", "knet.cli.exec", "knet.cli.diff", "knet.cli.convert")
 
 
 def register() -> click.Group:

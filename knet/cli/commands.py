@@ -72,12 +72,19 @@ def get(kind: str, name: str | None, namespace: str | None, all_namespaces: bool
 @click.option("-H", "--header", "headers", multiple=True, metavar="'K: V'", help="Request header.")
 @click.option("--scheme", type=click.Choice(["http", "https"]), default="http", show_default=True)
 @click.option("--client-ip", default="203.0.113.10", show_default=True)
+@click.option("--gateway", default=None, metavar="NS/NAME",
+              help="Route through this Gateway (Gateway API) instead of the Ingresses.")
+@click.option("--port", type=int, default=None, help="Gateway listener port (--gateway).")
+@click.option("--sni", default=None, help="TLS server name (--gateway; default: --host).")
+@click.option("--grpc", is_flag=True, help="A gRPC request: --path /SERVICE/METHOD (--gateway).")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
 @files_option
 @seed_option
 def route(host: str | None, path: str, method: str, headers: tuple[str, ...], scheme: str,
-          client_ip: str, output: str, files: tuple[str, ...], seed: int | None) -> int:
-    """Which Ingress, rule and backend an HTTP request would get (ingress-nginx semantics)."""
+          client_ip: str, gateway: str | None, port: int | None, sni: str | None, grpc: bool,
+          output: str, files: tuple[str, ...], seed: int | None) -> int:
+    """Which route and backend an HTTP request would get: ingress-nginx semantics, or with
+    --gateway the Gateway API's."""
     from knet.ingress.decision import route_request
 
     hdrs = []
@@ -90,6 +97,16 @@ def route(host: str | None, path: str, method: str, headers: tuple[str, ...], sc
     from knet.ingress import ControllerConfig
 
     cluster = load_cluster(files, seed)
+    if gateway is not None:
+        from knet.gateway.view import route as gateway_route
+
+        gd = gateway_route(cluster, gateway, path=path, host=host, method=method, headers=hdrs,
+                           port=port, scheme=scheme, sni=sni, grpc=grpc)
+        if output == "json":
+            emit_json(gd.to_json())
+        else:
+            click.echo(gd.render())
+        return 0
     # the controller knet up would run: the topology's own, else kind's install (IngressClass
     # nginx, --watch-ingress-without-class=true), applied after the user's objects
     for obj in ingressnginx.builtin_objects(cluster):

@@ -18,6 +18,21 @@ def _listen(value: str | None, what: str) -> tuple[str, int] | None:
     return None if value is None else parse_listen(value, what)
 
 
+def _gateway(value: str) -> tuple[str, int | None, str, int]:
+    """``NS/NAME[:PORT]=HOST:P`` → (ns/name, gateway port or None, host, port)."""
+    from knet.errors import UsageError
+
+    target, sep, listen = value.partition("=")
+    if not sep or "/" not in target:
+        raise UsageError(f"--gateway: expected NS/NAME[:PORT]=127.0.0.1:P, got {value!r}")
+    name, _, gw_port = target.partition(":")
+    if gw_port and not gw_port.isdigit():
+        raise UsageError(f"--gateway: bad port in {value!r}")
+    addr = _listen(listen, "--gateway")
+    assert addr is not None
+    return name, int(gw_port) if gw_port else None, addr[0], addr[1]
+
+
 @click.command()
 @files_option
 @seed_option
@@ -27,6 +42,10 @@ def _listen(value: str | None, what: str) -> tuple[str, int] | None:
               help="Relay HTTP to the ingress-nginx controller Service (port 80).")
 @click.option("--ingress-tls", default=None, metavar="127.0.0.1:P",
               help="Relay HTTPS (TLS passthrough) to the controller Service (port 443).")
+@click.option("--gateway", "gateways", multiple=True, metavar="NS/NAME[:PORT]=127.0.0.1:P",
+              help="Relay a loopback port to a Gateway's listener port (repeatable).")
+@click.option("--gateways", "all_gateways", is_flag=True,
+              help="List every Gateway's listeners at their LoadBalancer loopback addresses.")
 @click.option("--control", default="127.0.0.1:0", show_default=True, metavar="127.0.0.1:P",
               help="HTTP/JSON control endpoint (get, trace, faults).")
 @click.option("--no-control", is_flag=True, help="Do not open the control endpoint.")
@@ -71,7 +90,8 @@ def up(**kw: Any) -> int:
 
 
 def _up(files: tuple[str, ...], seed: int | None, dns: str | None, ingress: str | None,
-        ingress_tls: str | None, control: str, no_control: bool, ui: str | None,
+        ingress_tls: str | None, gateways: tuple[str, ...], all_gateways: bool, control: str, no_control: bool,
+        ui: str | None,
         metrics: str | None, api: str, no_api: bool,
         token_file: str | None, capture: str | None, watch: bool, no_nodeports: bool,
         real_boot: bool, boot_timeout: float, wait: bool, name: str | None) -> int:
@@ -90,6 +110,7 @@ def _up(files: tuple[str, ...], seed: int | None, dns: str | None, ingress: str 
     opts = UpOptions(
         files=files, seed=seed, dns=_listen(dns, "--dns"), ingress=_listen(ingress, "--ingress"),
         ingress_tls=_listen(ingress_tls, "--ingress-tls"),
+        gateways=tuple(_gateway(g) for g in gateways), all_gateways=all_gateways,
         control=None if no_control else _listen(control, "--control"),
         ui=_listen(ui, "--ui"), metrics=_listen(metrics, "--metrics"),
         api=None if no_api else _listen(api, "--api"), token_file=token_file,

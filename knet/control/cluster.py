@@ -38,6 +38,7 @@ from knet.control.scheduler import Decision, Scheduler
 from knet.control.store import Store, evolve
 from knet.control.timers import Deadlines
 from knet.errors import UsageError
+from knet.gateway.controller import generated_objects as gateway_objects
 from knet.model.config import ClusterConfig
 from knet.model.core import (
     ContainerStatus, LoadBalancerIngress, Node, NodeAddress, Pod, PodCondition, PodStatus,
@@ -156,6 +157,7 @@ class Cluster:
         self._creation = max((o.metadata.creation_index for o in objects), default=0) + 1
         nodes = [o for o in objects if o.kind == "Node"]
         others = [o for o in objects if o.kind != "Node"]
+        others += gateway_objects(others)  # knet's Gateway API controller: LB Services
         if not nodes:
             nodes = _default_nodes(self.config)
         nodes = [self._prepare_node(n, i) for i, n in enumerate(nodes)]

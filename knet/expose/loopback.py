@@ -198,12 +198,17 @@ class Loopback:
         return tr
 
     # -- ingress --------------------------------------------------------------------------------
-    def ingress_target(self, port: int) -> Target:
-        """The ingress-nginx controller Service as seen from outside: LoadBalancer IP:port via
-        its announcer, else the NodePort on the first Ready node."""
+    def ingress_target(self, port: int, service: str | None = None) -> Target:
+        """The ingress-nginx controller Service (or ``service`` ns/name, e.g. a Gateway's) as
+        seen from outside: LoadBalancer IP:port via its announcer, else the NodePort on the
+        first Ready node."""
         st = self.rt.state
         svc = None
-        for s in st.services(INGRESS_NAMESPACE):
+        if service is not None:
+            svc = next((s for s in st.services() if s.metadata.key == service), None)
+            if svc is None:
+                raise NetworkError(f"no Service {service} in the cluster")
+        for s in st.services(INGRESS_NAMESPACE) if svc is None else ():
             if s.metadata.name == INGRESS_SERVICE:
                 svc = s
         if svc is None:
@@ -232,8 +237,9 @@ class Loopback:
                            f"announced, no NodePort)")
 
     async def _open_ingress(self, port: int, peer: tuple[str, int],
-                            factory: Callable[[], asyncio.Protocol]) -> asyncio.Transport:
-        t = self.ingress_target(port)
+                            factory: Callable[[], asyncio.Protocol],
+                            service: str | None = None) -> asyncio.Transport:
+        t = self.ingress_target(port, service)
         self._route(t)
         return await self._dial_tcp(t, peer, factory)
 
@@ -252,6 +258,27 @@ class Loopback:
         self._extra_servers.append(server)
         self.extra[name] = {"address": f"{host}:{bound}", "host": host, "port": bound,
                             "servicePort": service_port}
+        return int(bound)
+
+    async def serve_gateway(self, gateway: str, service: str, gateway_port: int, host: str,
+                            port: int) -> int:
+        """``--gateway NS/NAME=HOST:P``: relay to the Gateway's data-plane Service port."""
+        host = plan.check_loopback(host, "--gateway")
+        loop = asyncio.get_running_loop()
+
+        async def open_gateway(peer: tuple[str, int],
+                               factory: Callable[[], asyncio.Protocol]) -> asyncio.Transport:
+            return await self._open_ingress(gateway_port, peer, factory, service)
+        try:
+            server = await loop.create_server(
+                functools.partial(RealTcpRelay, open_gateway, self.stats), host, port,
+                reuse_address=True)
+        except OSError as e:
+            raise UsageError(f"--gateway: cannot listen on {host}:{port}: {e.strerror or e}") from None
+        bound = server.sockets[0].getsockname()[1]
+        self._extra_servers.append(server)
+        self.extra[f"gateway {gateway}:{gateway_port}"] = {
+            "address": f"{host}:{bound}", "host": host, "port": bound, "servicePort": gateway_port}
         return int(bound)
 
     async def serve_dns(self, host: str, port: int) -> int:
@@ -321,6 +348,10 @@ class Loopback:
         if "ingress-tls" in t:
             rows.append(("INGRESS-TLS", t["ingress-tls"]["address"],
                          "https → ingress-nginx controller Service port 443"))
+        for k in sorted(k for k in t if k.startswith(("gateway ", "gateway-lb "))):
+            lb = k.startswith("gateway-lb ")
+            rows.append(("GATEWAY", t[k]["address"], f"{k.split(' ', 1)[1]} (Gateway listener"
+                         + (" at its LoadBalancer IP)" if lb else ", relayed)")))
         if "control" in t:
             rows.append(("CONTROL", t["control"]["address"], "http JSON control endpoint"))
         if "ui" in t:

@@ -34,6 +34,8 @@ class UpOptions:
     dns: tuple[str, int] | None = None
     ingress: tuple[str, int] | None = None
     ingress_tls: tuple[str, int] | None = None
+    gateways: tuple[tuple[str, int | None, str, int], ...] = ()  # (ns/name, port, host, port)
+    all_gateways: bool = False  # --gateways: list every Gateway's loopback address
     control: tuple[str, int] | None = ("127.0.0.1", 0)
     ui: tuple[str, int] | None = None
     metrics: tuple[str, int] | None = None
@@ -152,6 +154,16 @@ async def run_up(opts: UpOptions) -> int:
             await gw.serve_ingress("ingress", *opts.ingress, service_port=80)
         if opts.ingress_tls is not None:
             await gw.serve_ingress("ingress-tls", *opts.ingress_tls, service_port=443)
+        for key, gw_port, host, port in opts.gateways:
+            from knet.gateway.view import exposed_service
+
+            svc_key, gw_port = exposed_service(rt.state, key, gw_port)
+            await gw.serve_gateway(key, svc_key, gw_port, host, port)
+        if opts.all_gateways:
+            from knet.gateway.view import loopback_addresses
+
+            for key, addr in loopback_addresses(rt.state, gw.table()):
+                gw.extra[f"gateway-lb {key}"] = {"address": addr}
         if opts.control is not None:
             ctl = ControlServer(rt, gw, started=t_wall, token=token,
                                 on_change=lambda m: _say(out, f"control: {m}"),

@@ -636,8 +636,7 @@ class ClientConnection(asyncio.Protocol):
             self.up_head = pair[0] + d.request_id.encode() + pair[1] if pair[1] is not None \
                 else pair[0]
         else:
-            self.up_head = render_upstream_head(head, d, upstream_headers(
-                req, d, proxy.router.table.config))  # type: ignore[arg-type]
+            self.up_head = proxy.upstream_head(head, req, d)
         self.state = H_BODY if not self.body_done else H_WAIT
         self._idle_deadline()
         self.tries = 0

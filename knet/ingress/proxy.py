@@ -22,9 +22,10 @@ from typing import Any
 from collections.abc import Awaitable, Callable, Iterable
 
 from knet.errors import KnetError, UsageError
-from knet.ingress.decision import Router
+from knet.ingress.decision import Request, Router, upstream_headers
 from knet.ingress.http1 import (
     ClientConnection, RequestHead, ResponseHead, UpstreamConnection, http_date,
+    render_upstream_head,
 )
 from knet.ingress.routecache import RouteCache
 from knet.ingress.routes import RoutingTable
@@ -137,6 +138,10 @@ class IngressProxy:
         self.router.update(table)
         if secrets is not None:
             self.sni.update(certificates(table, secrets))
+
+    def upstream_head(self, head: RequestHead, req: Request, d: Any) -> bytes:
+        """The request head sent upstream for a routed request (ingress-nginx's headers)."""
+        return render_upstream_head(head, d, upstream_headers(req, d, self.router.table.config))
 
     # -- listeners -----------------------------------------------------------------------
     def protocol_factory(self, scheme: str = "http") -> Callable[[], asyncio.Protocol]:

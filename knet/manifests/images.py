@@ -47,6 +47,11 @@ def builtin_kind(image: str) -> str:
     base = name.rsplit("/", 1)[-1]
     if name == "knet/echo":
         return "echo"
+    if name == "knet/gateway":
+        return "gateway"  # knet's Gateway API data plane (knet.gateway.dataplane)
+    if name.endswith(("k8s-staging-gateway-api/echo-basic",
+                      "k8s-staging-gateway-api/echo-advanced")):
+        return "gateway-echo"  # the Gateway API conformance echo server (knet.gateway.echo)
     if base == "agnhost":
         return "agnhost"
     if name.endswith("http-echo"):

@@ -1162,6 +1162,22 @@ PARSERS: dict[str, Callable[[F, ObjectMeta, Scope], Any]] = {
     **_controllers.PARSERS,
 }
 
+# Gateway API kinds: validation and defaulting live in knet.gateway.objects
+from knet.gateway.model import KINDS as _GATEWAY_KINDS  # noqa: E402
+
+
+def _gateway_parser(kind: str) -> Callable[[F, ObjectMeta, Scope], Any]:
+    def parse_kind(doc: F, meta: ObjectMeta, scope: Scope) -> Any:
+        from knet.gateway.objects import parser
+
+        return parser(kind)(doc, meta, scope)
+    return parse_kind
+
+
+for _kind, (_version, _namespaced) in _GATEWAY_KINDS.items():
+    KINDS[_kind] = (_version, _namespaced, names.dns1123_subdomain)
+    PARSERS[_kind] = _gateway_parser(_kind)
+
 
 def _register_policy_kinds() -> None:
     from knet.manifests import policy

@@ -23,6 +23,7 @@ from knet.manifests.endpoints import Endpoints, mirror, mirroring_skip_reason, p
 from knet.manifests.fields import Ctx, F
 from knet.manifests.images import unknown_image_warnings
 from knet.manifests.loader import Document, load_documents
+from knet.gateway.model import SERVED_VERSIONS
 from knet.manifests.objects import KINDS, PARSERS, Scope, parse_meta
 from knet.model.config import ClusterConfig
 from knet.model.core import Service
@@ -164,7 +165,8 @@ def read_texts(texts: Sequence[tuple[str, str]], *,
                                 f"{' ' + name if name else ''}: knet does not model this kind "
                                 f"({skipped.consequence(d.kind)})")
             continue
-        if spec[0] != d.api_version and (d.api_version, d.kind) not in ALSO_SERVED:
+        if spec[0] != d.api_version and (d.api_version, d.kind) not in ALSO_SERVED \
+                and (d.api_version, d.kind) not in SERVED_VERSIONS:
             problems.append(Problem(
                 f'no matches for kind "{d.kind}" in version "{d.api_version}" (use '
                 f'{spec[0]})', d.source.file, d.source.line, d.source.col, d.kind,

@@ -13,11 +13,6 @@ from collections import Counter
 # kind → the consequence of skipping it, as one clause
 SKIPPED: dict[str, str] = {
     "VerticalPodAutoscaler": "no resource recommendations: requests stay as written",
-    "GatewayClass": "the Gateway API is not served: only Ingress routes HTTP",
-    "Gateway": "the Gateway API is not served: only Ingress routes HTTP",
-    "HTTPRoute": "the Gateway API is not served: only Ingress routes HTTP",
-    "GRPCRoute": "the Gateway API is not served: only Ingress routes HTTP",
-    "ReferenceGrant": "the Gateway API is not served: only Ingress routes HTTP",
     "ServiceAccount": "pods get no token and no API access",
     "Role": "no authorization: nothing is denied",
     "ClusterRole": "no authorization: nothing is denied",

@@ -567,7 +567,21 @@ BUILTINS: dict[str, App] = {
     "redis": images.redis_app, "memcached": images.memcached_app,
     "postgres": images.postgres_app, "mysql": images.mysql_app, "httpd": images.httpd_app,
     "python": images.python_app, "unknown": images.tcp_accept_app,
+    "gateway": lambda ctx: _gateway_app(ctx),
+    "gateway-echo": lambda ctx: _gateway_echo_app(ctx),
 }
+
+
+async def _gateway_echo_app(ctx: PodContext) -> int:
+    from knet.gateway.echo import echo_basic_app
+
+    return await echo_basic_app(ctx)
+
+
+async def _gateway_app(ctx: PodContext) -> int:
+    from knet.gateway.dataplane import gateway_app
+
+    return await gateway_app(ctx)
 
 
 def load_factory(spec: str) -> Callable[..., Any]:

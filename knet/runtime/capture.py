@@ -21,9 +21,13 @@ class RuntimeCapture(Capture):
         super().__init__(rt.fabric, filter, resolve_pod=self._pod, service_of=self._service,
                          **filters)
         self._rt = rt
+        self.l7: list[dict[str, Any]] = []  # Gateway decisions (knet.gateway.l7)
 
     def start(self) -> RuntimeCapture:
+        from knet.gateway import l7
+
         super().start()
+        l7.register(self._rt, self)
         self._rt._explaining += 1
         for dp in self._rt.datapaths.values():
             dp.explain = True
@@ -31,11 +35,30 @@ class RuntimeCapture(Capture):
 
     def stop(self) -> None:
         if self.running:
+            from knet.gateway import l7
+
             super().stop()
+            l7.unregister(self._rt, self)
             self._rt._explaining -= 1
             if self._rt._explaining == 0:
                 for dp in self._rt.datapaths.values():
                     dp.explain = False
+
+    def hubble(self) -> list[dict[str, object]]:
+        """Hubble flow records: the packets', then the Gateways' L7 records."""
+        from knet.gateway.l7 import hubble_records
+
+        return [*super().hubble(), *hubble_records(self.l7, self.epoch)]
+
+    def to_jsonl(self) -> str:
+        """Hubble-shaped flow records, one JSON object per line (L7 records last)."""
+        import json
+
+        from knet.gateway.l7 import hubble_records
+
+        extra = "".join(json.dumps(r, separators=(",", ":")) + "\n"
+                        for r in hubble_records(self.l7, self.epoch))
+        return super().to_jsonl() + extra
 
     def _pod(self, ip: Any) -> PodInfo | None:
         for p in self._rt.state.pods():
@@ -80,5 +103,11 @@ async def traced_request(cluster: Any, src: str, url: str | None = None,
             result["error"] = f"{type(e).__name__}: {e}"
         await asyncio.sleep(0)
     result["story"] = cap.story(verbose=verbose)
+    if cap.l7:  # Gateway decisions along the way (listener → route → rule → filters → backend)
+        from knet.gateway.l7 import story_lines
+
+        result["story"] = result["story"].rstrip("\n") + "\n" + "\n".join(
+            story_lines(cap.l7)) + "\n"
+        result["l7"] = list(cap.l7)
     result["flows"] = len(cap.flows())
     return result, cap
