@@ -181,3 +181,73 @@ def test_dns_tcp_message_deadline_is_not_extended_by_trickled_bytes() -> None:
     closed_after, first = asyncio.run(main())
     assert first[2:4] == b"\x81\x80"
     assert 0.4 <= closed_after <= 1.5, closed_after
+
+
+# --- --capture streams (13.10) ---------------------------------------------------------------------
+
+def _epbs(data: bytes) -> int:
+    """Enhanced Packet Blocks in a pcapng byte string (walks the block lengths)."""
+    n, i = 0, 0
+    while i + 8 <= len(data):
+        btype, length = struct.unpack_from("<II", data, i)
+        if length < 12 or i + length > len(data):
+            break
+        n += btype == 6
+        i += length
+    return n
+
+
+def test_capture_fails_fast_streams_while_running_and_rings(tmp_path: Any,
+                                                           monkeypatch: Any) -> None:
+    import io
+
+    from knet.cli import main as knet_main
+    from knet.expose.loop import run_up as run_loop
+    from knet.expose.session import UpOptions, run_up
+    from tests.test_up_control import TOPO, Session, call, in_thread
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    t0 = time.monotonic()
+    assert knet_main(["up", "-f", TOPO, "--capture", str(tmp_path / "no" / "such" / "x.pcapng")]) == 2
+    assert time.monotonic() - t0 < 10  # refused before the boot, not after the run
+    assert knet_main(["up", "-f", TOPO, "--capture", str(tmp_path / "x.pcapng"),
+                      "--capture-limit", "lots"]) == 2
+
+    pcap = tmp_path / "run.pcapng"
+    seen: dict[str, Any] = {}
+    out, err = io.StringIO(), io.StringIO()
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        opts = UpOptions(files=(TOPO,), out=out, err=err, stop=stop, nodeports=False,
+                         capture=str(pcap), capture_limit="40")
+        task = asyncio.ensure_future(run_up(opts))
+        while "up; Ctrl-C to stop" not in out.getvalue():
+            if task.done():
+                return await task
+            await asyncio.sleep(0.02)
+        try:
+            s = Session(out, err, "knet")
+            for _ in range(3):
+                await in_thread(call, s.url + "/v1/trace",
+                                {"from": "default/client", "url": "http://echo/"}, token=s.token)
+            await asyncio.sleep(1.5)  # one flush interval
+            seen["running"] = (pcap.read_bytes(), (tmp_path / "run.pcapng.1").read_bytes())
+        finally:
+            stop.set()
+        return await task
+
+    assert run_loop(main()) == 0, err.getvalue()
+    live, previous = seen["running"]
+    assert live[:4] == previous[:4] == b"\x0a\x0d\x0d\x0a"
+    assert 0 < _epbs(live) <= 40 and _epbs(previous) == 40  # written while up, as a ring
+    assert "rotations" in err.getvalue() and "wrote" in err.getvalue()
+    final = pcap.read_bytes()
+    assert 0 < _epbs(final) <= 40
+    import shutil
+    import subprocess
+
+    if shutil.which("tshark"):
+        r = subprocess.run(["tshark", "-r", str(pcap), "-c", "3"], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr

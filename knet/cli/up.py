@@ -58,8 +58,11 @@ def _gateway(value: str) -> tuple[str, int | None, str, int]:
 @click.option("--no-api", is_flag=True, help="Do not serve the Kubernetes API.")
 @click.option("--token-file", default=None, metavar="CSV",
               help='Static bearer tokens for the API: token,user,uid,"group1,group2".')
+@click.option("--capture-limit", default=None, metavar="N|SIZE",
+              help="Keep the capture to N packets or SIZE (50MB) per file, with FILE.1 holding "
+                   "the previous ones (a two-file ring, like tshark -b).")
 @click.option("--capture", default=None, metavar="FILE",
-              help="Record every packet while up; write pcapng at exit.")
+              help="Record every packet while up, streamed to a pcapng file every second.")
 @click.option("--watch", is_flag=True, help="Re-apply the files when they change.")
 @click.option("--no-nodeports", is_flag=True,
               help="Do not expose NodePorts on the per-node loopback addresses.")
@@ -93,7 +96,8 @@ def _up(files: tuple[str, ...], seed: int | None, dns: str | None, ingress: str 
         ingress_tls: str | None, gateways: tuple[str, ...], all_gateways: bool, control: str, no_control: bool,
         ui: str | None,
         metrics: str | None, api: str, no_api: bool,
-        token_file: str | None, capture: str | None, watch: bool, no_nodeports: bool,
+        token_file: str | None, capture: str | None, capture_limit: str | None, watch: bool,
+        no_nodeports: bool,
         real_boot: bool, boot_timeout: float, wait: bool, name: str | None) -> int:
     from knet.errors import UsageError
     from knet.expose.session import UpOptions
@@ -114,7 +118,8 @@ def _up(files: tuple[str, ...], seed: int | None, dns: str | None, ingress: str 
         control=None if no_control else _listen(control, "--control"),
         ui=_listen(ui, "--ui"), metrics=_listen(metrics, "--metrics"),
         api=None if no_api else _listen(api, "--api"), token_file=token_file,
-        capture=capture, watch=watch, nodeports=not no_nodeports, real_boot=real_boot,
+        capture=capture, capture_limit=capture_limit, watch=watch,
+        nodeports=not no_nodeports, real_boot=real_boot,
         boot_timeout=boot_timeout, wait=wait, name=name)
     return run(opts)
 

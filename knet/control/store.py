@@ -18,6 +18,7 @@ from collections import defaultdict
 from typing import Any
 from collections.abc import Callable, Iterable, Iterator
 
+from knet.codegen import define
 from knet.control.events import Event, ObjectAdded, ObjectDeleted, ObjectUpdated
 from knet.errors import NotFound
 
@@ -40,12 +41,11 @@ def evolve(obj: Any, **changes: Any) -> Any:
 
 def _make_evolver(cls: type) -> Any:
     names = [f.name for f in dataclasses.fields(cls)]
-    lines = ["def evolve(obj, kw):", "    new = _new(_cls)"]
-    lines += [f"    _set(new, {n!r}, kw[{n!r}] if {n!r} in kw else obj.{n})" for n in names]
-    lines.append("    return new")
-    ns: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_set": object.__setattr__}
-    exec("\n".join(lines), ns)  # noqa: S102 - generated from dataclass field names only
-    return ns["evolve"]
+    body = ["new = _new(_cls)"]
+    body += [f"_set(new, {n!r}, kw[{n!r}] if {n!r} in kw else obj.{n})" for n in names]
+    body.append("return new")
+    return define("evolve", ["obj", "kw"], body,
+                  {"_new": object.__new__, "_cls": cls, "_set": object.__setattr__})
 
 
 class Store:

@@ -42,6 +42,7 @@ class UpOptions:
     api: tuple[str, int] | None = None  # the Kubernetes API (knet.api); the CLI turns it on
     token_file: str | None = None
     capture: str | None = None
+    capture_limit: str | None = None  # N packets or a size (50MB): a two-file ring
     watch: bool = False
     nodeports: bool = True
     real_boot: bool = False
@@ -102,6 +103,20 @@ async def run_up(opts: UpOptions) -> int:
     except BaseException:
         _remove_signal_handlers(loop)
         raise
+    stream = None
+    if opts.capture:
+        from knet.expose.capture import StreamingCapture, parse_limit
+
+        limit, limit_bytes = parse_limit(opts.capture_limit)
+        stream = StreamingCapture(opts.capture, limit=limit, limit_bytes=limit_bytes)
+        try:
+            stream.open()  # an unwritable path fails now, before anything runs
+        except BaseException:
+            _remove_signal_handlers(loop)
+            raise
+    elif opts.capture_limit is not None:
+        _remove_signal_handlers(loop)
+        raise UsageError("--capture-limit needs --capture FILE")
     token = statefile.new_token()
     base = {"cluster": state.config.name, "files": list(opts.files), "starting": True}
     slot = statefile.claim(name, base) if opts.state_file else 0
@@ -141,6 +156,9 @@ async def run_up(opts: UpOptions) -> int:
             go_real()
         if cap is not None:
             cap.epoch = time.time() - loop.time()
+        if stream is not None and cap is not None:
+            stream.epoch = cap.epoch
+            stream.attach(cap)  # the boot's packets first, then every second as they come
 
         gw = Loopback(rt, nodeports=opts.nodeports, warn=lambda m: _say(err, f"warning: {m}"),
                       slot=slot)
@@ -244,9 +262,13 @@ async def run_up(opts: UpOptions) -> int:
         if cap is not None:
             cap.stop()
         await rt.aclose()
-        if cap is not None and opts.capture:
-            n = cap.write_pcapng(opts.capture)
-            _say(err, f"wrote {n} packets to {opts.capture}")
+        if stream is not None:
+            if cap is not None and stream.cap is None:  # stopped during the boot
+                stream.epoch = cap.epoch
+                stream.cap = cap
+            n = stream.close()
+            ring = f" (ring of two files, {stream.rotations} rotations)" if stream.rotations else ""
+            _say(err, f"wrote {n} packets to {opts.capture}{ring}")
         _remove_signal_handlers(loop)
 
 

@@ -29,6 +29,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 from collections.abc import Callable
 
+from knet.codegen import define
 from knet.fabric.datapath import RejectWith
 from knet.fabric.transport import FabricSocket, addr_key, sockaddr
 from knet.netfilter.packet import Packet, Proto
@@ -68,7 +69,7 @@ def _tcp_packet_maker() -> Callable[..., Packet]:
             return Packet(src, dst, TCP, sport, dport, flags, seq, ack, payload)
         return make
     g: dict[str, object] = {"P": Packet, "_new": object.__new__}
-    body = ["    o = _new(P)"]
+    body = ["o = _new(P)"]
     for f in fields:
         g["s_" + f.name] = Packet.__dict__[f.name].__set__
         if f.name in given:
@@ -76,11 +77,10 @@ def _tcp_packet_maker() -> Callable[..., Packet]:
         else:
             g["d_" + f.name] = TCP if f.name == "proto" else f.default
             value = "d_" + f.name
-        body.append(f"    s_{f.name}(o, {value})")
-    ns: dict[str, Any] = {}
-    exec("def tcp_packet(src, dst, sport, dport, flags, seq, ack, payload=b''):\n"  # noqa: S102
-         + "\n".join(body) + "\n    return o\n", g, ns)
-    return ns["tcp_packet"]
+        body.append(f"s_{f.name}(o, {value})")
+    body.append("return o")
+    return define("tcp_packet", ["src", "dst", "sport", "dport", "flags", "seq", "ack",
+                                 "payload=b''"], body, g)
 
 
 tcp_packet = _tcp_packet_maker()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from knet.codegen import define
 from knet.netfilter.packet import IPAddress, Packet, Proto
 
 if TYPE_CHECKING:
@@ -92,12 +93,8 @@ def _maker(cls: type[_T]) -> Callable[..., _T]:
     t = twin(cls)
     if t is None:
         return cls
-    body = "    o = _new(T)\n" + "".join(f"    o.{n} = {n}\n" for n in names) + \
-        "    o.__class__ = C\n    return o\n"
-    ns: dict[str, Callable[..., _T]] = {}
-    exec(f"def make({', '.join(names)}):\n{body}", {"T": t, "C": cls, "_new": object.__new__},
-         ns)  # noqa: S102
-    return ns["make"]
+    body = ["o = _new(T)", *(f"o.{n} = {n}" for n in names), "o.__class__ = C", "return o"]
+    return define("make", names, body, {"T": t, "C": cls, "_new": object.__new__})
 
 
 def _key(proto: str, src: IPAddress, sport: int, dst: IPAddress, dport: int) -> tuple:

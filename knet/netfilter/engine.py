@@ -69,6 +69,7 @@ from ipaddress import IPv4Address, ip_address
 from operator import attrgetter, itemgetter
 from typing import NamedTuple, Protocol
 
+from knet.codegen import define
 from knet.netfilter import conntrack as ct
 from knet.netfilter.compiler import (
     PROTO_NUM,
@@ -261,14 +262,11 @@ def _rebuilder(*given: str) -> Callable[..., Packet]:
     g: dict[str, object] = {"P": Packet, "T": t, "_new": object.__new__}
     if t is None:
         args = ", ".join(n if n in given else f"p.{n}" for n in names)
-        body = f"    return P({args})\n"
+        body = [f"return P({args})"]
     else:
-        body = "    o = _new(T)\n" + "".join(
-            f"    o.{n} = {n if n in given else 'p.' + n}\n" for n in names) + \
-            "    o.__class__ = P\n    return o\n"
-    ns: dict[str, object] = {}
-    exec(f"def rebuild(p, {', '.join(given)}):\n{body}", g, ns)  # noqa: S102
-    return ns["rebuild"]  # type: ignore[return-value]
+        body = ["o = _new(T)", *(f"o.{n} = {n if n in given else 'p.' + n}" for n in names),
+                "o.__class__ = P", "return o"]
+    return define("rebuild", ["p", *given], body, g)
 
 
 _rebuild = _rebuilder("src", "sport", "dst", "dport", "mark")

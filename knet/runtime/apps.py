@@ -134,6 +134,9 @@ class PodContext:
 async def serve_until_stopped(ctx: PodContext, app: web.Application, ports: Any,
                               udp: Mapping[int, Callable[[], asyncio.DatagramProtocol]] | None = None,
                               ssl_ports: Mapping[int, Any] | None = None) -> int:
+    work = getattr(ctx.runtime, "work", None)
+    if work is not None and not app.frozen:
+        app.middlewares.append(_charge(work, ctx.pod.key))  # knet.runtime.work: CPU per request
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     transports = []
@@ -151,6 +154,16 @@ async def serve_until_stopped(ctx: PodContext, app: web.Application, ports: Any,
         for t in transports:
             t.close()
         await runner.cleanup()
+
+
+def _charge(work: Any, key: str) -> Any:
+    @web.middleware
+    async def charge(request: web.Request, handler: Any) -> web.StreamResponse:
+        delay = work.charge(key)
+        if delay > 0:
+            await asyncio.sleep(delay)  # CFS quota spent: throttled
+        return await handler(request)
+    return charge
 
 
 def _ports(c: Container, proto: Protocol = Protocol.TCP) -> list[int]:
