@@ -139,3 +139,26 @@ async def test_ingress_controller_counts_requests_by_ingress_service_and_status(
     text = exposition(knet_cluster).decode()  # the bare counter name, as client_golang writes it
     assert "# TYPE nginx_ingress_controller_requests counter\n" in text
     assert "nginx_ingress_controller_requests_total" not in text
+
+
+@pytest.mark.knet(topology=DEMO)
+async def test_cadvisor_series_follow_the_work_model(knet_cluster) -> None:
+    from knet.testing import load
+
+    client = knet_cluster.pod("default/client")
+    result = await load(client, "http://web/", rps=20, seconds=3)
+    served = sum(result.by_pod.values())
+    assert served == 60
+    ss = samples(exposition(knet_cluster))
+    work = knet_cluster.work
+    web = [p for p in knet_cluster.pods({"app": "web"})]
+    for p in web:
+        w = work.pods[p.key]
+        ns, name = p.key.split("/")
+        labels = {"node": p.node, "namespace": ns, "pod": name, "container": "echo"}
+        assert pick(ss, "container_cpu_usage_seconds_total", **labels) == [pytest.approx(w.cpu_seconds)]
+        assert pick(ss, "container_memory_working_set_bytes", **labels) == [float(w.memory)]
+    # every served request cost its pod CPU: the web pods' total covers 60 requests' worth
+    total = sum(pick(ss, "container_cpu_usage_seconds_total", namespace="default",
+                     pod=p.key.split("/")[1])[0] for p in web)
+    assert total >= 60 * min(work.pods[p.key].cost for p in web)
