@@ -542,3 +542,10 @@ def _register_storage() -> None:
 
 
 _register_storage()
+
+# the controller kinds (knet.manifests.render_controllers): CronJob, RC, PDB, HPA, PriorityClass
+from knet.manifests import render_controllers as _rc  # noqa: E402
+
+KINDS.update(_rc.KINDS)
+ALIASES.update(_rc.ALIASES)
+PRINTERS.update(_rc.PRINTERS)

@@ -468,9 +468,70 @@ async def eventually(check: Callable[[], T | Awaitable[T]], timeout: float = 30.
         await asyncio.sleep(min(interval, max(left, 0.0)))
 
 
+@dataclass
+class LoadResult:
+    """What ``load`` saw: requests sent, answers by pod, errors by kind, latencies."""
+
+    sent: int = 0
+    ok: int = 0
+    by_pod: Counter[str] | None = None
+    errors: Counter[str] | None = None
+    latencies: list[float] | None = None
+
+    @property
+    def failed(self) -> int:
+        return sum((self.errors or Counter()).values())
+
+    def percentile(self, q: float) -> float:
+        xs = sorted(self.latencies or [])
+        return xs[min(len(xs) - 1, int(q / 100 * len(xs)))] if xs else 0.0
+
+
+async def load(client: Any, url: str, rps: float, seconds: float, *, key: str = "pod",
+               timeout: float = 10.0, method: str = "GET") -> LoadResult:
+    """Open-loop load from a pod: ``rps`` requests per second for ``seconds`` (virtual
+    seconds under knet's clock), each on a new connection so kube-proxy balances each one;
+    requests do not wait for earlier answers (a slow or throttled backend queues them).
+    Answers are counted by the echo's ``pod`` field; failures by exception name or
+    ``HTTP <status>``. Each request costs the serving pod CPU (knet.runtime.work)."""
+    result = LoadResult(by_pod=Counter(), errors=Counter(), latencies=[])
+    loop = asyncio.get_running_loop()
+    interval = 1.0 / rps
+    start = loop.time()
+    tasks: list[asyncio.Task[None]] = []
+    async with _session(client) as session:
+        async def one() -> None:
+            t0 = loop.time()
+            try:
+                async with asyncio.timeout(timeout):
+                    async with session.request(method, url) as r:
+                        body = await r.text()
+                        status = r.status
+            except Exception as e:  # noqa: BLE001 - every failure is a counted outcome
+                result.errors[type(e).__name__] += 1  # type: ignore[index]
+                return
+            if 200 <= status < 300:
+                result.ok += 1
+                result.by_pod[backend_name(body, key)] += 1  # type: ignore[index]
+                result.latencies.append(loop.time() - t0)  # type: ignore[union-attr]
+            else:
+                result.errors[f"HTTP {status}"] += 1  # type: ignore[index]
+
+        n = int(rps * seconds)
+        for i in range(n):
+            delay = start + i * interval - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.ensure_future(one()))
+            result.sent += 1
+        await asyncio.gather(*tasks)
+    return result
+
+
 __all__ = [
     "ClusterFactory", "PendingCluster", "Settings", "Started", "assert_reachability",
     "assert_reachable",
     "assert_unreachable", "backend_name", "default_loop", "distribution", "eventually",
+    "LoadResult", "load",
     "loop_factory", "resolve_paths", "start_capture", "wait_for",
 ]

@@ -414,3 +414,16 @@ value: 1000
     assert {"CronJob", "ReplicationController", "PodDisruptionBudget", "HorizontalPodAutoscaler",
             "PriorityClass"} <= kinds
     assert seconds("1970-01-01T01:00:00Z") == 3600
+
+
+def test_events_expire_after_an_hour() -> None:
+    # a CronJob every minute for three hours: Events stay bounded (kube-apiserver --event-ttl)
+    c = make(CRON % ("*/1 * * * *", "  successfulJobsHistoryLimit: 1\n"))
+    for minute in range(1, 181):
+        c.sync(minute * 60)
+        for p in live(c, f"hello-{minute}-"):
+            finish(c, p, now=minute * 60 + 1)
+    events = c.store.list("Event")
+    assert 0 < len(events) < 60 * 6  # about an hour's worth, not three
+    from knet.control.batch import seconds
+    assert min(seconds(e.last_timestamp) for e in events) >= 180 * 60 - 3600 - 60

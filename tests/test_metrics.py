@@ -109,3 +109,56 @@ async def test_one_instance_endpoint_drops_the_instance_label(knet_cluster) -> N
                    if p.metadata.labels.get("k8s-app") == "kube-dns")
     ss = samples(exposition(knet_cluster, "coredns", dns_pod))
     assert pick(ss, "coredns_build_info", version="1.11.3") == [1.0]
+
+
+# prometheus_client's parser reads a bare-named counter's samples as <name>_total; the raw text
+# (checked below) keeps the bare name, which is what a Prometheus server stores
+REQUESTS = "nginx_ingress_controller_requests_total"
+
+
+@pytest.mark.knet(topology=DEMO)
+async def test_ingress_controller_counts_requests_by_ingress_service_and_status(knet_cluster) -> None:
+    controller = knet_cluster.pods(namespace="ingress-nginx")[0]
+    client = knet_cluster.pod("default/client")
+    for host, n in (("a.example.com", 3), ("b.example.com", 1), ("nobody.example.com", 2)):
+        for _ in range(n):
+            r = await client.http.get(f"http://{controller.ip}/x", headers={"Host": host})
+            await r.read()
+    ss = samples(exposition(knet_cluster))
+    base = {"controller_namespace": "ingress-nginx", "controller_class": "k8s.io/ingress-nginx",
+            "controller_pod": controller.key.split("/")[1], "method": "GET"}
+    assert pick(ss, REQUESTS, **base, host="a.example.com",
+                ingress="fanout", namespace="default", path="/", service="app-a",
+                status="200") == [3.0]
+    assert pick(ss, REQUESTS, **base, host="b.example.com",
+                service="app-b", status="200") == [1.0]
+    # no Ingress took the unknown host: the default backend's 404, with empty names
+    assert pick(ss, REQUESTS, **base,
+                host="nobody.example.com", ingress="", service="", status="404") == [2.0]
+    assert sum(pick(ss, "nginx_ingress_controller_request_duration_seconds_count")) == 6
+    text = exposition(knet_cluster).decode()  # the bare counter name, as client_golang writes it
+    assert "# TYPE nginx_ingress_controller_requests counter\n" in text
+    assert "nginx_ingress_controller_requests_total" not in text
+
+
+@pytest.mark.knet(topology=DEMO)
+async def test_cadvisor_series_follow_the_work_model(knet_cluster) -> None:
+    from knet.testing import load
+
+    client = knet_cluster.pod("default/client")
+    result = await load(client, "http://web/", rps=20, seconds=3)
+    served = sum(result.by_pod.values())
+    assert served == 60
+    ss = samples(exposition(knet_cluster))
+    work = knet_cluster.work
+    web = [p for p in knet_cluster.pods({"app": "web"})]
+    for p in web:
+        w = work.pods[p.key]
+        ns, name = p.key.split("/")
+        labels = {"node": p.node, "namespace": ns, "pod": name, "container": "echo"}
+        assert pick(ss, "container_cpu_usage_seconds_total", **labels) == [pytest.approx(w.cpu_seconds)]
+        assert pick(ss, "container_memory_working_set_bytes", **labels) == [float(w.memory)]
+    # every served request cost its pod CPU: the web pods' total covers 60 requests' worth
+    total = sum(pick(ss, "container_cpu_usage_seconds_total", namespace="default",
+                     pod=p.key.split("/")[1])[0] for p in web)
+    assert total >= 60 * min(work.pods[p.key].cost for p in web)

@@ -203,3 +203,47 @@ def test_rules_from_a_node_dump(kubeconfig: str, tmp_path: Path,
                           for r in differ), differ
     assert all(r["knet"] == r["cluster"] for r in rules if "default/" in r["object"])
     assert rc == 1
+
+
+NETPOL = str(ROOT / "topologies" / "netpol-model.yaml")
+DENY_X = str(ROOT / "topologies" / "policies" / "deny-ingress-x.yaml")
+ALLOW_Y = str(ROOT / "topologies" / "policies" / "allow-from-y.yaml")
+
+
+@pytest.fixture(scope="module")
+def netpol_kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    up = Up([NETPOL, DENY_X], tmp_path_factory.mktemp("netpol-xdg"))
+    try:
+        yield up.kubeconfig()
+    finally:
+        up.stop()
+
+
+def test_knet_diff_reachability_cells(netpol_kubeconfig: str,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """knet's table for the files, against nc from every pod: the same files agree cell by
+    cell; a policy the cluster never got differs in exactly the cells it changes."""
+    import json
+
+    import knet
+    from knet.policy.reach import reachability
+
+    def reach_rows(files: list[str]) -> tuple[int, list[dict[str, str]]]:
+        args = ["diff", "--kubeconfig", netpol_kubeconfig, "--reach-port", "80", "-o", "json"]
+        rc = main([*args, *sum((["-f", f] for f in files), [])])
+        rows = json.loads(capsys.readouterr().out)["rows"]
+        return rc, [r for r in rows if r["check"] == "reach"]
+
+    rc, rows = reach_rows([NETPOL, DENY_X])
+    assert len(rows) == 9 * 8 and all(r["knet"] == r["cluster"] for r in rows)
+    assert any(r["knet"] == "X" for r in rows) and any(r["knet"] == "." for r in rows)
+
+    rc, rows = reach_rows([NETPOL, DENY_X, ALLOW_Y])
+    assert rc == 1
+    before = reachability(knet.load([NETPOL, DENY_X]), namespaces=["x", "y", "z"], via="pod")
+    after = reachability(knet.load([NETPOL, DENY_X, ALLOW_Y]), namespaces=["x", "y", "z"],
+                         via="pod")
+    changed = {f"TCP/80 {f} → {t}" for f in before.probes[0].pods for t in before.probes[0].pods
+               if f != t and before.probes[0].matrix[f][t] != after.probes[0].matrix[f][t]}
+    assert changed
+    assert {r["object"] for r in rows if r["knet"] != r["cluster"]} == changed

@@ -114,6 +114,14 @@ def http(url: str, body: dict[str, Any] | None = None, headers: dict[str, str] |
             return e.code, raw.decode()
 
 
+def test_metrics_answer_only_as_their_address(up: Up) -> None:
+    base = "http://" + up.address("METRICS")
+    port = base.rsplit(":", 1)[1]
+    code, text = http(base + "/metrics")
+    assert code == 200 and "kubeproxy_sync_proxy_rules_duration_seconds_bucket" in text
+    assert http(base + "/metrics", headers={"Host": f"rebound.example:{port}"})[0] == 421
+
+
 def test_page_api_refuses_other_hosts_and_cross_origin_writes(up: Up) -> None:
     base = "http://" + up.address("UI")
     port = base.rsplit(":", 1)[1]

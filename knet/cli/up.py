@@ -52,7 +52,7 @@ def _gateway(value: str) -> tuple[str, int | None, str, int]:
 @click.option("--ui", default=None, metavar="127.0.0.1:P",
               help="Serve the web page: service map, live flows, request stories, rules.")
 @click.option("--metrics", default=None, metavar="127.0.0.1:P",
-              help="Serve Prometheus metrics of kube-proxy, CoreDNS, kubelet and knet.")
+              help="Serve Prometheus metrics of kube-proxy, CoreDNS, ingress-nginx, kubelet.")
 @click.option("--api", default="127.0.0.1:0", show_default=True, metavar="127.0.0.1:P",
               help="HTTPS Kubernetes API for kubectl (writes a kubeconfig; docs/api.md).")
 @click.option("--no-api", is_flag=True, help="Do not serve the Kubernetes API.")

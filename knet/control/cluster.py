@@ -24,7 +24,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from typing import Any
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from knet.control import controllers, defaults, storage, workloads
+from knet.control import controllers, defaults, preemption, storage, workloads
 from knet.control.endpointslices import is_managed, reconcile, slice_families, wants_slices
 from knet.control.events import Event
 from knet.control.ipam import (
@@ -33,6 +33,7 @@ from knet.control.ipam import (
 )
 from knet.control.naming import object_uid, random_suffix
 from knet.control.podtemplate import pod_from_template
+from knet.control.qos import qos_class
 from knet.control.scheduler import Decision, Scheduler
 from knet.control.store import Store, evolve
 from knet.control.timers import Deadlines
@@ -124,6 +125,7 @@ class Cluster:
         self._evictions: Deadlines[str] = Deadlines()
         self._requeue: Deadlines[tuple[str, str, str]] = Deadlines()  # controllers' AddAfter
         self._event_names: dict[tuple[str, ...], str] = {}
+        self.metrics: Any = None  # a knet.control.autoscaling.MetricsSource (metrics-server)
         self._unreachable: set[str] = set()
         self._orphaned: list[str] = []
         self._converging = False
@@ -533,6 +535,9 @@ class Cluster:
         if prev is None or when < prev or prev <= self.now:
             self._requeue[key] = when
 
+    def cancel_requeue(self, obj: Any) -> None:
+        self._requeue.pop((obj.kind, obj.metadata.namespace, obj.metadata.name), None)
+
     def mark_dirty(self, obj: Any) -> None:
         """Queue ``obj`` for its controller (a change it watches but does not own)."""
         self._dirty[obj.kind][(obj.metadata.namespace, obj.metadata.name)] = None
@@ -659,7 +664,9 @@ class Cluster:
         self.store.apply(obj)
 
     def _admit_pod(self, pod: Pod) -> Pod:
-        pod = self._with_default_tolerations(pod)
+        pod = preemption.admit(self, self._with_default_tolerations(pod))
+        if not pod.status.qos_class:
+            pod = evolve(pod, status=evolve(pod.status, qos_class=qos_class(pod)))
         st = pod.status
         if st.phase != "Pending" or st.conditions or st.pod_ips:
             self._status_given.add(pod.key)
@@ -926,6 +933,7 @@ class Cluster:
                     conds = tuple(c for c in pod.status.conditions if c.type != "PodScheduled")
                     self.store.apply(evolve(pod, status=evolve(
                         pod.status, phase="Pending", conditions=conds + (cond,))))
+                preemption.preempt(self, self._pod(pod.key))  # DefaultPreemption PostFilter
                 continue
             conds = tuple(c for c in pod.status.conditions if c.type != "PodScheduled")
             bound = evolve(

@@ -10,20 +10,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from knet.control import batch, disruption, workloads
+from knet.control import autoscaling, batch, disruption, workloads
 
 if TYPE_CHECKING:
     from knet.control.cluster import Cluster
     from knet.model.core import Pod
 
-KINDS = ("ReplicationController", "CronJob", "PodDisruptionBudget")
+KINDS = ("ReplicationController", "CronJob", "PodDisruptionBudget", "HorizontalPodAutoscaler")
 API_VERSIONS = {"ReplicationController": "v1", "CronJob": "batch/v1",
-                "PodDisruptionBudget": "policy/v1"}
+                "PodDisruptionBudget": "policy/v1", "HorizontalPodAutoscaler": "autoscaling/v2"}
 SYNCS: tuple[tuple[str, Callable[[Any, Any], None]], ...] = (
     ("ReplicationController", workloads.sync_replicationcontroller),
     ("CronJob", batch.sync_cronjob),
     ("Job", batch.sync_job),
     ("PodDisruptionBudget", disruption.sync_pdb),
+    ("HorizontalPodAutoscaler", autoscaling.sync_hpa),
 )
 
 

@@ -32,6 +32,30 @@ def reference(obj: Any) -> ObjectReference:
     return ObjectReference(obj.kind, m.namespace, m.name, m.uid, API_VERSIONS.get(obj.kind, ""))
 
 
+EVENT_TTL = 3600.0
+
+
+def _expire(c: Cluster, index: dict[tuple[str, ...], str]) -> None:
+    from collections import deque
+
+    from knet.control.batch import seconds
+
+    queue: deque[tuple[float, tuple[str, ...], str, str]] = c.__dict__.setdefault(
+        "_event_queue", deque())
+    while queue and queue[0][0] + EVENT_TTL <= c.now:
+        _, key, ns, name = queue.popleft()
+        ev = c.store.get("Event", ns, name)
+        if ev is None:
+            continue
+        last = seconds(ev.last_timestamp)
+        if last + EVENT_TTL > c.now:
+            queue.append((last, key, ns, name))  # seen again since: lives on
+            continue
+        c.store.delete("Event", ns, name)
+        if index.get(key) == name:
+            del index[key]
+
+
 def record(c: Cluster, obj: Any, type: str, reason: str, message: str,
            source: str) -> CoreEvent:
     from knet.control.cluster import timestamp
@@ -40,6 +64,7 @@ def record(c: Cluster, obj: Any, type: str, reason: str, message: str,
     ns = ref.namespace or "default"
     key = (ref.kind, ref.namespace, ref.name, ref.uid, type, reason, message)
     index: dict[tuple[str, ...], str] = c.__dict__.setdefault("_event_names", {})
+    _expire(c, index)
     now = timestamp(c.now)
     name = index.get(key)
     if name is not None:
@@ -48,11 +73,12 @@ def record(c: Cluster, obj: Any, type: str, reason: str, message: str,
             ev = evolve(prev, count=prev.count + 1, last_timestamp=now)
             c.create(ev)
             return ev
-    seq = len(index) + 1
+    seq = c.__dict__["_event_seq"] = c.__dict__.get("_event_seq", 0) + 1
     digest = hashlib.sha256(f"{c.seed}/{seq}".encode()).hexdigest()[:16]
     name = index[key] = f"{ref.name}.{digest}"
     ev = CoreEvent(ObjectMeta(name, ns), ref, reason, message, type, source, 1, now, now)
     c.create(ev)
+    c.__dict__["_event_queue"].append((c.now, key, ns, name))
     return ev
 
 

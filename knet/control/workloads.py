@@ -13,7 +13,7 @@ import math
 from typing import TYPE_CHECKING, Any
 from collections.abc import Mapping
 
-from knet.control import storage
+from knet.control import rollout, storage
 from knet.control.store import evolve
 from knet.control.naming import random_suffix, template_hash
 from knet.control.scheduler import affinity_matches, untolerated
@@ -68,6 +68,26 @@ def resolve_int_or_percent(v: int | str, total: int, round_up: bool) -> int:
 # --- Deployment --------------------------------------------------------------------------------
 
 def sync_deployment(c: Cluster, d: Deployment) -> None:
+    _reconcile_deployment(c, d)
+    cur = c.store.get("Deployment", d.metadata.namespace, d.metadata.name)
+    if cur is None:
+        return
+    h = template_hash(cur.template)
+    rss = sorted((o for o in c.store.owned_by(cur.metadata.uid) if o.kind == "ReplicaSet"),
+                 key=lambda r: r.metadata.creation_index)
+    new = next((r for r in rss if r.metadata.labels.get(POD_TEMPLATE_HASH) == h), None)
+    if new is not None:  # a rollback makes an old ReplicaSet the newest revision again
+        revs = [int(r.metadata.annotations.get(REVISION_ANNOTATION, "0") or 0) for r in rss
+                if r is not new]
+        mine = int(new.metadata.annotations.get(REVISION_ANNOTATION, "0") or 0)
+        if revs and mine < max(revs):
+            new = c.create(evolve(new, metadata=evolve(new.metadata, annotations={
+                **new.metadata.annotations, REVISION_ANNOTATION: str(max(revs) + 1)})))
+            rss = [new if r.metadata.name == new.metadata.name else r for r in rss]
+    rollout.deployment_status(c, cur, new, rss)
+
+
+def _reconcile_deployment(c: Cluster, d: Deployment) -> None:
     h = template_hash(d.template)
     rss = sorted((o for o in c.store.owned_by(d.metadata.uid) if o.kind == "ReplicaSet"),
                  key=lambda r: r.metadata.creation_index)
@@ -231,6 +251,8 @@ def sync_statefulset(c: Cluster, ss: StatefulSet) -> None:
         return
     for p in (surplus if parallel else surplus[:1]):
         c.delete_pod(p.key, c.now)
+    if not surplus:
+        rollout.statefulset_update(c, ss, list(pods.values()), rev, _ordinal)
 
 
 def _ordinal(pod_name: str, sts: str) -> int:
@@ -278,18 +300,37 @@ def sync_daemonset(c: Cluster, ds: DaemonSet) -> None:
     by_node: dict[str, list[Pod]] = {}
     for p in owned_pods(c, ds):
         by_node.setdefault(_ds_node(p), []).append(p)
+    eligible: dict[str, list[Pod]] = {}
+    leaving: set[str] = set()  # nodes whose pod is still terminating: no new one yet
     for node in c.nodes():
-        pods = [p for p in by_node.pop(node.name, []) if is_active(p)]
-        run = should_run(proto, node)
-        if run and not pods:
+        present = by_node.pop(node.name, [])
+        pods = [p for p in present if is_active(p)]
+        if any(p.terminating for p in present):
+            leaving.add(node.name)
+        if should_run(proto, node):
+            eligible[node.name] = pods
+        else:
+            for p in pods:
+                c.delete_pod(p.key, c.now)
+    # rolling update (knet.control.rollout): which old pods go, which nodes surge
+    delete, surge_nodes = rollout.daemonset_plan(ds, h, eligible)
+    surging = bool(rollout.scaled_value(getattr(ds, "max_surge", 0), len(eligible), True))
+    for node_name, pods in eligible.items():
+        new = [p for p in pods if p.metadata.labels.get(REVISION_HASH) == h]
+        old = [p for p in pods if p.metadata.labels.get(REVISION_HASH) != h]
+        if (not pods and node_name not in leaving) or (node_name in surge_nodes and not new):
             term = NodeSelectorTerm(match_fields=(
-                LabelSelectorRequirement("metadata.name", "In", (node.name,)),))
+                LabelSelectorRequirement("metadata.name", "In", (node_name,)),))
             pod = evolve(proto, spec=evolve(
                 proto.spec, required_node_affinity=(term,)))
             c.create_pod(c.named_pod(ds, pod, f"{ds.metadata.name}-"))
-        elif pods and (not run or len(pods) > 1):
-            for p in (pods if not run else pods[1:]):
-                c.delete_pod(p.key, c.now)
+        victims = new[1:] + [p for p in old if p.key in delete]
+        if new and old and not surging:
+            victims += [p for p in old if p.key not in delete]
+        elif not new and len(old) > 1:
+            victims += [p for p in old[1:] if p.key not in delete]
+        for p in victims:
+            c.delete_pod(p.key, c.now)
     for pods in by_node.values():  # nodes that are gone
         for p in pods:
             if is_active(p):

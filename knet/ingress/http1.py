@@ -384,7 +384,7 @@ class ClientConnection(asyncio.Protocol):
         # the exchange in flight
         "method", "keep", "http10", "upgrade", "decision", "up", "up_head", "address",
         "tries", "has_body", "body_left", "body_chunked", "body_done", "body_sent",
-        "response_started", "response_done", "parsing", "http09",
+        "response_started", "response_done", "parsing", "http09", "status", "started",
     )
 
     def __init__(self, proxy: IngressProxy, scheme: str) -> None:
@@ -420,6 +420,8 @@ class ClientConnection(asyncio.Protocol):
         self.body_sent = False
         self.response_started = False
         self.response_done = False
+        self.status = 0  # the response status, once known (for proxy.observe)
+        self.started = 0.0
 
     # -- asyncio.Protocol --
     def connection_made(self, transport: Any) -> None:
@@ -603,6 +605,7 @@ class ClientConnection(asyncio.Protocol):
                     proxy._heads.clear()
                 proxy._heads[raw] = head
         self.method = head.method
+        self.started = proxy.clock() if proxy.observe is not None else 0.0
         self.http10 = head.http10
         self.keep = head.keep and self.requests < proxy.keepalive_requests
         self.upgrade = head.upgrade
@@ -660,6 +663,8 @@ class ClientConnection(asyncio.Protocol):
 
     def _local(self, d: Decision | Routed) -> None:
         status = d.status
+        if self.proxy.observe is not None:
+            self.proxy.observe(self, status, d)
         keep = self.keep and status not in _CLOSE_AFTER and (
             self.body_done or self.body_chunked is not None or self.body_left <= PIPELINE_LIMIT)
         self.keep = keep
@@ -730,6 +735,8 @@ class ClientConnection(asyncio.Protocol):
             self.response_started = True
             self.transport.write(error_page(status) if self.http09 else local_response(
                 status, keep=False, head_only=self.method == "HEAD"))
+            if self.proxy.observe is not None and self.decision is not None:
+                self.proxy.observe(self, status, self.decision)
         self._close()
 
     def _pump_body(self) -> None:
@@ -786,6 +793,8 @@ class ClientConnection(asyncio.Protocol):
         """The upstream finished the response (the upstream connection is released)."""
         self.up = None
         self.response_done = True
+        if self.proxy.observe is not None and self.decision is not None:
+            self.proxy.observe(self, self.status, self.decision)
         if not keep_client:
             self.keep = False
         if self.state == H_CLOSED:
@@ -1004,7 +1013,7 @@ class UpstreamConnection(asyncio.Protocol):
                 if len(memo) >= HEAD_MEMO:
                     memo.clear()
                 memo[raw] = rh
-            code = rh.code
+            code = c.status = rh.code
             if 100 <= code < 200 and code != 101:
                 data = data[end + 4:]  # interim responses are not relayed
                 if not data:

@@ -117,6 +117,9 @@ class IngressProxy:
         self.max_headers = max_headers
         self.head_limit = max_line_size + max_headers * max_field_size // 4 + 4
         self.max_tries = MAX_TRIES
+        # called once per answered request: (client connection, status, decision); the
+        # runtime counts ingress-nginx's request metrics with it (None: nothing to call)
+        self.observe: Callable[[Any, int, Any], None] | None = None
         self._conns: set[Any] = set()
         self._heads: dict[bytes, RequestHead] = {}  # request head bytes → parsed head
         self._responses: dict[bytes, ResponseHead] = {}  # upstream head bytes → parsed head

@@ -116,6 +116,55 @@ def job_fields(doc: F, job: Job) -> Job:
                    pod_failure_policy=tuple(rules))
 
 
+# --- rolling update fields of StatefulSet and DaemonSet -----------------------------------
+
+def statefulset_fields(doc: F, sts: Any) -> Any:
+    spec = doc.map("spec")
+    us = spec.map("updateStrategy") if spec is not None else None
+    ru = us.map("rollingUpdate") if us is not None else None
+    if ru is None:
+        return sts
+    if sts.update_strategy_type == "OnDelete":
+        ru.error("Invalid value: only allowed for updateStrategy 'RollingUpdate'")
+    partition = ru.int("partition", 0)
+    if partition < 0:
+        (ru.child("partition") or ru).invalid("must be greater than or equal to 0")
+    return replace(sts, partition=partition)
+
+
+def daemonset_fields(doc: F, ds: Any) -> Any:
+    spec = doc.map("spec")
+    us = spec.map("updateStrategy") if spec is not None else None
+    if us is None:
+        return ds
+    stype = us.str("type", "RollingUpdate")
+    if stype not in ("OnDelete", "RollingUpdate"):
+        (us.child("type") or us).unsupported(["OnDelete", "RollingUpdate"])
+    ru = us.map("rollingUpdate")
+    if ru is None:
+        return replace(ds, update_strategy_type=stype)
+    if stype == "OnDelete":
+        ru.error("Forbidden: may not be specified when strategy `type` is 'OnDelete'")
+    max_un = _int_or_percent(ru.child("maxUnavailable"))
+    surge = _int_or_percent(ru.child("maxSurge"))
+    max_un = 1 if max_un is None else max_un
+    surge = 0 if surge is None else surge
+    if max_un in (0, "0%") and surge in (0, "0%"):
+        (ru.child("maxUnavailable") or ru).invalid("may not be 0 when `maxSurge` is 0")
+    return replace(ds, update_strategy_type=stype, max_unavailable=max_un, max_surge=surge)
+
+
+def deployment_fields(doc: F, d: Any) -> Any:
+    spec = doc.map("spec")
+    if spec is None or not spec.has("progressDeadlineSeconds"):
+        return d
+    pds = spec.int("progressDeadlineSeconds", 600)
+    if pds <= d.min_ready_seconds:
+        (spec.child("progressDeadlineSeconds") or spec).invalid(
+            "must be greater than minReadySeconds")
+    return replace(d, progress_deadline_seconds=pds)
+
+
 # --- CronJob -------------------------------------------------------------------------------------
 
 def parse_cronjob(doc: F, meta: ObjectMeta, scope: Any) -> CronJob:

@@ -1150,9 +1150,14 @@ PARSERS: dict[str, Callable[[F, ObjectMeta, Scope], Any]] = {
     "Namespace": parse_namespace, "Node": parse_node, "Pod": parse_pod,
     "Service": parse_service, "EndpointSlice": parse_endpointslice,
     "ConfigMap": parse_configmap, "Secret": parse_secret, "Ingress": parse_ingress,
-    "IngressClass": parse_ingressclass, "Deployment": parse_deployment,
-    "ReplicaSet": parse_replicaset, "StatefulSet": parse_statefulset,
-    "DaemonSet": parse_daemonset,
+    "IngressClass": parse_ingressclass,
+    "Deployment": lambda doc, meta, scope: _controllers.deployment_fields(
+        doc, parse_deployment(doc, meta, scope)),
+    "ReplicaSet": parse_replicaset,
+    "StatefulSet": lambda doc, meta, scope: _controllers.statefulset_fields(
+        doc, parse_statefulset(doc, meta, scope)),
+    "DaemonSet": lambda doc, meta, scope: _controllers.daemonset_fields(
+        doc, parse_daemonset(doc, meta, scope)),
     "Job": lambda doc, meta, scope: _controllers.job_fields(doc, parse_job(doc, meta, scope)),
     **_controllers.PARSERS,
 }

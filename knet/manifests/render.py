@@ -231,7 +231,7 @@ def _pod_status(s: PodStatus) -> dict[str, Any]:
         out["initContainerStatuses"] = [_container_status(c)
                                         for c in s.init_container_statuses]
     for key, v in (("reason", s.reason), ("message", s.message), ("startTime", s.start_time),
-                   ("nominatedNodeName", s.nominated_node_name)):
+                   ("nominatedNodeName", s.nominated_node_name), ("qosClass", s.qos_class)):
         if v:
             out[key] = v
     return out
@@ -366,6 +366,11 @@ def _node(n: Node) -> tuple[dict[str, Any], dict[str, Any]]:
 def to_manifest(obj: Any) -> dict[str, Any]:
     """A manifest dict for ``obj`` (apiVersion, kind, metadata, spec/data, status)."""
     kind = obj.kind
+    from knet.manifests import render_controllers
+
+    special = render_controllers.manifest(obj, _meta(obj.metadata))
+    if special is not None:
+        return special
     out: dict[str, Any] = {"apiVersion": API_VERSIONS.get(kind, ""), "kind": kind,
                            "metadata": _meta(obj.metadata)}
     if isinstance(obj, Namespace):
@@ -474,6 +479,10 @@ def to_manifest(obj: Any) -> dict[str, Any]:
         if obj.selector is not None:
             spec["selector"] = _selector(obj.selector)
         out["spec"] = spec
+        if obj.status is not None:
+            out["status"] = render_controllers.job_status(obj.status)
+    if isinstance(obj, Deployment) and obj.status is not None:
+        out["status"] = render_controllers.deployment_status(obj.status)
     return out
 
 

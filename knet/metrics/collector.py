@@ -29,6 +29,7 @@ class Runtime(Protocol):
     kubelets: dict[str, Any]
     dns_view: Any
     fabric: Any
+    # and, where the runtime has one, ``work``: the work model (knet.runtime.work)
 
 
 class RuntimeCollector:
@@ -67,6 +68,16 @@ class RuntimeCollector:
             m.running_pods.set((node,), float(pods.get(node, 0)))
             for st in ("created", "running", "exited"):
                 m.running_containers.set((node, st), float(running.get((node, st), 0)))
+        work = getattr(rt, "work", None)  # the work model (CPU per request, memory)
+        if work is not None:
+            nodes_of = {p.key: p.spec.node_name for p in rt.state.pods()}
+            for key, w in list(work.pods.items()):
+                ns, _, name = key.partition("/")
+                container = w.containers[0] if w.containers else ""
+                labels = (nodes_of.get(key, ""), ns, name, container)
+                m.container_cpu.values[labels] = float(w.cpu_seconds)
+                m.container_throttled.values[labels] = float(w.throttled_seconds)
+                m.container_memory.set(labels, float(w.memory))
         for p in rt.state.pods():
             if p.namespace == "kube-system" and p.metadata.labels.get("k8s-app") == "kube-dns":
                 m.build_info.set((p.name, "1.11.3", "a6338e9", "go1.21.11"), 1.0)
@@ -80,9 +91,11 @@ class RuntimeCollector:
 
 def exposition(rt: Runtime, component: str | None = None, instance: str | None = None) -> bytes:
     """The Prometheus text exposition of ``rt``'s metrics (all, or one component instance)."""
+    from knet.metrics.series import expose
+
     reg = CollectorRegistry(auto_describe=False)
     reg.register(RuntimeCollector(rt, component, instance))
-    return generate_latest(reg)
+    return expose(generate_latest(reg))
 
 
 __all__ = ["RuntimeCollector", "exposition"]

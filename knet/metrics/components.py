@@ -1,5 +1,5 @@
 """The metrics each emulated component exports, under the names and labels the real component
-uses (kube-proxy v1.32, CoreDNS 1.11, kubelet), plus knet's own.
+uses (kube-proxy v1.32, CoreDNS 1.11, ingress-nginx 1.x, kubelet), plus knet's own.
 
 Invariants:
 - The components record events (``proxy_synced``, ``dns_answered``, ``request_served``, …);
@@ -40,11 +40,15 @@ RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP",
           5: "REFUSED", 6: "YXDOMAIN", 7: "YXRRSET", 8: "NXRRSET", 9: "NOTAUTH", 10: "NOTZONE"}
 
 
+INGRESS_LABELS = ("controller_namespace", "controller_class", "controller_pod", "canary",
+                  "host", "ingress", "method", "namespace", "path", "service", "status")
+
+
 @dataclass(frozen=True, slots=True)
 class Part:
     """One series and the component (and instance label) it belongs to."""
 
-    component: str  # "kube-proxy" | "coredns" | "kubelet" | "knet"
+    component: str  # "kube-proxy" | "coredns" | "ingress-nginx" | "kubelet" | "knet"
     instance_label: str | None
     series: Series
 
@@ -54,7 +58,7 @@ class ClusterMetrics:
 
     def __init__(self) -> None:
         self.parts: list[Part] = []
-        kp, dns, kl = "kube-proxy", "coredns", "kubelet"
+        kp, dns, ing, kl = "kube-proxy", "coredns", "ingress-nginx", "kubelet"
         node, pod = ("node",), ("pod",)
         # kube-proxy
         self.sync_duration = self._h(kp, "kubeproxy_sync_proxy_rules_duration_seconds",
@@ -108,9 +112,26 @@ class ClusterMetrics:
         self.cache_misses = self._c(dns, "coredns_cache_misses_total",
                                     "The count of cache misses. Deprecated, derive misses from "
                                     "cache hits/requests counters.", pod + ("server", "zones", "view"))
+        # ingress-nginx (internal/ingress/metric/collectors/socket.go)
+        self.ingress_requests = Counter("nginx_ingress_controller_requests",
+                                        "The total number of client requests", INGRESS_LABELS,
+                                        total=False)
+        self._add(ing, self.ingress_requests)
+        self.ingress_duration = self._h(ing, "nginx_ingress_controller_request_duration_seconds",
+                                        "The request processing time in milliseconds",
+                                        INGRESS_LABELS)
         self.build_info = self._g(dns, "coredns_build_info", "A metric with a constant '1' value "
                                   "labeled by version, revision, and goversion from which CoreDNS "
                                   "was built.", pod + ("version", "revision", "goversion"))
+        # kubelet's cAdvisor endpoint (from the runtime's work model, read at scrape time)
+        cl = node + ("namespace", "pod", "container")
+        self.container_cpu = self._c(kl, "container_cpu_usage_seconds_total",
+                                     "Cumulative cpu time consumed in seconds.", cl)
+        self.container_throttled = self._c(kl, "container_cpu_cfs_throttled_seconds_total",
+                                           "Total time duration the container has been "
+                                           "throttled.", cl)
+        self.container_memory = self._g(kl, "container_memory_working_set_bytes",
+                                        "Current working set in bytes.", cl)
         # kubelet
         self.running_pods = self._g(kl, "kubelet_running_pods",
                                     "Number of pods that have a running pod sandbox", node)
@@ -189,6 +210,12 @@ class ClusterMetrics:
                 self.cache_hits.inc((pod, "dns://:53", "denial" if denial else "success", ".", ""))
             else:
                 self.cache_misses.inc((pod, "dns://:53", ".", ""))
+
+    # -- ingress-nginx
+    def request_served(self, labels: tuple[str, ...], seconds: float) -> None:
+        """One request answered by the controller; ``labels`` in ``INGRESS_LABELS`` order."""
+        self.ingress_requests.inc(labels)
+        self.ingress_duration.observe(labels, seconds)
 
     # -- rendering
     def collect(self, component: str | None = None, instance: str | None = None

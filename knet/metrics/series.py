@@ -34,19 +34,39 @@ def linear_buckets(start: float, width: float, count: int) -> tuple[float, ...]:
     return tuple(start + width * i for i in range(count))
 
 
+NO_TOTAL: set[str] = set()  # counters exported without the _total suffix
+
+
+def expose(text: bytes) -> bytes:
+    """prometheus_client names every counter's HELP/TYPE lines ``<name>_total``; for the
+    counters of ``NO_TOTAL`` put back the bare name their samples carry, as client_golang
+    writes them."""
+    for name in NO_TOTAL:
+        raw = name.encode()
+        text = text.replace(b"# HELP " + raw + b"_total ", b"# HELP " + raw + b" ")
+        text = text.replace(b"# TYPE " + raw + b"_total counter", b"# TYPE " + raw + b" counter")
+    return text
+
+
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class Counter:
-    """A counter family: ``inc(labels, n)``; rendered with the ``_total`` suffix."""
+    """A counter family: ``inc(labels, n)``; rendered with the ``_total`` suffix unless
+    ``total=False`` (client_golang lets a counter go without it: ingress-nginx's
+    ``nginx_ingress_controller_requests`` does)."""
 
-    __slots__ = ("name", "help", "labels", "values")
+    __slots__ = ("name", "help", "labels", "values", "total")
 
-    def __init__(self, name: str, help: str, labels: Sequence[str] = ()) -> None:
-        self.name = name.removesuffix("_total")
+    def __init__(self, name: str, help: str, labels: Sequence[str] = (), *,
+                 total: bool = True) -> None:
+        self.name = name.removesuffix("_total") if total else name
         self.help = help
         self.labels = tuple(labels)
         self.values: dict[Labels, float] = {}
+        self.total = total
+        if not total:
+            NO_TOTAL.add(name)
 
     def inc(self, labels: Labels = (), n: float = 1.0) -> None:
         v = self.values
@@ -57,7 +77,13 @@ class Counter:
 
     def family(self) -> Metric:
         from prometheus_client.core import CounterMetricFamily
+        from prometheus_client.metrics_core import Metric
 
+        if not self.total:  # samples keep the bare name (see ``expose`` for the TYPE line)
+            m = Metric(self.name, self.help, "counter")
+            for k, v in sorted(self.values.items()):
+                m.add_sample(self.name, dict(zip(self.labels, k)), v)
+            return m
         f = CounterMetricFamily(self.name, self.help, labels=self.labels)
         for k, v in sorted(self.values.items()):
             f.add_metric(list(k), v)
@@ -140,5 +166,5 @@ def _le(bound: float) -> str:
 Series = Counter | Gauge | Histogram
 
 
-__all__ = ["DEFAULT_BUCKETS", "Counter", "Gauge", "Histogram", "Series",
+__all__ = ["DEFAULT_BUCKETS", "NO_TOTAL", "Counter", "Gauge", "Histogram", "Series", "expose",
            "exponential_buckets", "linear_buckets"]

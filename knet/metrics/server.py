@@ -3,20 +3,32 @@
 Routes: ``/metrics`` (every component, each series labelled with the ``node`` or ``pod`` it
 comes from) and ``/metrics/<component>/<instance>`` (one component instance's series, as its
 own endpoint serves them: ``/metrics/kube-proxy/kind-worker``, ``/metrics/coredns/<pod>``,
-``/metrics/kubelet/<node>``, ``/metrics/knet/-``).
+``/metrics/ingress-nginx/-``, ``/metrics/kubelet/<node>``, ``/metrics/knet/-``).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from aiohttp import web
 
 from knet.metrics.collector import Runtime, exposition
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-COMPONENTS = ("kube-proxy", "coredns", "kubelet", "knet")
+COMPONENTS = ("kube-proxy", "coredns", "ingress-nginx", "kubelet", "knet")
 
 
-def metrics_app(rt: Runtime) -> web.Application:
+def metrics_app(rt: Runtime, allowed_hosts: set[str] | None = None) -> web.Application:
+    """``allowed_hosts``: the ``Host`` values answered (the bound address; None: any), so a
+    web page cannot read the metrics through DNS rebinding."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+        if allowed_hosts is not None and request.host not in allowed_hosts:
+            return web.Response(status=421, text="misdirected request: this endpoint answers "
+                                                 "only as its bound address\n")
+        return await handler(request)
+
     async def everything(request: web.Request) -> web.Response:
         return _text(exposition(rt))
 
@@ -27,7 +39,7 @@ def metrics_app(rt: Runtime) -> web.Application:
         inst = request.match_info["instance"]
         return _text(exposition(rt, comp, None if inst == "-" else inst))
 
-    app = web.Application()
+    app = web.Application(middlewares=[guard])
     app.router.add_get("/metrics", everything)
     app.router.add_get("/metrics/{component}/{instance}", one)
     return app
@@ -51,13 +63,19 @@ class MetricsServer:
         from knet.expose.plan import check_loopback
 
         host = check_loopback(host, "--metrics")
-        self._runner = web.AppRunner(metrics_app(self.rt), handle_signals=False, access_log=None)
+        hosts: set[str] = set()
+        self._runner = web.AppRunner(metrics_app(self.rt, hosts), handle_signals=False,
+                                     access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.address = (host, sockets[0].getsockname()[1] if sockets else port)
+        shown = f"[{host}]" if ":" in host else host
+        hosts.add(f"{shown}:{self.address[1]}")
+        if host == "127.0.0.1":
+            hosts.add(f"localhost:{self.address[1]}")
         return self
 
     @property

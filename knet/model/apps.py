@@ -26,6 +26,8 @@ class Deployment:
     min_ready_seconds: int = 0
     revision_history_limit: int = 10
     paused: bool = False
+    progress_deadline_seconds: int | None = 600
+    status: Any = None  # knet.control.rollout.DeploymentStatus once the controller synced
     kind = "Deployment"
 
 
@@ -48,6 +50,7 @@ class StatefulSet:
     pod_management_policy: str = "OrderedReady"  # OrderedReady, Parallel
     ordinals_start: int = 0
     update_strategy_type: str = "RollingUpdate"
+    partition: int = 0  # updateStrategy.rollingUpdate.partition
     volume_claim_templates: tuple[Mapping[str, Any], ...] = field(default=(), hash=False)
     kind = "StatefulSet"
 
@@ -57,6 +60,9 @@ class DaemonSet:
     metadata: ObjectMeta
     selector: LabelSelector
     template: Mapping[str, Any] = field(hash=False)
+    update_strategy_type: str = "RollingUpdate"  # or OnDelete
+    max_unavailable: int | str = 1
+    max_surge: int | str = 0
     kind = "DaemonSet"
 
 

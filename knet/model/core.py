@@ -225,6 +225,7 @@ class PodStatus:
     message: str = ""
     start_time: str = ""
     nominated_node_name: str = ""
+    qos_class: str = ""  # Guaranteed, Burstable, BestEffort (set at admission)
 
     def condition(self, type_: str) -> PodCondition | None:
         for c in self.conditions:

@@ -154,7 +154,7 @@ class ExecHTTP:
         if data is not None:
             argv += ["--data-binary", data.decode() if isinstance(data, bytes) else data]
         argv.append(url)
-        res = await self.pod.exec(argv)
+        res = await self.pod.exec(argv, retries=2 if method in ("GET", "HEAD") else 0)
         if res.exit_code != 0 or _MARK not in res.stdout:
             raise ConnectionError(f"{self.pod.key}: {' '.join(map(shlex.quote, argv))}: "
                                   f"{res.stderr.strip() or 'exit ' + str(res.exit_code)}")
@@ -254,17 +254,27 @@ class RealPod:
         return ExecHTTP(self)
 
     async def exec(self, argv: Sequence[str], container: str | None = None, *,
-                   timeout: float = 120.0) -> ExecResult:
+                   timeout: float = 120.0, retries: int = 0) -> ExecResult:
+        """Run ``argv`` in the pod (the exec subresource). ``retries``: how often to run it
+        again when the exec stream itself breaks (only for commands that are safe to repeat:
+        the backend's own GETs, lookups and probes)."""
         from kr8s.asyncio.objects import Pod
 
-        pod = await Pod.get(self.name, namespace=self._ns, api=self.cluster.api)
-        done = await asyncio.wait_for(pod.exec(list(argv), container=container, check=False),
-                                      timeout)
-        return ExecResult(int(done.returncode), _text(done.stdout), _text(done.stderr))
+        for attempt in range(retries + 1):
+            pod = await Pod.get(self.name, namespace=self._ns, api=self.cluster.api)
+            try:
+                done = await asyncio.wait_for(
+                    pod.exec(list(argv), container=container, check=False), timeout)
+            except Exception as e:  # noqa: BLE001 - the stream broke, not the command
+                if attempt == retries or not _stream_broke(e):
+                    raise
+                continue
+            return ExecResult(int(done.returncode), _text(done.stdout), _text(done.stderr))
+        raise AssertionError("unreachable")
 
     async def resolve(self, name: str, family: int = 0) -> list[str]:
         flag = {4: "ahostsv4", 6: "ahostsv6"}.get(family, "ahosts")
-        res = await self.exec(["getent", flag, name])
+        res = await self.exec(["getent", flag, name], retries=2)
         out: list[str] = []
         for line in res.stdout.splitlines():
             addr = line.split()[0] if line.split() else ""
@@ -275,7 +285,7 @@ class RealPod:
     async def probe_tcp(self, host: str, port: int, timeout: float) -> tuple[bool, str]:
         """Open (and close) a TCP connection from the pod: ``nc -z``."""
         secs = max(1, int(timeout + 0.999))
-        res = await self.exec(["nc", "-z", "-w", str(secs), host, str(port)])
+        res = await self.exec(["nc", "-z", "-w", str(secs), host, str(port)], retries=2)
         if res.exit_code == 0:
             return True, "connected"
         return False, (res.stderr.strip() or f"nc exited {res.exit_code} (refused or "
@@ -646,6 +656,14 @@ def _namespace_for(label: str) -> str:
     part = "".join(c if c.isalnum() else "-" for c in label.lower().rsplit("::", 1)[-1])
     part = "-".join(x for x in part.split("-") if x)[:40].rstrip("-")
     return f"knet-{part}-{digest}" if part else f"knet-{digest}"
+
+
+def _stream_broke(e: BaseException) -> bool:
+    """A WebSocket that failed under the exec (httpx-ws raises these inside task groups)."""
+    if isinstance(e, BaseExceptionGroup):
+        return any(_stream_broke(x) for x in e.exceptions)
+    return type(e).__name__ in ("WebSocketNetworkError", "WebSocketDisconnect",
+                                "ReadError", "RemoteProtocolError")
 
 
 def _text(data: Any) -> str:

@@ -8,6 +8,9 @@ Checks, object by object (each row agrees or differs):
 - ``dns``: per Service name, knet's CoreDNS answer computed over the *live* objects, next to
   the answer a helper pod gets from the cluster's DNS (``nslookup`` in a busybox pod that the
   check creates in the Service's namespace and deletes).
+- ``reach`` (``--reach-port P``): the reachability table of the files' stably named pods
+  (TCP to each pod IP) that knet's datapath and policies give, against ``nc -z`` from each pod
+  in the cluster.
 - ``rules`` (``--rules-from NODE=FILE``, a real node's ``iptables-save``): the KUBE-SVC /
   KUBE-SEP / KUBE-EXT / KUBE-FW chains per Service in the dump, next to the chains knet's
   kube-proxy writes for the same Services and endpoints (chain names are hashes of the
@@ -87,7 +90,7 @@ def _show(v: object) -> str:
 
 async def diff(files: Sequence[str], *, kubeconfig: str, context: str | None = None,
                rules_from: Iterable[tuple[str, str]] = (), seed: int | None = None,
-               dns: bool = True) -> Report:
+               dns: bool = True, reach_ports: Sequence[int] = ()) -> Report:
     import knet
     from knet.manifests import read
     from knet.manifests.config import is_config_kind
@@ -110,6 +113,8 @@ async def diff(files: Sequence[str], *, kubeconfig: str, context: str | None = N
             await _dns(report, api, predicted, live)
         for node, path in rules_from:
             _rules(report, node, path, live)
+        if reach_ports:
+            await _reach(report, api, predicted, live, reach_ports)
         return report
     finally:
         await close_api(api)
@@ -126,8 +131,9 @@ async def _objects(report: Report, api: Any, docs: list[dict[str, Any]]) -> None
             got = [o async for o in api.get(kind, name, namespace=ns or None)]
             if not got:
                 found = "missing"
-        except Exception:  # noqa: BLE001 - not found or not served: the cluster lacks it
-            found = "missing"
+        except Exception as e:  # noqa: BLE001 - not found, or the kind is not served at all
+            found = "kind not served" if "could not find the requested resource" in str(e) \
+                else "missing"
         report.add("object", key, "present", found)
 
 
@@ -261,6 +267,40 @@ async def _nslookup(pod: Any, name: str) -> list[str]:
     return sorted(addrs)
 
 
+async def _reach(report: Report, api: Any, predicted: Any, live: LiveState,
+                 ports: Sequence[int]) -> None:
+    """The reachability table (TCP to each pod's IP) knet predicts for the files' stably named
+    pods, against probes in the cluster: ``nc -z`` run in each source pod (as the upstream e2e
+    probes run from the pods themselves), eight at a time."""
+    from kr8s.asyncio.objects import Pod
+
+    from knet.policy.reach import reachability
+
+    mine = {p.namespace for p in predicted.pods() if p.namespace != "kube-system"}
+    keys = sorted(p.key for p in predicted.pods() if p.namespace in mine and not _workload(p)
+                  and not p.spec.host_network and live.get("Pod", p.key) is not None)
+    if len(keys) < 2:
+        return
+    table = reachability(predicted, pods=keys, ports=list(ports), via="pod")
+    gate = asyncio.Semaphore(8)
+
+    async def probe(src: str, dst: str, port: int) -> bool:
+        ns, name = src.split("/", 1)
+        ip = str(live.get("Pod", dst).status.pod_ips[0])
+        async with gate:
+            pod = await Pod.get(name, namespace=ns, api=api)
+            done = await pod.exec(["nc", "-z", "-w", "2", ip, str(port)], check=False)
+        return int(done.returncode) == 0
+
+    for p in table.probes:
+        cells = [(f, t) for f in keys for t in keys if f != t]
+        got = await asyncio.gather(*(probe(f, t, p.port) for f, t in cells))
+        for (f, t), ok in zip(cells, got):
+            want = p.matrix[f][t]
+            report.add("reach", f"TCP/{p.port} {f} → {t}", "." if want else "X",
+                       "." if ok else "X")
+
+
 def _rules(report: Report, node: str, path: str, live: LiveState) -> None:
     """A real node's dump against knet's kube-proxy over the same Services and endpoints."""
     from knet.netfilter.rules import parse_rules
@@ -320,7 +360,8 @@ def _service_chains(ruleset: Any) -> dict[str, tuple[str, str]]:
 
 
 def run_diff(files: Sequence[str], kubeconfig: str, context: str | None,
-             rules_from: Sequence[str], seed: int | None) -> Report:
+             rules_from: Sequence[str], seed: int | None, reach_ports: Sequence[int] = ()
+             ) -> Report:
     pairs = []
     for spec in rules_from:
         node, sep, path = spec.partition("=")
@@ -328,7 +369,7 @@ def run_diff(files: Sequence[str], kubeconfig: str, context: str | None,
             raise UsageError(f"--rules-from expects NODE=FILE, got {spec!r}")
         pairs.append((node, path))
     return asyncio.run(diff(files, kubeconfig=kubeconfig, context=context, rules_from=pairs,
-                            seed=seed))
+                            seed=seed, reach_ports=reach_ports))
 
 
 __all__ = ["Report", "Row", "diff", "run_diff"]

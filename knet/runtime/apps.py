@@ -134,6 +134,9 @@ class PodContext:
 async def serve_until_stopped(ctx: PodContext, app: web.Application, ports: Any,
                               udp: Mapping[int, Callable[[], asyncio.DatagramProtocol]] | None = None,
                               ssl_ports: Mapping[int, Any] | None = None) -> int:
+    work = getattr(ctx.runtime, "work", None)
+    if work is not None and not app.frozen:
+        app.middlewares.append(_charge(work, ctx.pod.key))  # knet.runtime.work: CPU per request
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     transports = []
@@ -151,6 +154,16 @@ async def serve_until_stopped(ctx: PodContext, app: web.Application, ports: Any,
         for t in transports:
             t.close()
         await runner.cleanup()
+
+
+def _charge(work: Any, key: str) -> Any:
+    @web.middleware
+    async def charge(request: web.Request, handler: Any) -> web.StreamResponse:
+        delay = work.charge(key)
+        if delay > 0:
+            await asyncio.sleep(delay)  # CFS quota spent: throttled
+        return await handler(request)
+    return charge
 
 
 def _ports(c: Container, proto: Protocol = Protocol.TCP) -> list[int]:
@@ -488,6 +501,23 @@ async def coredns_app(ctx: PodContext) -> int:
             await r.cleanup()
 
 
+def ingress_metrics(metrics: Any, namespace: str, pod: str,
+                    clock: Callable[[], float]) -> Callable[[Any, int, Any], None]:
+    """ingress-nginx's per-request metrics (``nginx_ingress_controller_requests`` …), recorded
+    as the controller's Lua monitor does: labelled by the Ingress, path and Service that
+    answered; requests no Ingress took are labelled with empty names."""
+
+    def observe(conn: Any, status: int, d: Any) -> None:
+        t = getattr(d, "template", d)
+        ing_ns, _, ing = (t.ingress or "").partition("/")
+        svc = (t.service or "").split("/", 1)[-1].rsplit(":", 1)[0]
+        labels = (namespace, "k8s.io/ingress-nginx", pod, t.upstream_name or "" if t.canary else "",
+                  t.host, ing, conn.method, ing_ns, t.path or "", svc, str(status))
+        metrics.request_served(labels, max(0.0, clock() - conn.started))
+
+    return observe
+
+
 async def ingress_nginx_app(ctx: PodContext) -> int:
     """ingress-nginx controller: knet's ingress proxy on 80/443, /healthz on :10254."""
     from knet.ingress import ControllerConfig, build_table
@@ -508,6 +538,7 @@ async def ingress_nginx_app(ctx: PodContext) -> int:
     loop = asyncio.get_running_loop()
     proxy = IngressProxy.from_table(table(), open_upstream, seed=rt.seed,
                                     secrets=st.secrets(), clock=loop.time)
+    proxy.observe = ingress_metrics(rt.metrics, ctx.namespace, ctx.name, loop.time)
 
     def refresh() -> None:
         proxy.update(table(), st.secrets())

@@ -95,6 +95,13 @@ class RuntimeCluster:
             pods=state.pods(), namespaces=state.namespaces(), config_maps=state.config_maps(),
             cluster=state.config, now=state.now, seed=int(self.seed or 0))
         self.errors: list[BaseException] = []
+        from knet.runtime.work import WorkModel
+
+        self.work = WorkModel(self.now)  # CPU per request, throttling, metrics-server
+        state.metrics = self.work
+        from knet.runtime import pressure
+
+        self.work.on_memory = lambda key: pressure.check(self, key)
         self.metrics = ClusterMetrics()
         self.epoch = 0.0  # added to now() for metric timestamps (knet up: the Unix time)
         self._queued: dict[str, list[float]] = {}  # per node: times of changes not yet synced
@@ -344,6 +351,8 @@ class RuntimeCluster:
         if kubelet is None or cur.key in kubelet.workers:
             return
         w = kubelet.add(cur)
+        self.work.pod_started(cur)
+        self.loop.call_soon(self.work.on_memory, cur.key)  # may press its node
         if cur.terminating:
             self._tasks.append(self.loop.create_task(
                 self._terminate(w, _grace_left(cur, self.now()))))
@@ -368,6 +377,7 @@ class RuntimeCluster:
 
     def _forget(self, pod: Pod, w: PodWorker) -> None:
         w.kubelet.workers.pop(pod.key, None)
+        self.work.pod_gone(pod.key)
         if not w.done:
             w.terminating = True
             w.done = True

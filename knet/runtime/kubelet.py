@@ -89,6 +89,7 @@ class ContainerRunner:
         self.probe_tasks: list[asyncio.Task[None]] = []
         self.exited = asyncio.Event()
         self.crash_code: int | None = None
+        self.oom = False  # killed for exceeding its memory limit (knet.runtime.pressure)
         self.probe_errors: dict[str, str] = {}  # kind → the last failure, as kubelet words it
 
     @property
@@ -121,6 +122,10 @@ class ContainerRunner:
         self.exited = asyncio.Event()
         self.running_since = rt.loop.time()
         self.task = rt.loop.create_task(self._run(app, self.ctx), name=f"{w.key}/{self.name}")
+        if self.spec.limits.get("memory") is not None:
+            from knet.runtime import pressure
+
+            rt.loop.call_soon(pressure.check, rt, w.key)  # over its limit: OOM-killed
 
     async def _run(self, app: Any, ctx: PodContext) -> int | None:
         try:
@@ -147,15 +152,30 @@ class ContainerRunner:
         code = KILLED if code is None else code
         self.exit_code = code
         self.state = "terminated"
-        self.reason = "Completed" if code == 0 else "Error"
+        self.reason = "OOMKilled" if self.oom else "Completed" if code == 0 else "Error"
+        self.oom = False
         self.ready = False
         self.started = False
         self.exited.set()
         return code
 
     async def stop(self, grace: float) -> None:
-        """SIGTERM, wait up to ``grace``, then SIGKILL."""
+        """preStop hook, then SIGTERM, wait up to what is left of ``grace``, then SIGKILL.
+
+        The hook runs while the app still serves (kubelet's killContainer: the hook's time
+        counts against the grace period; a hook still running when it ends is cut short)."""
         if self.task is None or self.task.done():
+            return
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        hook = (self.spec.extra.get("lifecycle") or {}).get("preStop")
+        if hook:
+            try:
+                await asyncio.wait_for(self._pre_stop(hook), grace)
+            except (TimeoutError, Exception):  # noqa: BLE001 - a failed hook still stops
+                pass
+        grace = max(0.0, grace - (loop.time() - t0))
+        if self.task.done():
             return
         self.killing = True
         if self.ctx is not None:
@@ -170,6 +190,26 @@ class ContainerRunner:
                 await self.task
             except BaseException:  # noqa: BLE001
                 pass
+
+    async def _pre_stop(self, hook: Any) -> None:
+        """lifecycle.preStop: ``sleep`` (KEP-3960), ``exec`` (the container's shell), or
+        ``httpGet`` (from the node, like a probe)."""
+        if "sleep" in hook:
+            await asyncio.sleep(float((hook.get("sleep") or {}).get("seconds", 0)))
+        elif "exec" in hook:
+            argv = list((hook.get("exec") or {}).get("command") or ())
+            w = self.worker
+            sh = Shell(self.fs, w.pod.spec.hostname or w.pod.name,
+                       env=dict(self.ctx.env) if self.ctx is not None else None,
+                       net=w.runtime.pod(w.key), clock=w.runtime.now)
+            await sh.run_argv(argv)
+        elif "httpGet" in hook:
+            h = hook["httpGet"]
+            w = self.worker
+            host = h.get("host") or str(w.runtime.state_pod_ip(w.key) or "")
+            await http_probe(w.kubelet.netns, host, _port(h.get("port"), self.spec),
+                             h.get("path") or "/", h.get("scheme", "HTTP"),
+                             h.get("httpHeaders") or ())
 
     def kill(self, exit_code: int = KILLED) -> None:
         """The process dies now (a crash, or SIGKILL) with ``exit_code``."""
@@ -539,6 +579,9 @@ class PodWorker:
         sched = old.get("PodScheduled")
         if sched is not None:
             conds.append(sched)
+        target = old.get("DisruptionTarget")  # written by an eviction or a preemption
+        if target is not None:
+            conds.append(target)
         phase = self.phase
         return evolve(current.status, phase=phase, conditions=tuple(conds),
                       container_statuses=cstatuses,
