@@ -97,13 +97,19 @@ class Up:
     def field(self, name: str) -> str:
         return next(x.split()[1] for x in self.out if x.split()[:1] == [name])
 
-    def node_loopbacks(self) -> list[str]:
-        out = []
+    def node_rows(self) -> list[list[str]]:
+        """The rows of the NODE table (NODE INTERNAL-IP LOOPBACK NODEPORTS)."""
+        rows, inside = [], False
         for x in self.out:
             parts = x.split()
-            if len(parts) >= 3 and parts[2].startswith("127.0.1."):
-                out.append(parts[2])
-        return out
+            if parts[:3] == ["NODE", "INTERNAL-IP", "LOOPBACK"]:
+                inside = True
+                continue
+            if inside and not parts:
+                break
+            if inside:
+                rows.append(parts)
+        return rows
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)
@@ -160,12 +166,11 @@ def measure(files: list[str], label: str, rps: float, seconds: float) -> dict[st
             boot = time.monotonic() - t_boot
             url = f"http://{up.field('UI')}/"
             pods = len(json.loads(urllib.request.urlopen(url + "api/cluster").read())["pods"])
-            nodes = up.node_loopbacks()
-            ports = sorted({int(p.split("/")[0]) for x in up.out for p in
-                            (x.split()[3].split(",") if len(x.split()) >= 4 and
-                             x.split()[2].startswith("127.0.1.") else [])
-                            if p.split("/")[0].isdigit()})
-            targets = [f"http://{n}:{p}/" for n in nodes for p in ports] or [url + "api/cluster"]
+            rows = up.node_rows()
+            targets = [f"http://{r[2]}:{p.split('/')[0]}/" for r in rows if len(r) >= 4
+                       for p in r[3].split(",") if p.endswith("/TCP")]
+            if not targets:
+                raise SystemExit(f"no NodePorts on loopback in: {up.out}")
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
                                             args=["--no-sandbox"])
