@@ -138,6 +138,12 @@ def test_page_api_refuses_other_hosts_and_cross_origin_writes(up: Up) -> None:
     code, body = http(base + "/api/request", {"from": "default/nobody", "url": "http://web/"})
     assert code == 404
     assert http(base + "/api/flows/999999")[0] == 404
+    # a request through the ingress controller: the story carries its L7 decision
+    ctl = next(p for p in http(base + "/api/map")[1]["pods"] if p["namespace"] == "ingress-nginx")
+    code, body = http(base + "/api/request", {"from": "default/client",
+                                              "url": f"http://{ctl['ip']}/"})
+    assert code == 200 and body["http"]["status"] == 404
+    assert body["l7"] and "ingress-nginx" in body["l7"][0] and "404" in body["l7"][0]
     assert http(base + "/static/../server.py")[0] == 404
 
 

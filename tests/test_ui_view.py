@@ -175,3 +175,22 @@ spec:
     assert created and created[0]["type"] == "Normal" and created[0]["message"].startswith(
         "Created pod: once-")
     assert [e["time"] for e in evs] == sorted(e["time"] for e in evs)
+
+
+@pytest.mark.knet(topology=DEMO)
+async def test_a_request_story_names_the_ingress_decision(knet_cluster) -> None:
+    from knet.runtime.capture import traced_request
+    from knet.ui.view import l7_lines
+
+    controller = knet_cluster.pods(namespace="ingress-nginx")[0]
+    result, cap = await traced_request(knet_cluster, "default/client",
+                                       url=f"http://{controller.ip}/")
+    assert result["http"]["status"] == 404  # no Ingress takes a bare IP: the default backend
+    lines = l7_lines(cap)
+    assert lines == [f"L7 http GET {controller.ip}/: ingress-nginx "
+                     f"(ingress-nginx/{controller.key.split('/')[1]}) → no Ingress (default "
+                     "backend): 404"]
+    assert any("L7 http GET" in line for line in result["story"].splitlines())
+    records = cap.hubble()
+    l7 = [r for r in records if r["flow"].get("Type") == "L7"]
+    assert l7 and l7[0]["flow"]["l7"]["http"]["code"] == 404

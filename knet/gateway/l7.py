@@ -47,9 +47,23 @@ def record(rt: Any, now: float, pod: str, req: Any, d: Any, protocol: str) -> No
         cap.l7.append(entry)
 
 
+def record_entry(rt: Any, entry: dict[str, Any]) -> None:
+    """Another L7 decider's entry (ingress-nginx: ``kind: "ingress"``) into every running
+    capture of ``rt``."""
+    for cap in list(_CAPTURES.get(rt) or ()):
+        cap.l7.append(entry)
+
+
 def story_lines(entries: list[dict[str, Any]]) -> list[str]:
     out = []
     for e in entries:
+        if e.get("kind") == "ingress":
+            where = f"ingress {e['ingress']} path {e['path_rule']}" if e["ingress"] else \
+                "no Ingress (default backend)"
+            to = f" → backend {e['backend']}" if e["backend"] else ""
+            out.append(f"L7 http {e['method']} {e['host']}{e['path']}: ingress-nginx "
+                       f"({e['pod']}) → {where}{to}: {e['status']}")
+            continue
         steps = [f"gateway {e['gateway']} ({e['pod']})", f"listener {e['listener'] or '-'}"]
         if e["route"]:
             steps.append(f"{e['route']} rule {e['rule']}")
@@ -88,9 +102,11 @@ def hubble_records(entries: list[dict[str, Any]], epoch: float = 0.0) -> list[di
             "is_reply": True,
             "Summary": f"HTTP/{e['protocol'][5:] or '1.1'} {e['status']} {e['method']} "
                        f"http://{e['host']}{e['path']}",
-            "knet": {"gateway": e["gateway"], "listener": e["listener"], "route": e["route"],
-                     "rule": e["rule"], "filters": e["filters"], "backend": e["backend"],
-                     "upstream": e["upstream"]},
+            "knet": ({"ingress": e["ingress"], "path": e["path_rule"], "backend": e["backend"]}
+                     if e.get("kind") == "ingress" else
+                     {"gateway": e["gateway"], "listener": e["listener"], "route": e["route"],
+                      "rule": e["rule"], "filters": e["filters"], "backend": e["backend"],
+                      "upstream": e["upstream"]}),
         }})
     return out
 

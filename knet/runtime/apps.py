@@ -501,11 +501,13 @@ async def coredns_app(ctx: PodContext) -> int:
             await r.cleanup()
 
 
-def ingress_metrics(metrics: Any, namespace: str, pod: str,
-                    clock: Callable[[], float]) -> Callable[[Any, int, Any], None]:
+def ingress_metrics(metrics: Any, namespace: str, pod: str, clock: Callable[[], float],
+                    rt: Any = None) -> Callable[[Any, int, Any], None]:
     """ingress-nginx's per-request metrics (``nginx_ingress_controller_requests`` …), recorded
     as the controller's Lua monitor does: labelled by the Ingress, path and Service that
-    answered; requests no Ingress took are labelled with empty names."""
+    answered; requests no Ingress took are labelled with empty names. While a capture of
+    ``rt`` runs, each decision is also recorded for its story (``knet.gateway.l7``)."""
+    from knet.gateway import l7
 
     def observe(conn: Any, status: int, d: Any) -> None:
         t = getattr(d, "template", d)
@@ -514,6 +516,12 @@ def ingress_metrics(metrics: Any, namespace: str, pod: str,
         labels = (namespace, "k8s.io/ingress-nginx", pod, t.upstream_name or "" if t.canary else "",
                   t.host, ing, conn.method, ing_ns, t.path or "", svc, str(status))
         metrics.request_served(labels, max(0.0, clock() - conn.started))
+        if rt is not None and l7.recording(rt):
+            l7.record_entry(rt, {
+                "kind": "ingress", "time": clock(), "pod": f"{namespace}/{pod}",
+                "ingress": t.ingress or "", "path_rule": t.path or "", "backend": t.service or "",
+                "status": status, "method": conn.method, "host": t.host,
+                "path": t.upstream_path or "", "protocol": "http"})
 
     return observe
 
@@ -538,7 +546,7 @@ async def ingress_nginx_app(ctx: PodContext) -> int:
     loop = asyncio.get_running_loop()
     proxy = IngressProxy.from_table(table(), open_upstream, seed=rt.seed,
                                     secrets=st.secrets(), clock=loop.time)
-    proxy.observe = ingress_metrics(rt.metrics, ctx.namespace, ctx.name, loop.time)
+    proxy.observe = ingress_metrics(rt.metrics, ctx.namespace, ctx.name, loop.time, rt)
 
     def refresh() -> None:
         proxy.update(table(), st.secrets())

@@ -221,7 +221,7 @@ class UiServer:
             return _error(400, "url must be http:// or https://")
         from knet.errors import KnetError
         from knet.runtime.capture import traced_request
-        from knet.ui.view import story
+        from knet.ui.view import l7_lines, story
 
         try:
             result, cap = await traced_request(self.rt, body["from"], url=url, dns_name=dns,
@@ -229,6 +229,7 @@ class UiServer:
         except KnetError as e:
             return _error(404, str(e))
         result["flows"] = [story(fl, cap.names) for fl in cap.flows()]
+        result["l7"] = l7_lines(cap)
         return web.json_response(result)
 
     async def _rules(self, request: web.Request) -> web.Response:

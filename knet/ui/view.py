@@ -248,6 +248,17 @@ def story(flow: Flow, names: Names) -> dict[str, Any]:
             "packets": [packet_story_json(tp, names) for tp in flow.packets]}
 
 
+def l7_lines(capture: Any) -> list[str]:
+    """The L7 decisions a capture saw (ingress-nginx's and the Gateways': which Ingress or
+    route, rule and backend took each request), as ``knet trace --url`` prints them."""
+    entries = getattr(capture, "l7", None)
+    if not entries:
+        return []
+    from knet.gateway.l7 import story_lines
+
+    return story_lines(entries)
+
+
 def packet_story_json(tp: TracedPacket, names: Names) -> dict[str, Any]:
     hops = []
     for h in tp.hops:

@@ -214,6 +214,11 @@ $("#request-form").addEventListener("submit", async (e) => {
     const r = await api("/api/request", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
     const answer = r.http ? "HTTP " + r.http.status : r.dns ? "addresses " + r.dns.addresses.join(", ") : r.error;
     drawStory(r.flows, `${body.from} → ${body.url || body.dns}: ${answer}`);
+    if (r.l7 && r.l7.length) {  // the ingress/Gateway decision, before the packets
+      const box = el("div", { class: "packet l7" }, el("h3", { text: "L7 decision" }));
+      for (const line of r.l7) box.append(el("div", { class: "rule", text: line }));
+      $("#story h2").after(box);
+    }
   } catch (err) { $("#story").replaceChildren(el("p", { class: "hint", text: err.message })); }
 });
 
