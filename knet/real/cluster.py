@@ -456,11 +456,34 @@ class RealCluster:
             pods = [s for s in self.cache.values() if s.namespace in mine]
             waiting = [f"{s.namespace}/{s.name} ({s.phase}{', not Ready' if s.phase == 'Running' else ''})"
                        for s in pods if not (s.ready or s.phase == "Succeeded")]
-            if not waiting and await self._workloads_settled(mine):
+            if not waiting and await self._workloads_settled(mine) and self._endpoints_settled(mine):
+                # Ready endpoints are in the EndpointSlices; kube-proxy programs them within
+                # its minSyncPeriod (1 s by default), which the API cannot show: wait it out
+                await asyncio.sleep(1.0)
                 return
             if time.monotonic() > deadline:
                 raise KnetError(f"pods not ready after {timeout:g}s: {', '.join(waiting[:10])}")
             await asyncio.sleep(self.poll)
+
+    def _endpoints_settled(self, namespaces: Iterable[str]) -> bool:
+        """Every Service of the test's namespaces lists each Ready pod it selects as a ready
+        endpoint (the EndpointSlice controller has caught up)."""
+        nss = set(namespaces)
+        ready_ips: dict[str, int] = {}
+        for es in self.state.endpoint_slices():
+            if es.namespace in nss:
+                key = f"{es.namespace}/{es.service_name}"
+                ready_ips[key] = ready_ips.get(key, 0) + sum(
+                    len(ep.addresses) for ep in es.endpoints if ep.conditions.ready is not False)
+        for svc in self.state.services():
+            sel = dict(svc.spec.selector or {})
+            if svc.namespace not in nss or not sel:
+                continue
+            want = sum(1 for p in self.cache.values() if p.namespace == svc.namespace and p.ready
+                       and all(p.labels.get(k) == v for k, v in sel.items()))
+            if ready_ips.get(f"{svc.namespace}/{svc.name}", 0) < want:
+                return False
+        return True
 
     async def _workloads_settled(self, namespaces: Iterable[str]) -> bool:
         for ns in namespaces:
