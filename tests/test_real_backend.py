@@ -5,17 +5,13 @@ the backend uses, talks to it as to any cluster)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import queue
-import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from knetup import KnetUp as Up
 
 from knet.cli import main
 from knet.errors import NotOnRealCluster
@@ -23,59 +19,14 @@ from knet.errors import NotOnRealCluster
 pytest.importorskip("kr8s", reason="the kubeconfig backend needs kr8s (pip install knet[real])")
 
 ROOT = Path(__file__).resolve().parents[1]
-KNET = str(Path(sys.executable).with_name("knet"))
 DEMO = str(ROOT / "topologies" / "demo.yaml")
 
 pytestmark = pytest.mark.slow
 
 
-class Up:
-    def __init__(self, files: list[str], env_dir: Path) -> None:
-        env = {**os.environ, "XDG_RUNTIME_DIR": str(env_dir)}
-        self.proc = subprocess.Popen([KNET, "up", *sum((["-f", f] for f in files), [])],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env=env, cwd=ROOT)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.out: list[str] = []
-        self._reader = threading.Thread(target=self._pump, daemon=True)
-        self._reader.start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-
-    def kubeconfig(self, timeout: float = 60.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.5)
-            except queue.Empty:
-                if self.proc.poll() is not None:
-                    raise AssertionError(f"knet up exited: {self.out}") from None
-                continue
-            self.out.append(line)
-            if line.startswith("export KUBECONFIG="):
-                return line.split("=", 1)[1]
-        raise AssertionError(f"no kubeconfig line: {self.out}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        finally:
-            self._reader.join(timeout=5)
-            if self.proc.stdout is not None:
-                self.proc.stdout.close()
-
-
 @pytest.fixture(scope="module")
 def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    up = Up([DEMO], tmp_path_factory.mktemp("real-xdg"))
+    up = Up(["-f", DEMO], tmp_path_factory.mktemp("real-xdg"))
     try:
         yield up.kubeconfig()
     finally:
@@ -212,7 +163,7 @@ ALLOW_Y = str(ROOT / "topologies" / "policies" / "allow-from-y.yaml")
 
 @pytest.fixture(scope="module")
 def netpol_kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    up = Up([NETPOL, DENY_X], tmp_path_factory.mktemp("netpol-xdg"))
+    up = Up(["-f", NETPOL, "-f", DENY_X], tmp_path_factory.mktemp("netpol-xdg"))
     try:
         yield up.kubeconfig()
     finally:
